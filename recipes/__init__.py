@@ -1,0 +1,1 @@
+"""Recipes and context assembly (explain, unit-test, docstring, smell, ask, complete)."""
