@@ -1,0 +1,249 @@
+"""Which files of a workspace get indexed.
+
+The files git would track (``.gitignore`` respected; non-git folders walked with the same
+rules), minus ``.raglsignore`` and ``index.exclude`` patterns, minus a built-in deny list of
+secret-bearing files that are never indexed or sent anywhere, minus binaries, minified or
+generated files and files over the size limit. Every skipped file gets a reason, so the CLI
+and the tests can say why a file is missing.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pathspec
+
+# Never indexed, never read into a prompt: they hold credentials far more often than code.
+SECRET_PATTERNS = [
+    ".env",
+    ".env.*",
+    "*.env",
+    "*.pem",
+    "*.key",
+    "*.p12",
+    "*.pfx",
+    "*.jks",
+    "*.keystore",
+    "id_rsa*",
+    "id_dsa*",
+    "id_ecdsa*",
+    "id_ed25519*",
+    "*.kdbx",
+    ".netrc",
+    ".pgpass",
+    ".htpasswd",
+    ".npmrc",
+    ".pypirc",
+    "credentials",
+    "credentials.*",
+    "*credentials*.json",
+    "secrets.*",
+    "*.secret",
+    "*.secrets",
+    "service-account*.json",
+    ".git-credentials",
+    ".aws/credentials",
+    ".docker/config.json",
+]
+
+# Folders that are never source, even when a repository forgot to ignore them.
+ALWAYS_SKIPPED_DIRS = [
+    ".git/",
+    ".hg/",
+    ".svn/",
+    ".ragls/",
+    "node_modules/",
+    "__pycache__/",
+    ".venv/",
+    ".tox/",
+]
+
+# Files whose content is machine-written: lock files and the like drown real code in search.
+GENERATED_PATTERNS = [
+    "*.min.js",
+    "*.min.css",
+    "*.map",
+    "*.lock",
+    "package-lock.json",
+    "pnpm-lock.yaml",
+    "*_pb2.py",
+    "*.pb.go",
+    "*.generated.*",
+]
+
+BINARY_SNIFF_BYTES = 8192
+MINIFIED_LINE_CHARS = 1000  # an average line this long means minified or data, not code
+
+
+@dataclass(frozen=True)
+class Skipped:
+    path: str
+    reason: str
+
+
+@dataclass
+class Discovery:
+    files: list[str]  # relative, '/'-separated, sorted
+    skipped: list[Skipped]
+
+
+def _spec(patterns: Iterable[str]) -> pathspec.PathSpec:
+    return pathspec.PathSpec.from_lines("gitwildmatch", patterns)
+
+
+def _read_patterns(path: Path) -> list[str]:
+    try:
+        return path.read_text(encoding="utf-8", errors="replace").splitlines()
+    except OSError:
+        return []
+
+
+def in_git(root: Path) -> bool:
+    """Whether git decides what is ignored under root.
+
+    False outside a work tree, and for a folder git ignores as a whole (a vendored tree, a
+    benchmark corpus inside another repository): that one is walked as if git were absent.
+    """
+    try:
+        inside = subprocess.run(
+            ["git", "-C", str(root), "rev-parse", "--is-inside-work-tree"], capture_output=True, timeout=30
+        )
+        ignored = subprocess.run(
+            ["git", "-C", str(root), "check-ignore", "-q", "."], capture_output=True, timeout=30
+        )
+    except (OSError, subprocess.SubprocessError):
+        return False
+    return inside.returncode == 0 and inside.stdout.strip() == b"true" and ignored.returncode != 0
+
+
+def _git_files(root: Path) -> list[str]:
+    """Tracked files plus untracked files git does not ignore."""
+    out = subprocess.run(
+        ["git", "-C", str(root), "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+        capture_output=True,
+        timeout=120,
+        check=True,
+    ).stdout
+    names = {os.fsdecode(n) for n in out.split(b"\0") if n}
+    return sorted(n for n in names if (root / n).is_file() or (root / n).is_symlink())
+
+
+def _walk_files(root: Path) -> Iterator[str]:
+    """Every file below root honouring nested .gitignore files; symlinked folders are not entered."""
+    stack: list[tuple[Path, list[tuple[str, pathspec.PathSpec]]]] = [(root, [])]
+    while stack:
+        folder, specs = stack.pop()
+        ignore_file = folder / ".gitignore"
+        if ignore_file.is_file():
+            base = folder.relative_to(root).as_posix()
+            specs = [*specs, ("" if base == "." else base + "/", _spec(_read_patterns(ignore_file)))]
+        try:
+            entries = sorted(os.scandir(folder), key=lambda e: e.name)
+        except OSError:
+            continue
+        for entry in entries:
+            rel = Path(entry.path).relative_to(root).as_posix()
+            is_dir = entry.is_dir(follow_symlinks=False)
+            probe = rel + "/" if is_dir else rel
+            if any(probe.startswith(base) and spec.match_file(probe[len(base) :]) for base, spec in specs):
+                continue
+            if is_dir:
+                stack.append((Path(entry.path), specs))
+            else:
+                yield rel
+
+
+class Rules:
+    """The skip rules of one workspace, built once and applied to many paths."""
+
+    def __init__(self, root: Path, max_file_bytes: int, exclude: Iterable[str] = ()) -> None:
+        self.root = root.resolve()
+        self.max_file_bytes = max_file_bytes
+        self.ignore = _spec([*ALWAYS_SKIPPED_DIRS, *_read_patterns(self.root / ".raglsignore"), *exclude])
+        self.secret = _spec(SECRET_PATTERNS)
+        self.generated = _spec(GENERATED_PATTERNS)
+        self.in_git = in_git(self.root)
+
+    def skip_reason(self, rel: str) -> str | None:
+        """Why ``rel`` is not indexed (ignoring .gitignore, which the caller applies), or None."""
+        if self.ignore.match_file(rel):
+            return "ignored"
+        if self.secret.match_file(rel):
+            return "secret-bearing file (never indexed)"
+        if self.generated.match_file(rel):
+            return "generated"
+        path = self.root / rel
+        if path.is_symlink():
+            try:
+                target = path.resolve(strict=True)
+            except (OSError, RuntimeError):
+                return "broken or looping symlink"
+            if not target.is_relative_to(self.root):
+                return "symlink leaves the workspace"
+            if target.is_dir():
+                return "symlink to a folder"
+        return sniff(path, self.max_file_bytes)
+
+    def split(self, rels: Iterable[str]) -> Discovery:
+        files: list[str] = []
+        skipped: list[Skipped] = []
+        for rel in rels:
+            reason = self.skip_reason(rel)
+            if reason:
+                skipped.append(Skipped(rel, reason))
+            else:
+                files.append(rel)
+        return Discovery(sorted(files), skipped)
+
+
+def discover(rules: Rules) -> Discovery:
+    """List the indexable files of the workspace and why the others were skipped."""
+    candidates = _git_files(rules.root) if rules.in_git else list(_walk_files(rules.root))
+    return rules.split(candidates)
+
+
+def git_ignored(rules: Rules, rels: list[str]) -> set[str]:
+    """Which of ``rels`` .gitignore rules exclude (for single files the watcher reports)."""
+    if not rels:
+        return set()
+    if not rules.in_git:
+        return {r for r in rels if _walk_ignored(rules.root, r)}
+    proc = subprocess.run(
+        ["git", "-C", str(rules.root), "check-ignore", "-z", "--stdin"],
+        input=b"\0".join(os.fsencode(r) for r in rels) + b"\0",
+        capture_output=True,
+        timeout=60,
+    )
+    return {os.fsdecode(n) for n in proc.stdout.split(b"\0") if n}
+
+
+def _walk_ignored(root: Path, rel: str) -> bool:
+    """.gitignore rules of every folder from root down to rel, for workspaces outside git."""
+    parts = rel.split("/")
+    for depth in range(len(parts)):
+        ignore_file = root.joinpath(*parts[:depth]) / ".gitignore"
+        if ignore_file.is_file() and _spec(_read_patterns(ignore_file)).match_file("/".join(parts[depth:])):
+            return True
+    return False
+
+
+def sniff(path: Path, max_file_bytes: int) -> str | None:
+    """Why a file's content makes it unfit for the index (size, binary, minified), or None."""
+    try:
+        size = path.stat().st_size
+        if size > max_file_bytes:
+            return f"larger than index.max_file_bytes ({size} > {max_file_bytes})"
+        with path.open("rb") as f:
+            head = f.read(BINARY_SNIFF_BYTES)
+    except OSError as exc:
+        return f"unreadable ({exc.strerror or exc})"
+    if b"\0" in head:
+        return "binary"
+    lines = head.count(b"\n") + 1
+    if len(head) >= 2 * MINIFIED_LINE_CHARS and len(head) / lines > MINIFIED_LINE_CHARS:
+        return "minified or single-line data"
+    return None

@@ -1,0 +1,323 @@
+"""The live index of one workspace: keeps SQLite, faiss and the embedding model open and
+applies file changes incrementally. The CLI, the watcher and the language server all use it.
+
+Indexing runs in two layers. ``update`` discovers files, parses the changed ones and writes
+chunks, symbols and keyword rows; search works as soon as it returns. ``embed_pending`` then
+fills in dense vectors behind it, batch by batch, each batch committed before progress moves.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import threading
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import platformdirs
+
+from ragls.config import Config
+from ragls.indexer import discovery
+from ragls.indexer.embeddings import Embedder
+from ragls.indexer.parsing import parse
+from ragls.indexer.store import CorruptIndex, Store
+from ragls.indexer.vectors import VectorIndex
+
+Progress = Callable[[int, int, str], None]  # (done, total, what)
+
+# Files parsed per transaction: each file's rows change atomically either way; batching only
+# saves commits.
+WRITE_BATCH = 64
+
+
+@dataclass
+class UpdateStats:
+    files: int = 0  # indexable files in the workspace
+    added: int = 0
+    changed: int = 0
+    removed: int = 0
+    unchanged: int = 0
+    chunks: int = 0  # chunks in the index afterwards
+    seconds: float = 0.0
+    skipped: list[discovery.Skipped] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)  # files indexed with a caveat, or not at all
+
+
+def index_dir(root: Path, cfg: Config) -> Path:
+    """Where a workspace's index lives: under the cache dir keyed by the root's path, or in it."""
+    if cfg.index.location == "workspace":
+        return root / ".ragls" / "index"
+    base = Path(os.environ.get("RAGLS_CACHE_DIR") or platformdirs.user_cache_dir("ragls"))
+    key = hashlib.sha256(str(root).encode()).hexdigest()[:16]
+    return base / f"{root.name or 'root'}-{key}"
+
+
+def read_source(path: Path) -> tuple[str, str, str | None]:
+    """(text, sha256 of the bytes, caveat). Invalid UTF-8 is replaced, and said so."""
+    data = path.read_bytes()
+    digest = hashlib.sha256(data).hexdigest()
+    try:
+        return data.decode("utf-8"), digest, None
+    except UnicodeDecodeError as exc:
+        return data.decode("utf-8", errors="replace"), digest, f"invalid UTF-8 at byte {exc.start} (replaced)"
+
+
+class Index:
+    def __init__(self, root: Path, cfg: Config, folder: Path) -> None:
+        self.root = root
+        self.cfg = cfg
+        self.folder = folder
+        self.notices: list[str] = []  # things the user should be told (e.g. a rebuilt index)
+        self.rules = discovery.Rules(root, cfg.index.max_file_bytes, cfg.index.exclude)
+        self.store = self._open_store()
+        self.embedder = Embedder(cfg.models.embedding)
+        self.vectors = VectorIndex(folder)
+        self._write = threading.RLock()  # one writer: keeps SQLite and the faiss copy in step
+        self._vectors_dirty = False
+        self._check_embedding_model()
+        self._load_vectors()
+
+    @classmethod
+    def open(cls, root: Path, cfg: Config) -> Index:
+        root = root.resolve()
+        folder = index_dir(root, cfg)
+        folder.mkdir(parents=True, exist_ok=True)
+        return cls(root, cfg, folder)
+
+    def _open_store(self) -> Store:
+        db_path = self.folder / "index.sqlite"
+        try:
+            return Store(db_path)
+        except CorruptIndex as exc:
+            stamp = time.strftime("%Y%m%d-%H%M%S")
+            for suffix in ("", "-wal", "-shm"):
+                old = Path(f"{db_path}{suffix}")
+                if old.exists():
+                    old.replace(f"{db_path}.corrupt-{stamp}{suffix}")
+            for stale in self.folder.glob("vectors-*.faiss"):
+                stale.unlink()
+            self.notices.append(
+                f"the index was unreadable ({exc}); moved aside to {db_path}.corrupt-{stamp}, rebuilding"
+            )
+            return Store(db_path)
+
+    def _check_embedding_model(self) -> None:
+        """Vectors from another model (or window size) are useless: drop them once."""
+        model_id = self.embedder.model_id
+        known = self.store.meta("embed_model")
+        if known != model_id:
+            if known is not None:
+                self.store.clear_embeddings()
+                self.notices.append(f"embedding model changed ({known} -> {model_id}); re-embedding")
+            with self.store.transaction() as db:
+                self.store.set_meta(db, "embed_model", model_id)
+
+    def _load_vectors(self) -> None:
+        generation = self.store.vectors_generation()
+        expected = self.store.counts()["embedded"]
+        if expected and not self.vectors.load(generation, expected):
+            self.vectors.rebuild(self.store.all_vectors())
+            self._vectors_dirty = True
+
+    # -- keyword and symbol layer ----------------------------------------------------------
+
+    def update(self, progress: Progress | None = None) -> UpdateStats:
+        """Bring the index in line with the files on disk; only changed files are parsed."""
+        started = time.perf_counter()
+        found = discovery.discover(self.rules)
+        known = self.store.files()
+        stats = UpdateStats(files=len(found.files), skipped=found.skipped)
+        todo: list[str] = []
+        for rel in found.files:
+            record = known.get(rel)
+            try:
+                st = (self.root / rel).stat()
+            except OSError:
+                continue  # vanished since discovery: the removal below handles it
+            if record and record.mtime_ns == st.st_mtime_ns and record.size == st.st_size:
+                stats.unchanged += 1
+            else:
+                todo.append(rel)
+        gone = sorted(set(known) - set(found.files))
+        self._apply(todo, gone, known, stats, progress)
+        stats.chunks = self.store.counts()["chunks"]
+        stats.seconds = time.perf_counter() - started
+        return stats
+
+    def update_paths(self, paths: Iterable[Path | str], progress: Progress | None = None) -> UpdateStats:
+        """Re-index just these files (created, changed or deleted), e.g. from the watcher."""
+        started = time.perf_counter()
+        rels = sorted({self._relative(p) for p in paths} - {None})
+        ignored = discovery.git_ignored(self.rules, [r for r in rels if (self.root / r).exists()])
+        stats = UpdateStats()
+        present, gone = [], []
+        for rel in rels:
+            path = self.root / rel
+            reason = (
+                "ignored" if rel in ignored else (self.rules.skip_reason(rel) if path.is_file() else "gone")
+            )
+            if reason is None:
+                present.append(rel)
+            else:
+                gone.append(rel)
+                if reason != "gone":
+                    stats.skipped.append(discovery.Skipped(rel, reason))
+        self._apply(present, gone, self.store.files(), stats, progress)
+        stats.chunks = self.store.counts()["chunks"]
+        stats.seconds = time.perf_counter() - started
+        return stats
+
+    def _relative(self, path: Path | str) -> str | None:
+        path = Path(path)
+        full = path if path.is_absolute() else self.root / path
+        try:
+            rel = full.absolute().relative_to(self.root)
+        except ValueError:
+            return None
+        return rel.as_posix() if rel.parts else None
+
+    def _apply(
+        self, todo: list[str], gone: list[str], known: dict, stats: UpdateStats, progress: Progress | None
+    ) -> None:
+        total = len(todo)
+        for start in range(0, total, WRITE_BATCH):
+            batch = [self._prepare(rel, known, stats) for rel in todo[start : start + WRITE_BATCH]]
+            self._write_batch([b for b in batch if b is not None], stats)
+            if progress:
+                progress(min(start + WRITE_BATCH, total), total, "parsing")
+        vanished = [rel for rel in gone if rel in known]
+        if vanished:
+            with self._write:
+                with self.store.transaction() as db:
+                    removed = [cid for rel in vanished for cid in self.store.delete_file(db, rel)]
+                self.vectors.remove(removed)
+                self._vectors_dirty = True
+            stats.removed += len(vanished)
+
+    def _prepare(self, rel: str, known: dict, stats: UpdateStats) -> tuple | None:
+        """Read and parse one file outside the write lock; None when it cannot be indexed now."""
+        path = self.root / rel
+        try:
+            st = path.stat()
+            text, digest, caveat = read_source(path)
+        except FileNotFoundError:
+            return None  # deleted mid-index; the next update or watcher event removes its rows
+        except OSError as exc:
+            stats.problems.append(f"{rel}: unreadable ({exc.strerror or exc}); not indexed")
+            return None
+        record = known.get(rel)
+        if record and record.hash == digest:
+            return (rel, st, digest, None, None)  # touched, not changed: refresh mtime only
+        parsed = parse(rel, text, self.cfg.index.lines_per_chunk)
+        note = "; ".join(n for n in (caveat, parsed.error) if n) or None
+        if note:
+            stats.problems.append(f"{rel}: {note}")
+        if record:
+            stats.changed += 1
+        else:
+            stats.added += 1
+        return (rel, st, digest, parsed, note)
+
+    def _write_batch(self, batch: list[tuple], stats: UpdateStats) -> None:
+        if not batch:
+            return
+        with self._write:
+            removed_all: list[int] = []
+            added_all: list[int] = []
+            with self.store.transaction() as db:
+                for rel, st, digest, parsed, note in batch:
+                    if parsed is None:
+                        db.execute(
+                            "UPDATE files SET mtime_ns = ?, size = ? WHERE path = ?",
+                            (st.st_mtime_ns, st.st_size, rel),
+                        )
+                        stats.unchanged += 1
+                        continue
+                    removed, added = self.store.replace_file(
+                        db,
+                        rel,
+                        st.st_mtime_ns,
+                        st.st_size,
+                        digest,
+                        parsed.language,
+                        note,
+                        parsed.chunks,
+                        parsed.symbols,
+                    )
+                    removed_all += removed
+                    added_all += added
+            if removed_all or added_all:
+                self.vectors.remove(removed_all)
+                self.vectors.add(self.store.vectors_for(added_all))  # unchanged code keeps its vectors
+                self._vectors_dirty = True
+
+    # -- dense layer -----------------------------------------------------------------------
+
+    def pending_embeddings(self) -> int:
+        return self.store.count_pending() if self.cfg.index.embeddings else 0
+
+    def embed_pending(self, progress: Progress | None = None, stop: threading.Event | None = None) -> int:
+        """Embed every chunk whose text has no cached vector; returns how many texts were embedded."""
+        if not self.cfg.index.embeddings:
+            return 0
+        total = self.store.count_pending()
+        done = 0
+        batch = max(1, self.cfg.models.embedding.batch_size) * 4
+        while not (stop and stop.is_set()):
+            pending = self.store.pending_embeddings(batch)
+            if not pending:
+                break
+            inputs = self.store.embed_inputs([cid for _, cid in pending])
+            hashes = [h for h, cid in pending if cid in inputs]
+            vectors = self.embedder.encode([inputs[cid] for _, cid in pending if cid in inputs])
+            with self._write:
+                pairs = self.store.add_embeddings(dict(zip(hashes, vectors, strict=True)))
+                self.vectors.add(pairs)
+                self._vectors_dirty = True
+            done += len(hashes)
+            if progress:
+                progress(done, max(total, done), "embedding")
+            if len(hashes) < len(pending):
+                break  # chunks vanished under us; the next call picks up what is left
+        self.save()
+        return done
+
+    def save(self) -> None:
+        """Persist the faiss copy under the store's current generation."""
+        with self._write:
+            if self._vectors_dirty:
+                self.vectors.save(self.store.vectors_generation())
+                self._vectors_dirty = False
+
+    # -- reading ---------------------------------------------------------------------------
+
+    def search(self, query: str, top_k: int | None = None, mode: str = "hybrid") -> list:
+        from ragls.indexer.search import search
+
+        return search(self, query, top_k or self.cfg.search.top_k, mode)
+
+    def status(self) -> dict:
+        counts = self.store.counts()
+        return {
+            "root": str(self.root),
+            "index_dir": str(self.folder),
+            **counts,
+            "pending_embeddings": self.pending_embeddings(),
+            "vectors": self.vectors.size,
+            "languages": self.store.languages(),
+        }
+
+    def is_empty(self) -> bool:
+        return self.store.counts()["files"] == 0
+
+    def close(self) -> None:
+        self.save()
+        self.store.close()
+
+    def __enter__(self) -> Index:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -1,0 +1,165 @@
+"""Hybrid search: keyword (BM25 over identifier-split text), dense, symbol names and paths,
+fused by reciprocal rank and aggregated by file.
+
+Most of the quality comes from ranking, not from any one signal: a symbol query
+(``APIRouter``) is answered by the symbol table, a question ("how are routes registered") by
+BM25 and the embeddings together, and every answer is spread across files, because the first
+chunk of a second relevant file is worth more to the reader than the fifth chunk of the first.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import defaultdict
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Literal
+
+from ragls.indexer.tokens import identifier_parts, looks_like_identifier, query_terms
+
+if TYPE_CHECKING:
+    from ragls.indexer.engine import Index
+
+Mode = Literal["hybrid", "bm25", "dense"]
+
+CANDIDATES = 200  # per signal, before fusion
+RRF_K = 60
+WEIGHTS = {"bm25": 1.0, "dense": 1.0, "symbol": 2.0, "path": 0.6}
+# Files below test/docs/example folders answer "where is X implemented" less often than the code itself.
+SECONDARY_PATH = re.compile(
+    r"(^|/)(tests?|testing|docs?|examples?|benchmarks?|fixtures?)(/|$)|(^|/)test_|_test\."
+)
+
+
+@dataclass(frozen=True)
+class SearchResult:
+    path: str
+    start_line: int
+    end_line: int
+    score: float
+    symbol: str
+    chunk_id: int
+
+    def as_json(self) -> dict:
+        return {
+            "path": self.path,
+            "start_line": self.start_line,
+            "end_line": self.end_line,
+            "score": round(self.score, 6),
+            "symbol": self.symbol,
+        }
+
+
+def fts_query(terms: list[str]) -> str:
+    """An FTS5 MATCH expression that ORs quoted terms (so user text can never be FTS syntax)."""
+    return " OR ".join('"' + t.replace('"', '""') + '"' for t in terms)
+
+
+def bm25_ranking(index: Index, query: str) -> list[int]:
+    terms = query_terms(query)
+    if not terms:
+        return []
+    return [cid for cid, _ in index.store.keyword_search(fts_query(terms), CANDIDATES)]
+
+
+def dense_ranking(index: Index, query: str) -> list[int]:
+    if index.vectors.size == 0:
+        return []
+    return [cid for cid, _ in index.vectors.search(index.embedder.encode_query(query), CANDIDATES)]
+
+
+def symbol_ranking(index: Index, query: str) -> list[int]:
+    """Chunks holding a definition named by the query: identifier-looking words first."""
+    words = re.findall(r"[A-Za-z_][\w.]*", query)
+    names = [w.rsplit(".", 1)[-1] for w in words if looks_like_identifier(w)]
+    if not names and len(words) == 1:
+        names = words  # a single plain word ("response") may still be a symbol
+    hits = index.store.symbol_definitions(names)
+    # A class or module named exactly is the answer; shorter qualified paths are more central.
+    hits.sort(key=lambda h: (SECONDARY_PATH.search(h[0]) is not None, h[2].count("."), h[0]))
+    ranked = []
+    for path, _name, _qualified, line, _end in hits:
+        chunk_id = index.store.chunk_at(path, line)
+        if chunk_id is not None and chunk_id not in ranked:
+            ranked.append(chunk_id)
+    return ranked
+
+
+def _stem(word: str) -> str:
+    for suffix in ("ies", "es", "s", "ing", "ed"):
+        if word.endswith(suffix) and len(word) - len(suffix) >= 3:
+            return word[: -len(suffix)]
+    return word
+
+
+def path_ranking(index: Index, query: str, files: list[str]) -> list[str]:
+    """Files whose name or folder shares words with the query, best overlap first."""
+    terms = {_stem(t) for t in query_terms(query)}
+    if not terms:
+        return []
+    scored = []
+    for path in files:
+        parts = path.rsplit(".", 1)[0].split("/")
+        name_words = {_stem(w) for w in identifier_parts(parts[-1])}
+        dir_words = {_stem(w) for p in parts[:-1] for w in identifier_parts(p)}
+        score = 2 * len(terms & name_words) + len(terms & dir_words)
+        if score:
+            scored.append((-score, len(parts), path))
+    scored.sort()
+    return [path for _, _, path in scored[:CANDIDATES]]
+
+
+def search(index: Index, query: str, top_k: int, mode: Mode = "hybrid") -> list[SearchResult]:
+    query = query.strip()
+    if not query or top_k <= 0:
+        return []
+    if mode == "bm25":
+        rankings = {"bm25": bm25_ranking(index, query)}
+    elif mode == "dense":
+        rankings = {"dense": dense_ranking(index, query)}
+    else:
+        rankings = {
+            "bm25": bm25_ranking(index, query),
+            "dense": dense_ranking(index, query),
+            "symbol": symbol_ranking(index, query),
+        }
+    chunk_scores: dict[int, float] = defaultdict(float)
+    for signal, ranked in rankings.items():
+        for rank, chunk_id in enumerate(ranked):
+            chunk_scores[chunk_id] += WEIGHTS[signal] / (RRF_K + rank + 1)
+    rows = index.store.chunk_rows(chunk_scores)
+    path_bonus: dict[str, float] = {}
+    if mode == "hybrid":
+        files = sorted({row.path for row in rows.values()})
+        for rank, path in enumerate(path_ranking(index, query, files)):
+            path_bonus[path] = WEIGHTS["path"] / (RRF_K + rank + 1)
+    return _by_file(rows, chunk_scores, path_bonus, top_k)
+
+
+def _by_file(
+    rows: dict, chunk_scores: dict[int, float], path_bonus: dict[str, float], top_k: int
+) -> list[SearchResult]:
+    """Rank files by their best chunk plus a little for further evidence, then take each
+    file's best chunk in file order; further chunks of a file only after every file had one."""
+    per_file: dict[str, list[tuple[float, int]]] = defaultdict(list)
+    for chunk_id, row in rows.items():
+        per_file[row.path].append((chunk_scores[chunk_id], chunk_id))
+    file_scores = {}
+    for path, scored in per_file.items():
+        scored.sort(reverse=True)
+        evidence = sum(s for s, _ in scored[1:4]) * 0.25
+        penalty = 0.8 if SECONDARY_PATH.search(path) else 1.0
+        file_scores[path] = (scored[0][0] + evidence + path_bonus.get(path, 0.0)) * penalty
+    order = sorted(per_file, key=lambda p: -file_scores[p])
+    picked: list[tuple[float, int]] = []
+    depth = 0
+    while len(picked) < top_k and any(len(per_file[p]) > depth for p in order):
+        for path in order:
+            if len(per_file[path]) > depth:
+                score, chunk_id = per_file[path][depth]
+                picked.append((file_scores[path] if depth == 0 else score, chunk_id))
+        depth += 1
+    results = []
+    for score, chunk_id in picked[:top_k]:
+        row = rows[chunk_id]
+        results.append(SearchResult(row.path, row.start_line, row.end_line, score, row.symbol, chunk_id))
+    return results

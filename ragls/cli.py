@@ -1,0 +1,34 @@
+"""The ``ragls`` command. Each command group registers itself from its own module; the
+commands call the same engine functions the language server calls."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from ragls import __version__, cli_index, cli_llm
+from ragls.config import ConfigError
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="ragls", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action="version", version=f"ragls {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for module in (cli_index, cli_llm):
+        module.register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.run(args) or 0)
+    except ConfigError as exc:
+        print(f"ragls: configuration error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

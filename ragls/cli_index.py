@@ -1,0 +1,231 @@
+"""Index commands: ``ragls index``, ``ragls search``, ``ragls status``, ``ragls watch``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import threading
+from contextlib import contextmanager
+from pathlib import Path
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from ragls import config
+from ragls.indexer.embeddings import EmbeddingError
+from ragls.indexer.engine import Index, UpdateStats
+from ragls.indexer.search import SearchResult
+
+err = Console(stderr=True)
+out = Console()
+
+
+def default_root() -> Path:
+    """The enclosing git work tree of the current directory, else the current directory."""
+    try:
+        top = subprocess.run(
+            ["git", "rev-parse", "--show-toplevel"], capture_output=True, text=True, timeout=30, check=True
+        ).stdout.strip()
+        return Path(top) if top else Path.cwd()
+    except (OSError, subprocess.SubprocessError):
+        return Path.cwd()
+
+
+def resolve_root(value: str | None) -> Path:
+    root = Path(value).expanduser() if value else default_root()
+    if not root.is_dir():
+        raise SystemExit(f"ragls: {root} is not a folder")
+    return root.resolve()
+
+
+def open_index(root: Path) -> Index:
+    index = Index.open(root, config.load(root))
+    for notice in index.notices:
+        err.print(f"[yellow]note:[/] {notice}")
+    index.notices.clear()
+    return index
+
+
+@contextmanager
+def progress_bar(enabled: bool):
+    """A rich progress bar on stderr, or a no-op callback when output is not for a person."""
+    if not enabled:
+        yield None
+        return
+    with Progress(
+        TextColumn("{task.description:<10}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=err,
+        transient=True,
+    ) as bar:
+        tasks: dict[str, int] = {}
+
+        def report(done: int, total: int, what: str) -> None:
+            if what not in tasks:
+                tasks[what] = bar.add_task(what, total=total)
+            bar.update(tasks[what], completed=done, total=total)
+
+        yield report
+
+
+def build(index: Index, show_progress: bool, embed: bool = True) -> tuple[UpdateStats, float]:
+    """Keyword layer, then dense embeddings; returns the stats and the seconds spent embedding."""
+    import time
+
+    with progress_bar(show_progress) as report:
+        stats = index.update(report)
+        started = time.perf_counter()
+        if embed:
+            try:
+                index.embed_pending(report)
+            except EmbeddingError as exc:
+                err.print(f"[red]dense embeddings unavailable:[/] {exc}")
+    return stats, time.perf_counter() - started
+
+
+def _index(args: argparse.Namespace) -> int:
+    root = resolve_root(args.path)
+    with open_index(root) as index:
+        stats, embed_seconds = build(index, show_progress=err.is_terminal or args.progress, embed=not args.no_embed)
+        status = index.status()
+    table = Table(title=f"ragls index: {root}", show_header=False)
+    table.add_row("files", str(status["files"]))
+    table.add_row("  added / changed / removed", f"{stats.added} / {stats.changed} / {stats.removed}")
+    table.add_row("  skipped", str(len(stats.skipped)))
+    table.add_row("chunks", str(status["chunks"]))
+    table.add_row("symbols (definitions)", str(status["symbols"]))
+    table.add_row("embedded chunks", f"{status['embedded']} of {status['chunks']}")
+    langs = ", ".join(f"{k} {v}" for k, v in list(status["languages"].items())[:12])
+    table.add_row("languages", langs or "-")
+    table.add_row("seconds (keyword layer)", f"{stats.seconds:.2f}")
+    table.add_row("seconds (embeddings)", f"{embed_seconds:.2f}")
+    table.add_row("index", status["index_dir"])
+    out.print(table)
+    for problem in stats.problems[:20]:
+        err.print(f"[yellow]warning:[/] {problem}")
+    if args.verbose:
+        for skip in stats.skipped:
+            err.print(f"skipped {skip.path}: {skip.reason}")
+    return 0
+
+
+def _print_results(results: list[SearchResult], as_json: bool) -> None:
+    if as_json:
+        sys.stdout.write(json.dumps([r.as_json() for r in results]) + "\n")
+        sys.stdout.flush()
+        return
+    table = Table(show_header=True)
+    for column in ("#", "path", "lines", "symbol", "score"):
+        table.add_column(column)
+    for rank, r in enumerate(results, 1):
+        table.add_row(str(rank), r.path, f"{r.start_line}-{r.end_line}", r.symbol, f"{r.score:.4f}")
+    out.print(table)
+
+
+def _search(args: argparse.Namespace) -> int:
+    if not args.stdin and not args.query:
+        raise SystemExit("ragls search: give a QUERY or --stdin")
+    root = resolve_root(args.root)
+    with open_index(root) as index:
+        if index.is_empty():
+            build(index, show_progress=err.is_terminal and not args.json)
+        if not args.stdin:
+            _print_results(index.search(args.query, args.top_k, args.mode), args.json)
+            return 0
+        return _serve_stdin(index, args)
+
+
+def _serve_stdin(index: Index, args: argparse.Namespace) -> int:
+    """One query per input line, one answer per output line; the engine stays loaded and the
+    index stays current (changed files are picked up and embedded in the background)."""
+    from ragls.indexer.watcher import Watcher
+
+    index.update()
+    stop = threading.Event()
+    embedder = threading.Thread(target=index.embed_pending, kwargs={"stop": stop}, daemon=True)
+    embedder.start()
+    watcher = Watcher(index).start() if args.watch else None
+    try:
+        for line in sys.stdin:
+            query = line.strip()
+            try:
+                results = index.search(query, args.top_k, args.mode) if query else []
+            except Exception as exc:  # one bad query must not end the session
+                err.print(f"ragls search: {query!r}: {exc}")
+                results = []
+            _print_results(results, as_json=True)
+    finally:
+        stop.set()
+        if watcher:
+            watcher.stop()
+        embedder.join()
+    return 0
+
+
+def _status(args: argparse.Namespace) -> int:
+    root = resolve_root(args.root)
+    with open_index(root) as index:
+        status = index.status()
+    if args.json:
+        print(json.dumps(status))
+        return 0
+    table = Table(title=f"ragls status: {root}", show_header=False)
+    for key, value in status.items():
+        shown = ", ".join(f"{k} {v}" for k, v in value.items()) if isinstance(value, dict) else str(value)
+        table.add_row(key.replace("_", " "), shown)
+    out.print(table)
+    return 0
+
+
+def _watch(args: argparse.Namespace) -> int:
+    from ragls.indexer.watcher import Watcher
+
+    root = resolve_root(args.path)
+    with open_index(root) as index:
+        build(index, show_progress=err.is_terminal)
+
+        def report(stats: UpdateStats) -> None:
+            err.print(
+                f"updated: +{stats.added} ~{stats.changed} -{stats.removed} files in {stats.seconds * 1000:.0f} ms"
+            )
+
+        watcher = Watcher(index, on_update=report).start()
+        err.print(f"watching {root} (Ctrl-C to stop)")
+        try:
+            threading.Event().wait()
+        finally:
+            watcher.stop()
+    return 0
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("index", help="index a folder (incremental)")
+    p.add_argument("path", nargs="?", help="workspace root (default: enclosing git repository or cwd)")
+    p.add_argument("--no-embed", action="store_true", help="build only the keyword and symbol layers")
+    p.add_argument("--progress", action="store_true", help="show the progress bar even when not on a terminal")
+    p.add_argument("-v", "--verbose", action="store_true", help="list skipped files and why")
+    p.set_defaults(run=_index)
+
+    p = sub.add_parser("search", help="search the index (builds it first if there is none)")
+    p.add_argument("query", nargs="?")
+    p.add_argument("--root", help="workspace root (default: enclosing git repository or cwd)")
+    p.add_argument("--top-k", type=int, default=10)
+    p.add_argument("--mode", choices=["hybrid", "bm25", "dense"], default="hybrid")
+    p.add_argument("--json", action="store_true", help="print a JSON list of results")
+    p.add_argument("--stdin", action="store_true", help="read one query per line, print one JSON list per line")
+    p.add_argument("--watch", action="store_true", help="with --stdin: keep the index current while running")
+    p.set_defaults(run=_search)
+
+    p = sub.add_parser("status", help="what the index holds")
+    p.add_argument("--root")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(run=_status)
+
+    p = sub.add_parser("watch", help="index, then keep the index current as files change")
+    p.add_argument("path", nargs="?")
+    p.set_defaults(run=_watch)
