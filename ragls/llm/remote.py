@@ -1,0 +1,221 @@
+"""What every HTTP provider shares: the privacy gate, redaction, audit, retries, SSE streaming.
+
+A remote provider cannot be built unless the privacy policy allows it (so in ``local`` mode no
+code path reaches a socket). Every request is redacted before it is serialised; the audit log
+gets the hash of exactly the bytes sent; the answer is streamed back with secrets restored.
+Subclasses only say how to shape the JSON body and how to read their stream's events.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import json
+import os
+import time
+from abc import abstractmethod
+from collections.abc import Generator, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import httpx
+
+from ragls.config import ModelConfig
+from ragls.llm import sse
+from ragls.llm.base import (
+    Deltas,
+    EndpointError,
+    LLMError,
+    LLMTimeout,
+    Message,
+    ModelMetadata,
+    Options,
+    Provider,
+    approx_tokens,
+)
+from ragls.privacy import Privacy
+from ragls.privacy.redact import Redaction
+
+RETRY_STATUSES = {408, 429, 500, 502, 503, 504, 529}
+MAX_RETRY_WAIT = 20.0  # seconds; a longer Retry-After fails at once instead of hanging the editor
+DEFAULT_CONTEXT = 8192
+
+
+class RemoteProvider(Provider):
+    default_base_url: str
+    default_key_env: str
+    key_required: bool
+
+    def __init__(self, config: ModelConfig, privacy: Privacy, role: str):
+        privacy.check(role, config)
+        super().__init__(config)
+        self.privacy = privacy
+        self.role = role
+        self.base_url = (config.base_url or self.default_base_url).rstrip("/")
+        self._key = self._api_key()
+        timeout = httpx.Timeout(config.read_timeout, connect=config.connect_timeout)
+        self._client = httpx.Client(timeout=timeout)
+
+    def _api_key(self) -> str | None:
+        """From the environment, else the OS keyring; kept only in memory, never logged."""
+        env = self.config.api_key_env or self.default_key_env
+        key = os.environ.get(env)
+        if not key and self.config.keyring_service:
+            try:
+                import keyring
+            except ImportError as exc:
+                raise LLMError(
+                    f"models.{self.role}.keyring_service is set but the 'keyring' package is not installed "
+                    "(pip install keyring)"
+                ) from exc
+            key = keyring.get_password(self.config.keyring_service, "api_key")
+        if not key and self.key_required:
+            raise LLMError(
+                f"models.{self.role}: provider '{self.kind}' needs an API key: set the environment variable "
+                f"{env} (models.{self.role}.api_key_env) or models.{self.role}.keyring_service"
+            )
+        return key or None
+
+    def describe(self) -> str:
+        return f"{self.kind} endpoint {self.base_url} (model {self.config.model or '?'})"
+
+    def _chat(self, messages: list[Message], opts: Options) -> Deltas:
+        redaction = self.privacy.redactor.session()
+        safe = [Message(m.role, redaction.redact(m.content)) for m in messages]
+        path, body = self._chat_request(safe, opts)
+        return (yield from self._stream(path, body, redaction, self._chat_deltas))
+
+    def _complete(self, prompt: str, opts: Options) -> Deltas:
+        redaction = self.privacy.redactor.session()
+        path, body = self._complete_request(redaction.redact(prompt), opts)
+        return (yield from self._stream(path, body, redaction, self._complete_deltas))
+
+    def _stream(self, path: str, body: dict[str, Any], redaction: Redaction, parse: Any) -> Deltas:
+        url = self.base_url + path
+        payload = json.dumps(body, ensure_ascii=False).encode("utf-8")
+        with self._open(url, payload, redaction.count) as response:
+            deltas = parse(sse.events(self._lines(response, url)), url)
+            try:
+                return (yield from redaction.restorer().restore_stream(deltas))
+            finally:
+                deltas.close()
+
+    def _lines(self, response: httpx.Response, url: str) -> Iterator[str]:
+        """The response's lines, with transport failures turned into errors naming the endpoint."""
+        try:
+            yield from response.iter_lines()
+        except httpx.TimeoutException as exc:
+            raise LLMTimeout(
+                f"{url}: no data for {self.config.read_timeout:g} s mid-stream "
+                f"(models.{self.role}.read_timeout)"
+            ) from exc
+        except httpx.TransportError as exc:
+            raise EndpointError(f"{url}: the stream broke off ({exc or type(exc).__name__})") from exc
+
+    @contextmanager
+    def _open(self, url: str, payload: bytes, redactions: int) -> Iterator[httpx.Response]:
+        """POST with bounded retries on refused connections, 429 and 5xx (honouring Retry-After)."""
+        for attempt in range(self.config.max_retries + 1):
+            last = attempt == self.config.max_retries
+            self.privacy.audit.record(
+                provider=self.kind, model=self.config.model, endpoint=url, payload=payload,
+                redactions=redactions,
+            )
+            try:
+                request = self._client.build_request("POST", url, content=payload, headers=self._headers())
+                response = self._client.send(request, stream=True)
+            except httpx.ConnectError as exc:
+                if last:
+                    raise EndpointError(
+                        f"{url}: cannot connect ({exc}); is the server running? (models.{self.role}.base_url)"
+                    ) from exc
+                time.sleep(_backoff(attempt))
+                continue
+            except httpx.TimeoutException as exc:
+                raise LLMTimeout(f"{url}: no answer within the configured timeouts ({type(exc).__name__}; "
+                                 f"models.{self.role}.connect_timeout / read_timeout)") from exc
+            if response.status_code == 200:
+                try:
+                    yield response
+                finally:
+                    response.close()
+                return
+            error = _error_text(response)
+            wait = _retry_after(response.headers.get("retry-after"))
+            if response.status_code not in RETRY_STATUSES or last or (wait or 0) > MAX_RETRY_WAIT:
+                tries = f" after {attempt + 1} attempts" if attempt else ""
+                after = f"; retry after {wait:g} s" if wait else ""
+                raise EndpointError(f"{url}: HTTP {response.status_code}{tries}: {error}{after}")
+            time.sleep(_backoff(attempt) if wait is None else wait)
+
+    def _headers(self) -> dict[str, str]:
+        return {"content-type": "application/json", "accept": "text/event-stream"}
+
+    @abstractmethod
+    def _chat_request(self, messages: list[Message], opts: Options) -> tuple[str, dict[str, Any]]: ...
+
+    @abstractmethod
+    def _complete_request(self, prompt: str, opts: Options) -> tuple[str, dict[str, Any]]: ...
+
+    @abstractmethod
+    def _chat_deltas(self, events: Iterator[sse.Event], url: str) -> Generator[str, None, str]: ...
+
+    @abstractmethod
+    def _complete_deltas(self, events: Iterator[sse.Event], url: str) -> Generator[str, None, str]: ...
+
+    def count_tokens(self, text: str) -> int:
+        return approx_tokens(text)
+
+    def metadata(self) -> ModelMetadata:
+        return ModelMetadata(
+            provider=self.kind,
+            model=self.config.model,
+            context_length=self.config.context_length or DEFAULT_CONTEXT,
+            path=self.base_url,
+            exact_token_count=False,
+        )
+
+    def close(self) -> None:
+        self._client.close()
+
+
+def parse_json(data: str, url: str) -> Any:
+    try:
+        return json.loads(data)
+    except json.JSONDecodeError as exc:
+        raise EndpointError(f"{url}: the stream carried invalid JSON ({exc.msg}): {data[:80]!r}") from exc
+
+
+def truncated(url: str) -> EndpointError:
+    return EndpointError(f"{url}: the stream ended before the endpoint said it was complete (truncated)")
+
+
+def _backoff(attempt: int) -> float:
+    return min(0.5 * 2**attempt, 4.0)
+
+
+def _retry_after(value: str | None) -> float | None:
+    """Retry-After as seconds or as an HTTP date."""
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - time.time())
+
+
+def _error_text(response: httpx.Response) -> str:
+    """The endpoint's own error message (OpenAI and Anthropic both nest it under ``error``)."""
+    body = response.read().decode("utf-8", errors="replace")
+    response.close()
+    try:
+        error = json.loads(body).get("error")
+    except (json.JSONDecodeError, AttributeError):
+        return body[:200].strip() or response.reason_phrase
+    if isinstance(error, dict):
+        return f"{error.get('type', 'error')}: {error.get('message', '')}".strip()
+    return str(error)[:200]
