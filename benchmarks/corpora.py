@@ -69,8 +69,19 @@ def _download(pkg: Package, dest: Path) -> None:
     """Fetch the archive with the registry's ordinary client (pip / npm), into ``dest``."""
     if pkg.registry == "pypi":
         _run(
-            [sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary", ":all:",
-             "--quiet", f"{pkg.name}=={pkg.version}", "-d", str(dest)],
+            [
+                sys.executable,
+                "-m",
+                "pip",
+                "download",
+                "--no-deps",
+                "--no-binary",
+                ":all:",
+                "--quiet",
+                f"{pkg.name}=={pkg.version}",
+                "-d",
+                str(dest),
+            ],
             cwd=dest,
         )
     elif pkg.registry == "npm":
@@ -155,8 +166,26 @@ SPEED_PACKAGES = (
 # What a code repository is made of: sources in several languages plus their docs. Data files
 # (json, po, csv) are left out so the two engines index the same, search-worthy files.
 SPEED_EXTENSIONS = (
-    ".py", ".pyi", ".pyx", ".js", ".mjs", ".cjs", ".ts", ".tsx", ".c", ".h", ".html", ".css",
-    ".md", ".rst", ".txt", ".toml", ".cfg", ".yml", ".yaml", ".sh",
+    ".py",
+    ".pyi",
+    ".pyx",
+    ".js",
+    ".mjs",
+    ".cjs",
+    ".ts",
+    ".tsx",
+    ".c",
+    ".h",
+    ".html",
+    ".css",
+    ".md",
+    ".rst",
+    ".txt",
+    ".toml",
+    ".cfg",
+    ".yml",
+    ".yaml",
+    ".sh",
 )
 MAX_SPEED_FILE_BYTES = 256 * 1024  # well under the engine's limit, so it skips none for size
 

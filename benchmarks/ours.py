@@ -1,0 +1,70 @@
+"""Opening our engine the way the benchmark needs it: isolated, reproducible, optionally cold.
+
+Every benchmark index lives under the bench cache (``RAGLS_CACHE_DIR`` is pointed there), so
+benchmark runs never touch the user's own indexes, and the user's config file is masked
+(``RAGLS_CONFIG`` points at a file that does not exist) so the numbers are those of the
+built-in defaults, whoever runs them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import shutil
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from benchmarks.corpora import cache_dir
+
+if TYPE_CHECKING:
+    from ragls.indexer.engine import Index
+
+MODES = ("hybrid", "bm25", "dense")
+
+
+def isolate(purpose: str) -> Path:
+    """Point the engine's index location at ``<bench cache>/indexes/<purpose>``; return it."""
+    folder = cache_dir() / "indexes" / purpose
+    folder.mkdir(parents=True, exist_ok=True)
+    os.environ["RAGLS_CACHE_DIR"] = str(folder)
+    os.environ["RAGLS_CONFIG"] = str(cache_dir() / "no-user-config.toml")
+    return folder
+
+
+def engine_available() -> str | None:
+    """None when ``ragls.indexer.engine`` imports, else the reason it does not (yet)."""
+    try:
+        from ragls.indexer.engine import Index  # noqa: F401
+    except Exception as exc:  # any import failure means: no engine to measure
+        return f"{type(exc).__name__}: {exc}"
+    return None
+
+
+def _config(root: Path, embeddings: bool):
+    from ragls import config
+
+    cfg = config.load(root)
+    return dataclasses.replace(cfg, index=dataclasses.replace(cfg.index, embeddings=embeddings))
+
+
+def wipe(root: Path, purpose: str) -> None:
+    """Delete the engine's index of ``root`` so the next open starts cold (timed separately)."""
+    from ragls.indexer.engine import index_dir
+
+    isolate(purpose)
+    shutil.rmtree(index_dir(root.resolve(), _config(root, True)), ignore_errors=True)
+
+
+def open_index(root: Path, purpose: str, *, fresh: bool = False, embeddings: bool = True) -> Index:
+    """Open (``fresh``: after wiping) the engine's index of ``root`` with default settings."""
+    from ragls.indexer.engine import Index
+
+    if fresh:
+        wipe(root, purpose)
+    isolate(purpose)
+    return Index.open(root, _config(root, embeddings))
+
+
+def all_chunks(index: Index) -> list:
+    """Every indexed chunk's (path, start_line, end_line): what ``n_relevant`` is counted over."""
+    return index.store.chunks_of_files(list(index.store.files()))

@@ -1,0 +1,113 @@
+"""``python -m benchmarks.run``: every search benchmark of ragls in one command.
+
+Fetches the corpora (first run only), runs the semble-protocol quality benchmark and the speed
+benchmark, prints the tables and writes them as Markdown to ``benchmarks/results/latest.md``
+(with the commit and machine they were measured on) for pasting into the README.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+from benchmarks import ours, semble_quality, speed
+from benchmarks.report import Table, markdown, print_tables
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.run", description=__doc__.splitlines()[0])
+    parser.add_argument("--quality-only", action="store_true", help="skip the speed benchmark")
+    parser.add_argument("--speed-only", action="store_true", help="skip the quality benchmark")
+    parser.add_argument(
+        "--fresh", action="store_true", help="rebuild the quality indexes (re-embeds everything)"
+    )
+    parser.add_argument(
+        "--whole-project",
+        action="store_true",
+        help="quality: index the whole unpacked sdist/tarball (docs, tests, examples too) instead of "
+        "semble's benchmark_root; harder than the published protocol",
+    )
+    parser.add_argument(
+        "--dense-10k",
+        action="store_true",
+        help="speed: measure dense embedding of the 10,000-file repository (hours on a 2-core CPU) "
+        "instead of extrapolating it",
+    )
+    parser.add_argument("--failures-below", type=float, default=semble_quality.FAILURE_NDCG, metavar="NDCG")
+    parser.add_argument("--out", type=Path, default=RESULTS / "latest.md", help="Markdown output file")
+    return parser.parse_args(argv)
+
+
+def header() -> str:
+    def git(*args: str) -> str:
+        proc = subprocess.run(["git", *args], capture_output=True, text=True, cwd=Path(__file__).parent)
+        return proc.stdout.strip() if proc.returncode == 0 else "unknown"
+
+    dirty = " (with uncommitted changes)" if git("status", "--porcelain", "--", ".") else ""
+    cpu = next(
+        (line.split(":", 1)[1].strip() for line in _cpuinfo() if line.startswith("model name")),
+        platform.machine(),
+    )
+    return (
+        f"Measured {time.strftime('%Y-%m-%d %H:%M %Z')} at commit `{git('rev-parse', '--short', 'HEAD')}`"
+        f"{dirty}; {os.cpu_count()} CPU cores ({cpu}), Python {platform.python_version()}.\n"
+        "Reproduce with `python -m benchmarks.run` (or `make bench`).\n"
+    )
+
+
+def _cpuinfo() -> list[str]:
+    try:
+        return Path("/proc/cpuinfo").read_text().splitlines()
+    except OSError:
+        return []
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    console = Console(stderr=True)
+    missing = ours.engine_available()
+    if missing:
+        console.print(f"[red]ragls' engine does not import ({missing}); nothing to benchmark.[/red]")
+        return 1
+    log = console.log
+    tables: list[Table] = []
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        console=console,
+        transient=True,
+    ) as bar:
+        task = bar.add_task("indexing", total=None)
+
+        def progress(done: int, total: int, what: str) -> None:
+            bar.update(task, completed=done, total=total, description=what)
+
+        if not args.speed_only:
+            runs = semble_quality.run_all(
+                fresh=args.fresh, whole_project=args.whole_project, log=log, progress=progress
+            )
+            tables += semble_quality.tables(runs, args.whole_project)
+            tables.append(semble_quality.failures(runs, threshold=args.failures_below))
+        if not args.quality_only:
+            tables += speed.tables(speed.run_all(dense_10k=args.dense_10k, log=log))
+    print_tables(tables, Console())
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(f"## ragls search benchmarks\n\n{header()}\n{markdown(tables)}", encoding="utf-8")
+    console.print(f"Markdown tables written to {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

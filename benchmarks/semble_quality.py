@@ -1,0 +1,288 @@
+"""Search quality on semble's annotated queries, for every repository the registries carry.
+
+Per corpus: index ``<project>/<benchmark_root>`` (as semble does), embed every chunk, then ask
+each query of our engine in three modes (hybrid, bm25-only, dense-only) and of the plain BM25
+baseline, and score the top 10 with :mod:`benchmarks.metrics`. The index is kept in the bench
+cache between runs (``--fresh`` rebuilds it), because embedding is the slow part and the
+engine re-embeds only changed text anyway.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from benchmarks import ours
+from benchmarks.baseline import PlainBM25
+from benchmarks.corpora import QUALITY_CORPORA, Log, QualityCorpus, fetch
+from benchmarks.metrics import QueryScore, Target, covered, mean, score_query
+from benchmarks.report import Table, fmt, seconds
+
+BASELINE = "plain BM25"
+SYSTEMS = (*ours.MODES, BASELINE)
+TOP_K = 10
+FAILURE_NDCG = 0.5
+CATEGORIES = ("architecture", "semantic", "symbol")
+
+# semble's own result files (benchmarks/results/*-1ea77add4c1b.json in MinishLab/semble),
+# per repository, on the pinned git commits: the same-repository yardstick for our three.
+PUBLISHED_PER_REPO = {
+    "semble (BM25 + static emb. + ranking)": {"fastapi": 0.7868, "aiohttp": 0.8521, "express": 0.9097},
+    "CodeRankEmbed hybrid": {"fastapi": 0.8513, "aiohttp": 0.8507, "express": 0.9302},
+    "CodeRankEmbed (dense only)": {"fastapi": 0.7361, "aiohttp": 0.8152, "express": 0.9556},
+    "semble's BM25 (raw)": {"fastapi": 0.6195, "aiohttp": 0.5531, "express": 0.8340},
+}
+# The headline figures over all 62 repositories (semble benchmarks/README.md).
+PUBLISHED_62 = {
+    "ripgrep": 0.123,
+    "semble's BM25 (raw)": 0.675,
+    "CodeRankEmbed (dense only)": 0.762,
+    "semble (BM25 + static emb. + ranking)": 0.852,
+    "CodeRankEmbed hybrid": 0.860,
+}
+
+
+def annotations_dir() -> Path:
+    """``../shared/bench/semble/annotations`` beside the checkout ($RAGLS_SEMBLE_DIR overrides)."""
+    override = os.environ.get("RAGLS_SEMBLE_DIR")
+    base = Path(override) if override else Path(__file__).resolve().parents[2] / "shared" / "bench" / "semble"
+    return base / "annotations"
+
+
+@dataclass(frozen=True)
+class Query:
+    repo: str
+    text: str
+    category: str
+    targets: tuple[Target, ...]  # relevant, then secondary
+
+
+def load_queries(repo: str) -> list[Query]:
+    raw = json.loads((annotations_dir() / f"{repo}.json").read_text(encoding="utf-8"))
+    return [
+        Query(
+            repo,
+            item["query"],
+            item.get("category") or "semantic",
+            tuple(Target.parse(t) for t in [*item.get("relevant", []), *item.get("secondary", [])]),
+        )
+        for item in raw
+    ]
+
+
+@dataclass(frozen=True)
+class Hit:
+    """A returned chunk with its path as seen from the repository root (semble matches on that)."""
+
+    path: str
+    start_line: int
+    end_line: int
+
+
+@dataclass
+class Outcome:
+    query: Query
+    system: str
+    score: QueryScore
+    top: list[Hit]
+
+
+@dataclass
+class TargetCounts:
+    """How many annotation targets the registry release still has, and how many we indexed."""
+
+    total: int = 0
+    present: int = 0  # the file exists in the release (and is long enough for a line span)
+    indexed: int = 0  # at least one indexed chunk covers it (semble's n_relevant)
+
+
+@dataclass
+class CorpusRun:
+    corpus: QualityCorpus
+    files: int
+    chunks: int
+    keyword_seconds: float
+    embed_seconds: float
+    targets: TargetCounts
+    outcomes: list[Outcome] = field(default_factory=list)
+
+    def ndcg(self, system: str, category: str | None = None) -> float:
+        return mean(
+            o.score.ndcg
+            for o in self.outcomes
+            if o.system == system and (category is None or o.query.category == category)
+        )
+
+
+def _present(project: Path, target: Target) -> bool:
+    path = project / target.path
+    if not path.is_file():
+        return False
+    if not target.has_span:
+        return True
+    with path.open(encoding="utf-8", errors="replace") as f:
+        return sum(1 for _ in f) >= target.start_line  # type: ignore[operator]
+
+
+def run_corpus(
+    corpus: QualityCorpus, *, fresh: bool, whole_project: bool, log: Log, progress: Callable | None = None
+) -> CorpusRun:
+    project = fetch(corpus.package, log)
+    root = project if whole_project else project / corpus.benchmark_root
+    prefix = "" if whole_project else corpus.benchmark_root.rstrip("/") + "/"
+    queries = load_queries(corpus.name)
+
+    def hits(rows: Sequence) -> list[Hit]:
+        return [Hit(prefix + r.path, r.start_line, r.end_line) for r in rows]
+
+    index = ours.open_index(root, "quality-project" if whole_project else "quality", fresh=fresh)
+    try:
+        stats = index.update(progress=progress)
+        started = time.perf_counter()
+        index.embed_pending(progress=progress)
+        embed_seconds = time.perf_counter() - started
+        chunks = hits(ours.all_chunks(index))
+        run = CorpusRun(corpus, stats.files, len(chunks), stats.seconds, embed_seconds, TargetCounts())
+        indexed = {q.text: covered(chunks, q.targets) for q in queries}
+        for q in queries:
+            run.targets.total += len(q.targets)
+            run.targets.present += sum(_present(project, t) for t in q.targets)
+            run.targets.indexed += sum(indexed[q.text])
+        searchers: dict[str, Callable[[str], list[Hit]]] = {
+            mode: (lambda text, mode=mode: hits(index.search(text, top_k=TOP_K, mode=mode)))
+            for mode in ours.MODES
+        }
+        baseline = PlainBM25.build(root)
+        searchers[BASELINE] = lambda text: hits(baseline.search(text, TOP_K))
+        for system, search in searchers.items():
+            for q in queries:
+                top = search(q.text)
+                run.outcomes.append(
+                    Outcome(q, system, score_query(top, q.targets, indexed[q.text], TOP_K), top)
+                )
+    finally:
+        index.close()
+    return run
+
+
+def run_all(
+    *, fresh: bool, whole_project: bool, log: Log, progress: Callable | None = None
+) -> list[CorpusRun]:
+    return [
+        run_corpus(c, fresh=fresh, whole_project=whole_project, log=log, progress=progress)
+        for c in QUALITY_CORPORA
+    ]
+
+
+# --- tables ---------------------------------------------------------------------------------
+
+
+def tables(runs: list[CorpusRun], whole_project: bool) -> list[Table]:
+    scope = (
+        "whole unpacked project" if whole_project else "semble's benchmark_root (fastapi/, aiohttp/, lib/)"
+    )
+    main = Table(
+        "Search quality: NDCG@10, semble protocol",
+        ["", "queries", "hybrid", "bm25 only", "dense only", BASELINE],
+    )
+    for run in runs:
+        main.add(run.corpus.name, len({o.query.text for o in run.outcomes}), *(run.ndcg(s) for s in SYSTEMS))
+    for category in CATEGORIES:
+        pooled = [o for r in runs for o in r.outcomes if o.query.category == category]
+        main.add(
+            f"category: {category}",
+            len({(o.query.repo, o.query.text) for o in pooled}),
+            *(mean(o.score.ndcg for o in pooled if o.system == s) for s in SYSTEMS),
+        )
+    main.add(
+        "**mean over repos**",
+        sum(len({o.query.text for o in r.outcomes}) for r in runs),
+        *(mean(r.ndcg(s) for r in runs) for s in SYSTEMS),
+    )
+    main.notes += [
+        f"Indexed: {scope}; top {TOP_K} chunks per query; targets = relevant + secondary; "
+        "per-category rows pool the queries of all repos; "
+        "the last row averages the per-repo means (as semble does).",
+        "Target for hybrid: >= 0.86 mean over repos.",
+        f"{BASELINE}: the speed baseline (50-line windows, bm25s-style tokens), scored the same way.",
+    ]
+
+    corpora = Table(
+        "Quality corpora (registry releases nearest semble's pinned commits)",
+        [
+            "repo",
+            "release",
+            "files",
+            "chunks",
+            "keyword index",
+            "embedding",
+            "targets",
+            "in release",
+            "indexed",
+        ],
+    )
+    for run in runs:
+        pkg = run.corpus.package
+        corpora.add(
+            run.corpus.name,
+            f"{pkg.registry} {pkg.name} {pkg.version}",
+            run.files,
+            run.chunks,
+            seconds(run.keyword_seconds),
+            seconds(run.embed_seconds),
+            run.targets.total,
+            run.targets.present,
+            run.targets.indexed,
+        )
+    corpora.notes.append(
+        "targets: annotation targets over all queries; in release: the file (and line span) exists in the "
+        "release; indexed: covered by at least one indexed chunk (semble's n_relevant). Embedding time is "
+        "only what this run had to embed (the index is cached between runs)."
+    )
+
+    names = [r.corpus.name for r in runs]
+    published = Table(
+        "Context: published NDCG@10 (semble's results) next to this run",
+        ["system", *names, f"mean of {len(names)}", "62-repo mean"],
+    )
+    for system, per_repo in PUBLISHED_PER_REPO.items():
+        values = [per_repo.get(n) for n in names]
+        published.add(system, *values, mean(v for v in values if v is not None), PUBLISHED_62.get(system))
+    published.add("ripgrep", *([None] * len(names)), None, PUBLISHED_62["ripgrep"])
+    for system, label in (
+        ("hybrid", "ragls hybrid (this run)"),
+        ("bm25", "ragls bm25 only (this run)"),
+        ("dense", "ragls dense only (this run)"),
+    ):
+        published.add(label, *(r.ndcg(system) for r in runs), mean(r.ndcg(system) for r in runs), None)
+    published.notes.append(
+        "Published per-repo figures come from semble's benchmarks/results/*-1ea77add4c1b.json, "
+        "measured on the pinned git commits; ours on the registry releases (a few targets may have moved)."
+    )
+    return [main, corpora, published]
+
+
+def failures(runs: list[CorpusRun], system: str = "hybrid", threshold: float = FAILURE_NDCG) -> Table:
+    """The queries to look at when tuning ranking: what was expected, what came back."""
+    table = Table(
+        f"{system} queries with NDCG@10 < {threshold}",
+        ["repo", "query", "NDCG", "expected (rank)", "returned top 5"],
+    )
+    for run in runs:
+        for o in run.outcomes:
+            if o.system != system or o.score.ndcg >= threshold:
+                continue
+            expected = ", ".join(
+                f"{t} ({rank or 'miss'})" for t, rank in zip(o.query.targets, o.score.ranks, strict=True)
+            )
+            returned = ", ".join(f"{h.path}:{h.start_line}-{h.end_line}" for h in o.top[:5]) or "nothing"
+            table.add(
+                run.corpus.name, f"{o.query.text} [{o.query.category}]", fmt(o.score.ndcg), expected, returned
+            )
+    if not table.rows:
+        table.notes.append("none")
+    return table
