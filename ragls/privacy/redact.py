@@ -123,7 +123,7 @@ class Redaction:
         secrets = self._redactor.find(text) | {s for s in self._placeholders if s in text}
         if not secrets:
             return text
-        for secret in secrets:
+        for secret in sorted(secrets, key=text.find):  # numbered in reading order
             self._placeholders.setdefault(secret, PLACEHOLDER.format(len(self._placeholders) + 1))
         # Longest first, so a PEM block wins over its own BEGIN line.
         alternation = re.compile("|".join(re.escape(s) for s in sorted(secrets, key=len, reverse=True)))

@@ -1,0 +1,244 @@
+"""Commands about models and privacy: ``ragls models``, ``ragls doctor``, ``ragls privacy audit``.
+
+None of them contacts a remote endpoint: they describe what is configured and what would be
+sent, so they are safe to run in ``local`` mode and on an offline machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.metadata
+import importlib.util
+import json
+import os
+import platform
+import sys
+from collections.abc import Callable
+from dataclasses import asdict
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+from ragls import __version__, config
+from ragls.config import Config, ConfigError, ModelConfig
+from ragls.llm import ROLES, LLMError, create
+from ragls.llm.gguf import describe
+from ragls.llm.llama_cpp import resolve_path
+from ragls.llm.remote import DEFAULT_CONTEXT
+from ragls.privacy import REMOTE_PROVIDERS, Privacy, PrivacyError
+
+
+def _console() -> Console:
+    # Wide when piped, so paths and hashes are not cut to 80 columns.
+    return Console(width=None if Console().is_terminal else 400)
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("models", help="configured model roles: provider, model, license, context, location")
+    p.add_argument("--root", type=Path, help="workspace whose .ragls/config.toml applies")
+    p.set_defaults(run=_models)
+
+    p = sub.add_parser("doctor", help="install health: model files load, GPU, privacy mode, network use")
+    p.add_argument("--root", type=Path, help="workspace whose .ragls/config.toml applies")
+    p.set_defaults(run=_doctor)
+
+    privacy = sub.add_parser("privacy", help="privacy policy tools")
+    privacy_sub = privacy.add_subparsers(dest="privacy_command", required=True, metavar="COMMAND")
+    p = privacy_sub.add_parser("audit", help="the audit log of outbound requests, as a table")
+    p.add_argument("--root", type=Path, help="workspace whose .ragls/config.toml applies")
+    p.add_argument("--limit", type=int, default=50, help="show the last N entries (0 = all)")
+    p.add_argument("--json", action="store_true", help="print the entries as JSON lines")
+    p.set_defaults(run=_audit)
+
+
+# --- ragls models -----------------------------------------------------------------------------
+
+
+def _models(args: argparse.Namespace) -> int:
+    cfg = config.load(args.root)
+    privacy = Privacy(cfg.privacy)
+    table = Table(title=f"ragls models (privacy.mode = {cfg.privacy.mode})")
+    for column in ("role", "provider", "model", "license", "context", "where", "allowed"):
+        table.add_column(column, overflow="fold")
+    failed = False
+    for role in ROLES:
+        model: ModelConfig = getattr(cfg.models, role)
+        try:
+            name, license_, context, where = _describe_model(model)
+        except LLMError as exc:
+            name, license_, context, where, failed = "?", "?", "?", f"[red]{exc}[/]", True
+        table.add_row(role, model.provider, name, license_, context, where, _allowed(privacy, role, model))
+    emb = cfg.models.embedding
+    table.add_row("embedding", emb.provider, emb.model, "", str(emb.max_tokens), "local", "yes")
+    _console().print(table)
+    return 1 if failed else 0
+
+
+def _describe_model(model: ModelConfig) -> tuple[str, str, str, str]:
+    """Name, license, context length and location, from the file header or the config only."""
+    if model.provider in REMOTE_PROVIDERS:
+        from ragls.llm.anthropic import AnthropicProvider
+        from ragls.llm.openai import OpenAIProvider
+
+        cls = OpenAIProvider if model.provider == "openai" else AnthropicProvider
+        context = model.context_length or DEFAULT_CONTEXT
+        return model.model or "?", "(provider terms)", str(context), model.base_url or cls.default_base_url
+    path = resolve_path(model)
+    if model.provider == "ctransformers":
+        return model.model or "?", "?", str(model.context_length or "?"), str(path)
+    info = describe(path)
+    context = model.context_length or info.context_length
+    return info.name or path.stem, info.license or "?", str(context or "?"), str(path)
+
+
+def _allowed(privacy: Privacy, role: str, model: ModelConfig) -> str:
+    try:
+        privacy.check(role, model)
+    except PrivacyError:
+        return f"[red]no[/] (privacy.mode = {privacy.mode})"
+    return "yes (sends code out)" if model.provider in REMOTE_PROVIDERS else "yes"
+
+
+# --- ragls doctor -----------------------------------------------------------------------------
+
+NUMERIC = {"bytes", "redactions"}
+Check = tuple[str, str, str]  # (what, "ok" | "warn" | "fail" | "info", detail)
+
+
+def _doctor(args: argparse.Namespace) -> int:
+    checks: list[Check] = [("ragls", "ok", f"{__version__} on Python {platform.python_version()}")]
+    try:
+        cfg = config.load(args.root)
+        user = config.user_config_path()
+        checks.append(("configuration", "ok", f"{user}" if user.is_file() else f"{user} (absent: defaults)"))
+    except ConfigError as exc:
+        checks.append(("configuration", "fail", str(exc)))
+        cfg = None
+    checks += _llama_cpp_checks()
+    if cfg is not None:
+        checks += [_model_check(cfg, role) for role in ROLES]
+        checks += _privacy_checks(cfg)
+    checks += [_optional("ctransformers", "GGML-era models (provider = \"ctransformers\")"),
+               _optional("keyring", "API keys from the OS keyring"),
+               _gpu_check()]
+    table = Table(title="ragls doctor")
+    for column in ("check", "status", "detail"):
+        table.add_column(column, overflow="fold")
+    colours = {"ok": "green", "warn": "yellow", "fail": "red", "info": "cyan"}
+    for what, status, detail in checks:
+        table.add_row(what, f"[{colours[status]}]{status}[/]", detail)
+    _console().print(table)
+    return 1 if any(status == "fail" for _, status, _ in checks) else 0
+
+
+def _llama_cpp_checks() -> list[Check]:
+    if importlib.util.find_spec("llama_cpp") is None:
+        return [("llama-cpp-python", "fail", "not installed: run make install (it sets the safe CPU flags)")]
+    import llama_cpp
+
+    features = llama_cpp.llama_print_system_info().decode(errors="replace")
+    amx = "AMX_INT8 = 1" in features or "AMX = 1" in features
+    return [
+        ("llama-cpp-python", "ok", llama_cpp.__version__),
+        ("llama.cpp CPU build", "warn" if amx else "ok",
+         "built with AMX kernels, which crash on some CPUs: rebuild with make install" if amx
+         else features.strip()[:160]),
+    ]
+
+
+def _model_check(cfg: Config, role: str) -> Check:
+    model: ModelConfig = getattr(cfg.models, role)
+    what = f"models.{role} ({model.provider})"
+    if model.provider in REMOTE_PROVIDERS:
+        return what, "info", f"remote, not contacted by doctor: {_describe_model(model)[3]}"
+    try:
+        provider = create(role, cfg)
+    except LLMError as exc:
+        return what, "fail", str(exc)
+    try:
+        meta = provider.metadata()
+        tokens = provider.count_tokens("def hello_world():\n    return 42\n")
+        detail = f"{meta.model} loads ({meta.path}); context {meta.context_length}; tokenizer ok ({tokens})"
+        return what, "ok", detail
+    finally:
+        provider.close()
+
+
+def _privacy_checks(cfg: Config) -> list[Check]:
+    privacy = Privacy(cfg.privacy)
+    remote = []
+    for role in ROLES:
+        model: ModelConfig = getattr(cfg.models, role)
+        if model.provider not in REMOTE_PROVIDERS:
+            continue
+        try:
+            privacy.check(role, model)
+            remote.append(f"{role} -> {_describe_model(model)[3]}")
+        except PrivacyError as exc:
+            return [("privacy", "fail", str(exc))]
+    network = "expected: " + ", ".join(remote) if remote else "none (every configured model is local)"
+    audit = privacy.audit.path
+    return [
+        ("privacy.mode", "ok", cfg.privacy.mode),
+        ("network", "info" if remote else "ok", network),
+        ("audit log", "ok", f"{audit} ({'exists' if audit.exists() else 'no requests yet'})"),
+    ]
+
+
+def _optional(module: str, purpose: str) -> Check:
+    if importlib.util.find_spec(module) is None:
+        return module, "info", f"not installed (optional: {purpose})"
+    return module, "ok", f"{importlib.metadata.version(module)} ({purpose})"
+
+
+def _gpu_check() -> Check:
+    detail: list[str] = []
+    if importlib.util.find_spec("llama_cpp") is not None:
+        import llama_cpp
+
+        detail.append(f"llama.cpp GPU offload: {'yes' if llama_cpp.llama_supports_gpu_offload() else 'no'}")
+    if os.environ.get("CUDA_VISIBLE_DEVICES") == "":
+        detail.append("CUDA_VISIBLE_DEVICES is empty")
+    seen = _nvidia_gpu_seen()
+    detail.append("NVIDIA GPU seen" if seen else "no NVIDIA GPU seen")
+    return "GPU", "info", "; ".join(detail)
+
+
+def _nvidia_gpu_seen() -> bool:
+    """Without importing torch (seconds of start-up): the driver's device nodes tell."""
+    return Path("/proc/driver/nvidia/gpus").is_dir() and any(Path("/proc/driver/nvidia/gpus").iterdir())
+
+
+# --- ragls privacy audit ----------------------------------------------------------------------
+
+
+def _audit(args: argparse.Namespace) -> int:
+    log = Privacy(config.load(args.root).privacy).audit
+    try:
+        entries = log.entries()
+    except ValueError as exc:
+        print(f"ragls: {exc}", file=sys.stderr)
+        return 1
+    if args.limit:
+        entries = entries[-args.limit:]
+    if args.json:
+        for entry in entries:
+            print(json.dumps(asdict(entry)))
+        return 0
+    console = _console()
+    if not entries:
+        console.print(f"no outbound requests recorded in {log.path}")
+        return 0
+    table = Table(title=f"outbound requests ({log.path})")
+    columns: list[tuple[str, Callable]] = [
+        ("time", lambda e: e.time), ("provider", lambda e: e.provider), ("model", lambda e: e.model),
+        ("endpoint", lambda e: e.endpoint), ("bytes", lambda e: str(e.bytes)),
+        ("sha256", lambda e: e.sha256[:16]), ("redactions", lambda e: str(e.redactions)),
+    ]
+    for name, _ in columns:
+        table.add_column(name, overflow="fold", justify="right" if name in NUMERIC else "left")
+    for entry in entries:
+        table.add_row(*(get(entry) for _, get in columns))
+    console.print(table)
+    return 0
