@@ -29,7 +29,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--quality-only", action="store_true", help="skip the speed benchmark")
     parser.add_argument("--speed-only", action="store_true", help="skip the quality benchmark")
     parser.add_argument(
-        "--fresh", action="store_true", help="rebuild the quality indexes (re-embeds everything)"
+        "--reuse-index",
+        action="store_true",
+        help="quality: keep the indexes of the previous run (fast loop when tuning ranking; "
+        "wrong after chunking or embedding changes, which need a rebuild)",
     )
     parser.add_argument(
         "--whole-project",
@@ -96,13 +99,14 @@ def main(argv: list[str] | None = None) -> int:
 
         if not args.speed_only:
             runs = semble_quality.run_all(
-                fresh=args.fresh, whole_project=args.whole_project, log=log, progress=progress
+                fresh=not args.reuse_index, whole_project=args.whole_project, log=log, progress=progress
             )
             tables += semble_quality.tables(runs, args.whole_project)
             tables.append(semble_quality.failures(runs, threshold=args.failures_below))
         if not args.quality_only:
             tables += speed.tables(speed.run_all(dense_10k=args.dense_10k, log=log))
-    print_tables(tables, Console())
+    out = Console()
+    print_tables(tables, out if out.is_terminal else Console(width=200))
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(f"## ragls search benchmarks\n\n{header()}\n{markdown(tables)}", encoding="utf-8")
     console.print(f"Markdown tables written to {args.out}")

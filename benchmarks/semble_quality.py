@@ -2,9 +2,9 @@
 
 Per corpus: index ``<project>/<benchmark_root>`` (as semble does), embed every chunk, then ask
 each query of our engine in three modes (hybrid, bm25-only, dense-only) and of the plain BM25
-baseline, and score the top 10 with :mod:`benchmarks.metrics`. The index is kept in the bench
-cache between runs (``--fresh`` rebuilds it), because embedding is the slow part and the
-engine re-embeds only changed text anyway.
+baseline, and score the top 10 with :mod:`benchmarks.metrics`. Each run rebuilds the indexes
+from scratch, because an index built by older chunking code would otherwise survive (the
+engine re-parses only changed files); ``--reuse-index`` skips that when only ranking changed.
 """
 
 from __future__ import annotations
@@ -199,7 +199,7 @@ def tables(runs: list[CorpusRun], whole_project: bool) -> list[Table]:
             *(mean(o.score.ndcg for o in pooled if o.system == s) for s in SYSTEMS),
         )
     main.add(
-        "**mean over repos**",
+        "mean over repos",
         sum(len({o.query.text for o in r.outcomes}) for r in runs),
         *(mean(r.ndcg(s) for r in runs) for s in SYSTEMS),
     )
@@ -240,8 +240,8 @@ def tables(runs: list[CorpusRun], whole_project: bool) -> list[Table]:
         )
     corpora.notes.append(
         "targets: annotation targets over all queries; in release: the file (and line span) exists in the "
-        "release; indexed: covered by at least one indexed chunk (semble's n_relevant). Embedding time is "
-        "only what this run had to embed (the index is cached between runs)."
+        "release; indexed: covered by at least one indexed chunk (semble's n_relevant). Times are this "
+        "run's build (near zero with --reuse-index)."
     )
 
     names = [r.corpus.name for r in runs]

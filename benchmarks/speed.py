@@ -13,6 +13,7 @@ import json
 import re
 import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -60,19 +61,27 @@ class Measured:
 
 
 def run_worker(job: dict, log: Log) -> Measured:
+    """Run one job in a fresh process, relaying its progress lines as they come."""
     launched = time.time()
-    proc = subprocess.run(
-        [sys.executable, "-m", "benchmarks.speed_worker", json.dumps(job)],
-        cwd=Path(__file__).resolve().parents[1],
-        capture_output=True,
-        text=True,
-    )
-    for line in proc.stderr.splitlines():
-        if line.startswith("  [worker]"):
-            log(line.strip())
-    lines = [line for line in proc.stdout.splitlines() if line.startswith("RESULT ")]
+    with tempfile.TemporaryFile("w+") as stdout:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "benchmarks.speed_worker", json.dumps(job)],
+            cwd=Path(__file__).resolve().parents[1],
+            stdout=stdout,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        tail: list[str] = []
+        assert proc.stderr is not None
+        for line in proc.stderr:
+            if line.startswith("  [worker]"):
+                log(line.strip())
+            tail = [*tail[-40:], line]
+        proc.wait()
+        stdout.seek(0)
+        lines = [line for line in stdout.read().splitlines() if line.startswith("RESULT ")]
     if proc.returncode != 0 or not lines:
-        raise RuntimeError(f"speed worker {job['kind']} failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
+        raise RuntimeError(f"speed worker {job['kind']} failed ({proc.returncode}):\n{''.join(tail)}")
     result = json.loads(lines[-1][len("RESULT ") :])
     return Measured(result, result["ready_wall"] - launched)
 
@@ -127,7 +136,7 @@ def _ms(value: float) -> str:
 
 
 def _verdict(value: float | None, limit: float) -> str:
-    return "—" if value is None else ("yes" if value < limit else "**no**")
+    return "—" if value is None else ("yes" if value < limit else "NO")
 
 
 def tables(run: SpeedRun) -> list[Table]:
@@ -138,7 +147,7 @@ def tables(run: SpeedRun) -> list[Table]:
         dense_10k, dense_10k_label = large["dense_s"], "measured"
     else:
         dense_10k = large["ready_s"] + large["pending_embeddings"] / rate
-        dense_10k_label = f"**extrapolated**: {large['pending_embeddings']:,} texts at {rate:.1f}/s"
+        dense_10k_label = f"EXTRAPOLATED: {large['pending_embeddings']:,} texts at {rate:.1f}/s"
 
     corpus = Table(
         "Speed corpora (deterministic stride samples of real package sources)",
@@ -267,7 +276,7 @@ def tables(run: SpeedRun) -> list[Table]:
                 "",
                 "",
             )
-    found = all(x["found"] for n in (SMALL, LARGE) for x in e[n].result["reindex"])
+    lost = [x["path"] for n in (SMALL, LARGE) for x in e[n].result["reindex"] if not x["found_rank"]]
     table.notes += [
         "plain BM25 = benchmarks/baseline.py: in-memory Okapi BM25 over 50-line windows, bm25s-style "
         "tokens, scipy sparse matrix; no persistence, no incremental update (re-index = full rebuild).",
@@ -277,7 +286,9 @@ def tables(run: SpeedRun) -> list[Table]:
         "identifiers defined in the repo; re-index: a function appended to 5 mid-sized .py files, "
         "one at a time, timed until update_paths (and embed_pending) return"
         + (
-            "; each edit was then found by search." if found else "; **some edits were NOT found by search**."
+            "; each edited file was then in the top 10 for the new function's name."
+            if not lost
+            else f"; NOT in the top 10 for the new function's name afterwards: {', '.join(lost)}."
         ),
         "Peak RSS: ru_maxrss of the measuring process (the dense rows include torch and the model).",
     ]

@@ -109,8 +109,8 @@ def _reindex_one(index, root: Path, rel: str, i: int, dense: bool) -> dict:
         if dense:
             index.embed_pending()
             result["dense_s"] = time.perf_counter() - started
-        top = index.search(f"ragls_bench_probe_{i}", 1, mode="bm25")
-        result["found"] = bool(top) and top[0].path == rel
+        top = index.search(f"ragls_bench_probe_{i}", 10, mode="bm25")
+        result["found_rank"] = next((r for r, hit in enumerate(top, 1) if hit.path == rel), None)
     finally:
         path.write_bytes(original)
         index.update_paths([path])
