@@ -182,7 +182,7 @@ def _print(
     console = Console(width=160)
     console.print(table)
     console.print(f"redaction (detect-secrets plugins + regexes + entropy): {redact_ms:.0f} ms per 100 KB of "
-                  f"Python source ({redactions} secret found: the one planted)")
+                  f"Python source (1 secret planted, {redactions} found)")
 
 
 if __name__ == "__main__":

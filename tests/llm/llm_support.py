@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import socket
+import struct
 import threading
 import time
 from dataclasses import dataclass, field
@@ -136,3 +137,38 @@ class RecordingProxy:
 
     def close(self) -> None:
         self._listener.close()
+
+
+def write_tiny_gpt2_ggml(path: Path, n_vocab: int = 128, n_ctx: int = 64, n_embd: int = 32) -> Path:
+    """A real GGML-era file (unversioned 'ggml' magic, the gpt-2 example's layout) with one layer of
+    random f32 weights and a character vocabulary: small, but loadable by ctransformers."""
+    import string
+
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    vocab = ["<|endoftext|>", " ", "\n", *string.ascii_letters, *string.digits, *string.punctuation]
+    vocab += [f"<unused{i}>" for i in range(n_vocab - len(vocab))]
+    out = bytearray(struct.pack("<I", 0x67676D6C))
+    out += struct.pack("<6i", n_vocab, n_ctx, n_embd, 2, 1, 0)  # n_head = 2, n_layer = 1, ftype = f32
+    out += struct.pack("<i", n_vocab)
+    for word in vocab:
+        out += struct.pack("<I", len(word.encode())) + word.encode()
+
+    def tensor(name: str, *shape: int) -> bytes:
+        gain = name.endswith("/g")  # layer-norm gains start at 1
+        data = np.ones(shape, "<f4") if gain else (rng.standard_normal(shape) * 0.1).astype("<f4")
+        head = struct.pack(f"<3i{len(shape)}i", len(shape), len(name), 0, *shape)
+        return head + name.encode() + data.tobytes()
+
+    e = n_embd
+    out += tensor("model/ln_f/g", e) + tensor("model/ln_f/b", e)
+    out += tensor("model/wte", e, n_vocab) + tensor("model/wpe", e, n_ctx)
+    out += tensor("model/lm_head", e, n_vocab)
+    layer = [("ln_1/g", e), ("ln_1/b", e), ("ln_2/g", e), ("ln_2/b", e), ("attn/c_attn/w", e, 3 * e),
+             ("attn/c_attn/b", 3 * e), ("attn/c_proj/w", e, e), ("attn/c_proj/b", e),
+             ("mlp/c_fc/w", e, 4 * e), ("mlp/c_fc/b", 4 * e), ("mlp/c_proj/w", 4 * e, e), ("mlp/c_proj/b", e)]
+    for name, *shape in layer:
+        out += tensor(f"model/h0/{name}", *shape)
+    path.write_bytes(bytes(out))
+    return path
