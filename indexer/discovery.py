@@ -91,8 +91,8 @@ class Discovery:
     skipped: list[Skipped]
 
 
-def _spec(patterns: Iterable[str]) -> pathspec.PathSpec:
-    return pathspec.PathSpec.from_lines("gitwildmatch", patterns)
+def _spec(patterns: Iterable[str]) -> pathspec.GitIgnoreSpec:
+    return pathspec.GitIgnoreSpec.from_lines(patterns)
 
 
 def _read_patterns(path: Path) -> list[str]:
@@ -134,7 +134,7 @@ def _git_files(root: Path) -> list[str]:
 
 def _walk_files(root: Path) -> Iterator[str]:
     """Every file below root honouring nested .gitignore files; symlinked folders are not entered."""
-    stack: list[tuple[Path, list[tuple[str, pathspec.PathSpec]]]] = [(root, [])]
+    stack: list[tuple[Path, list[tuple[str, pathspec.GitIgnoreSpec]]]] = [(root, [])]
     while stack:
         folder, specs = stack.pop()
         ignore_file = folder / ".gitignore"
@@ -153,8 +153,8 @@ def _walk_files(root: Path) -> Iterator[str]:
                 continue
             if is_dir:
                 stack.append((Path(entry.path), specs))
-            else:
-                yield rel
+            elif entry.is_symlink() or entry.is_file(follow_symlinks=False):
+                yield rel  # never FIFOs, sockets or devices: reading one could block forever
 
 
 class Rules:

@@ -46,13 +46,17 @@ def pick_device(setting: str) -> str:
     return setting
 
 
+# Loaded models, shared by every index in the process (a daemon may serve several workspaces).
+_MODELS: dict[tuple[str, str], object] = {}
+_MODELS_LOCK = threading.Lock()
+
+
 class Embedder:
     """Loads the model on first use and keeps it; encodes to L2-normalised float32 rows."""
 
     def __init__(self, cfg: EmbeddingModelConfig) -> None:
         self.cfg = cfg
         self._model = None
-        self._lock = threading.Lock()
 
     @property
     def model_id(self) -> str:
@@ -60,23 +64,10 @@ class Embedder:
         return f"{model_location(self.cfg)}@{self.cfg.max_tokens}"
 
     def _load(self):
-        with self._lock:
-            if self._model is None:
-                _offline()
-                from sentence_transformers import SentenceTransformer
-
-                where = model_location(self.cfg)
-                try:
-                    model = SentenceTransformer(where, device=pick_device(self.cfg.device))
-                except EmbeddingError:
-                    raise
-                except Exception as exc:  # the library raises many kinds for "not there / not a model"
-                    raise EmbeddingError(
-                        f"cannot load embedding model {where!r} (models.embedding.model): {exc}. "
-                        "Nothing is downloaded at run time; point it at a local model directory."
-                    ) from exc
-                model.max_seq_length = self.cfg.max_tokens
-                self._model = model
+        if self._model is None:
+            self._model = _load_model(
+                model_location(self.cfg), pick_device(self.cfg.device), self.cfg.max_tokens
+            )
         return self._model
 
     @property
@@ -96,3 +87,24 @@ class Embedder:
 
     def encode_query(self, query: str) -> np.ndarray:
         return self.encode([query])[0]
+
+
+def _load_model(where: str, device: str, max_tokens: int):
+    with _MODELS_LOCK:
+        key = (where, device)
+        if key not in _MODELS:
+            _offline()
+            from sentence_transformers import SentenceTransformer
+            from transformers.utils import logging as hf_logging
+
+            hf_logging.disable_progress_bar()
+            try:
+                _MODELS[key] = SentenceTransformer(where, device=device)
+            except Exception as exc:  # the library raises many kinds for "not there / not a model"
+                raise EmbeddingError(
+                    f"cannot load embedding model {where!r} (models.embedding.model): {exc}. "
+                    "Nothing is downloaded at run time; point it at a local model directory."
+                ) from exc
+        model = _MODELS[key]
+    model.max_seq_length = max_tokens
+    return model

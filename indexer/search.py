@@ -22,7 +22,7 @@ if TYPE_CHECKING:
 Mode = Literal["hybrid", "bm25", "dense"]
 
 CANDIDATES = 200  # per signal, before fusion
-RRF_K = 60
+RRF_K = 10
 WEIGHTS = {"bm25": 1.0, "dense": 1.0, "symbol": 2.0, "path": 0.6}
 # Files below test/docs/example folders answer "where is X implemented" less often than the code itself.
 SECONDARY_PATH = re.compile(
@@ -146,7 +146,7 @@ def _by_file(
     file_scores = {}
     for path, scored in per_file.items():
         scored.sort(reverse=True)
-        evidence = sum(s for s, _ in scored[1:4]) * 0.25
+        evidence = sum(s for s, _ in scored[1:4]) * 0.1
         penalty = 0.8 if SECONDARY_PATH.search(path) else 1.0
         file_scores[path] = (scored[0][0] + evidence + path_bonus.get(path, 0.0)) * penalty
     order = sorted(per_file, key=lambda p: -file_scores[p])

@@ -91,7 +91,9 @@ def build(index: Index, show_progress: bool, embed: bool = True) -> tuple[Update
 def _index(args: argparse.Namespace) -> int:
     root = resolve_root(args.path)
     with open_index(root) as index:
-        stats, embed_seconds = build(index, show_progress=err.is_terminal or args.progress, embed=not args.no_embed)
+        stats, embed_seconds = build(
+            index, show_progress=err.is_terminal or args.progress, embed=not args.no_embed
+        )
         status = index.status()
     table = Table(title=f"ragls index: {root}", show_header=False)
     table.add_row("files", str(status["files"]))
@@ -207,7 +209,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("index", help="index a folder (incremental)")
     p.add_argument("path", nargs="?", help="workspace root (default: enclosing git repository or cwd)")
     p.add_argument("--no-embed", action="store_true", help="build only the keyword and symbol layers")
-    p.add_argument("--progress", action="store_true", help="show the progress bar even when not on a terminal")
+    p.add_argument(
+        "--progress", action="store_true", help="show the progress bar even when not on a terminal"
+    )
     p.add_argument("-v", "--verbose", action="store_true", help="list skipped files and why")
     p.set_defaults(run=_index)
 
@@ -217,7 +221,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--top-k", type=int, default=10)
     p.add_argument("--mode", choices=["hybrid", "bm25", "dense"], default="hybrid")
     p.add_argument("--json", action="store_true", help="print a JSON list of results")
-    p.add_argument("--stdin", action="store_true", help="read one query per line, print one JSON list per line")
+    p.add_argument(
+        "--stdin", action="store_true", help="read one query per line, print one JSON list per line"
+    )
     p.add_argument("--watch", action="store_true", help="with --stdin: keep the index current while running")
     p.set_defaults(run=_search)
 

@@ -145,18 +145,22 @@ def load(root: Path | None = None) -> Config:
     if root is not None:
         paths.append(workspace_config_path(root))
     for path in paths:
-        if path.is_file():
-            _merge(merged, _read_toml(path), sources, path, ())
+        text = _read_toml(path)
+        if text is not None:
+            _merge(merged, text, sources, path, ())
     return _build(Config, merged, sources, ())
 
 
-def _read_toml(path: Path) -> dict[str, Any]:
+def _read_toml(path: Path) -> dict[str, Any] | None:
+    """The parsed file, or None when there is no such file."""
     try:
         return tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return None
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{path}: not valid TOML: {exc}") from exc
     except OSError as exc:
-        raise ConfigError(f"{path}: cannot read: {exc.strerror}") from exc
+        raise ConfigError(f"{path}: cannot read: {exc.strerror or exc}") from exc
 
 
 def _merge(

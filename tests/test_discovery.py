@@ -1,0 +1,118 @@
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+from conftest import write_tree
+
+from ragls.indexer.discovery import Rules, discover
+
+FILES: dict[str, str | bytes] = {
+    "src/app.py": "def main():\n    return 1\n",
+    "src/util.js": "export function f() { return 2 }\n",
+    "README.md": "# Title\n",
+    "build/out.py": "generated = True\n",
+    "notes.log": "log line\n",
+    "vendor/lib.py": "x = 1\n",
+    ".env": "API_KEY=abc\n",
+    ".env.production": "API_KEY=abc\n",
+    "config/server.pem": "-----BEGIN PRIVATE KEY-----\n",
+    "deploy/id_rsa": "key\n",
+    "deploy/id_rsa.pub": "ssh-rsa AAA\n",
+    "aws/credentials": "[default]\n",
+    "secrets.json": "{}\n",
+    "img/logo.png": b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR",
+    "static/app.min.js": "var a=1;",
+    "static/bundle.js": "var a=1;" * 2000,
+    "big.py": "x = 1\n" * 400,
+    "package-lock.json": "{}\n",
+    "node_modules/dep/index.js": "module.exports = 1\n",
+}
+
+
+def make(tmp_path: Path, git: bool) -> Path:
+    root = write_tree(tmp_path / "ws", FILES)
+    (root / ".gitignore").write_text("build/\n*.log\n")
+    (root / ".raglsignore").write_text("vendor/\n")
+    if git:
+        subprocess.run(["git", "init", "-q", str(root)], check=True)
+    return root
+
+
+@pytest.mark.parametrize("git", [True, False])
+def test_discovery_rules(tmp_path: Path, git: bool) -> None:
+    root = make(tmp_path, git)
+    found = discover(Rules(root, max_file_bytes=2000))
+    assert found.files == [".gitignore", ".raglsignore", "README.md", "src/app.py", "src/util.js"]
+    reasons = {s.path: s.reason for s in found.skipped}
+    for secret in (
+        ".env",
+        ".env.production",
+        "config/server.pem",
+        "deploy/id_rsa",
+        "deploy/id_rsa.pub",
+        "aws/credentials",
+        "secrets.json",
+    ):
+        assert reasons[secret] == "secret-bearing file (never indexed)", secret
+    assert reasons["img/logo.png"] == "binary"
+    assert reasons["static/app.min.js"] == "generated"
+    assert reasons["package-lock.json"] == "generated"
+    assert reasons["static/bundle.js"].startswith("larger than index.max_file_bytes")
+    assert reasons["big.py"] == "larger than index.max_file_bytes (2400 > 2000)"
+    assert reasons["vendor/lib.py"] == "ignored"
+    # .gitignore'd files are not even candidates
+    assert "build/out.py" not in reasons and "notes.log" not in reasons
+
+
+def test_minified_detection(tmp_path: Path) -> None:
+    root = write_tree(tmp_path, {"dist/app.js": "a" * 5000 + "\n", "ok.js": "let a = 1;\n" * 500})
+    found = discover(Rules(root, max_file_bytes=1_000_000))
+    assert found.files == ["ok.js"]
+    assert found.skipped[0].reason == "minified or single-line data"
+
+
+def test_exclude_patterns_from_config(tmp_path: Path) -> None:
+    root = write_tree(tmp_path, {"a.py": "x\n", "gen/b.py": "y\n"})
+    assert discover(Rules(root, 1000, exclude=["gen/"])).files == ["a.py"]
+
+
+def test_nested_gitignore_without_git(tmp_path: Path) -> None:
+    root = write_tree(
+        tmp_path, {"pkg/.gitignore": "*.tmp\n", "pkg/a.py": "x\n", "pkg/b.tmp": "y\n", "c.tmp": "z\n"}
+    )
+    assert discover(Rules(root, 1000)).files == ["c.tmp", "pkg/.gitignore", "pkg/a.py"]
+
+
+def test_folder_ignored_by_enclosing_repo_is_walked(tmp_path: Path) -> None:
+    outer = tmp_path / "outer"
+    write_tree(outer, {".gitignore": "corpus/\n", "corpus/lib/a.py": "x\n"})
+    subprocess.run(["git", "init", "-q", str(outer)], check=True)
+    assert discover(Rules(outer / "corpus", 1000)).files == ["lib/a.py"]
+
+
+@pytest.mark.parametrize("git", [True, False])
+def test_symlink_loops_and_escapes(tmp_path: Path, git: bool) -> None:
+    root = write_tree(tmp_path / "ws", {"a.py": "x = 1\n"})
+    (tmp_path / "outside.py").write_text("secret = 1\n")
+    os.symlink("loop2", root / "loop1")
+    os.symlink("loop1", root / "loop2")
+    os.symlink(".", root / "self")  # a folder loop
+    os.symlink(tmp_path / "outside.py", root / "escape.py")
+    os.symlink("a.py", root / "alias.py")
+    os.symlink("missing.py", root / "dangling.py")
+    if git:
+        subprocess.run(["git", "init", "-q", str(root)], check=True)
+    found = discover(Rules(root, 1000))
+    assert found.files == ["a.py", "alias.py"]
+    reasons = {s.path: s.reason for s in found.skipped}
+    assert reasons["loop1"] == reasons["loop2"] == "broken or looping symlink"
+    assert reasons["dangling.py"] == "broken or looping symlink"
+    assert reasons["escape.py"] == "symlink leaves the workspace"
+    assert reasons.get("self") in (None, "symlink to a folder")
+
+
+def test_fifo_is_never_opened(tmp_path: Path) -> None:
+    root = write_tree(tmp_path, {"a.py": "x\n"})
+    os.mkfifo(root / "pipe")
+    assert discover(Rules(root, 1000)).files == ["a.py"]

@@ -1,0 +1,204 @@
+"""The index engine: incremental updates, embedding cache, bad input, corruption recovery."""
+
+import os
+import shutil
+import sqlite3
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import pytest
+from conftest import write_tree
+
+from ragls import config
+from ragls.indexer.engine import Index
+
+PY = "def {name}(value):\n    '''Compute {name}.'''\n    return value * 2\n"
+
+
+def open_index(root: Path) -> Index:
+    return Index.open(root, config.load(root))
+
+
+def file_chunks(index: Index, path: str) -> list:
+    return index.store.chunks_of_files([path])
+
+
+def consistent(index: Index) -> None:
+    """SQLite, FTS and faiss agree: the invariant a crash must never break."""
+    db = index.store.db
+    assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    chunks = db.execute("SELECT count(*) FROM chunks").fetchone()[0]
+    assert db.execute("SELECT count(*) FROM chunks_fts").fetchone()[0] == chunks
+    orphans = db.execute(
+        "SELECT count(*) FROM chunks c LEFT JOIN files f ON f.id = c.file_id WHERE f.id IS NULL"
+    )
+    assert orphans.fetchone()[0] == 0
+    assert index.vectors.size == index.store.counts()["embedded"]
+
+
+def test_incremental_update_touches_only_changed_files(tmp_path: Path) -> None:
+    root = write_tree(tmp_path, {f"m{i}.py": PY.format(name=f"func_{i}") for i in range(5)})
+    with open_index(root) as index:
+        first = index.update()
+        assert (first.added, first.changed, first.removed, first.files) == (5, 0, 0, 5)
+        index.embed_pending()
+        before = {p: file_chunks(index, p) for p in ("m0.py", "m1.py")}
+
+        (root / "m1.py").write_text(PY.format(name="renamed_function"))
+        (root / "m2.py").unlink()
+        (root / "new.py").write_text(PY.format(name="brand_new"))
+        os.utime(root / "m3.py")  # touched, content unchanged
+        second = index.update()
+        assert (second.added, second.changed, second.removed) == (1, 1, 1)
+        assert second.unchanged == 3
+        assert file_chunks(index, "m0.py") == before["m0.py"]  # same rows, same ids
+        assert file_chunks(index, "m1.py") != before["m1.py"]
+        assert index.search("renamed_function", top_k=1)[0].path == "m1.py"
+        assert all(r.path != "m2.py" for r in index.search("func_2", top_k=10))
+        assert index.pending_embeddings() == 2  # only the new and the changed file
+        assert index.embed_pending() == 2
+        consistent(index)
+
+
+def test_embeddings_cached_by_content(tmp_path: Path) -> None:
+    root = write_tree(tmp_path, {"a.py": PY.format(name="alpha")})
+    with open_index(root) as index:
+        index.update()
+        assert index.embed_pending() == 1
+        (root / "a.py").write_text(PY.format(name="beta"))
+        index.update()
+        assert index.embed_pending() == 1
+        (root / "a.py").write_text(PY.format(name="alpha"))  # back to content seen before
+        index.update()
+        assert index.pending_embeddings() == 0  # the cached vector is reused, nothing re-embedded
+        assert index.vectors.size == 1
+        consistent(index)
+
+
+def test_reopen_uses_saved_vectors_and_detects_stale_file(tmp_path: Path) -> None:
+    root = write_tree(tmp_path, {"a.py": PY.format(name="alpha"), "b.py": PY.format(name="beta")})
+    with open_index(root) as index:
+        index.update()
+        index.embed_pending()
+        folder = index.folder
+    saved = list(folder.glob("vectors-*.faiss"))
+    assert len(saved) == 1
+    saved[0].write_bytes(b"garbage")  # a damaged cache file
+    with open_index(root) as index:
+        assert index.vectors.size == 2  # rebuilt from SQLite, not re-embedded
+        assert index.pending_embeddings() == 0
+        assert index.search("alpha", top_k=1, mode="dense")[0].path == "a.py"
+
+
+def test_corrupt_database_is_moved_aside_and_rebuilt(tmp_path: Path) -> None:
+    root = write_tree(tmp_path, {"a.py": PY.format(name="alpha")})
+    with open_index(root) as index:
+        index.update()
+        db_path = index.store.path
+    db_path.write_bytes(b"this is not a database" * 100)
+    for suffix in ("-wal", "-shm"):
+        Path(f"{db_path}{suffix}").unlink(missing_ok=True)
+    with open_index(root) as index:
+        assert any("unreadable" in n and "moved aside" in n for n in index.notices)
+        assert index.is_empty()
+        index.update()
+        assert index.search("alpha", top_k=1)[0].path == "a.py"
+    assert list(db_path.parent.glob("index.sqlite.corrupt-*"))
+
+
+def test_invalid_utf8_binary_and_grammar_trouble(tmp_path: Path) -> None:
+    root = write_tree(
+        tmp_path,
+        {
+            "latin.py": b"def caf\xe9_order():\n    return 'caf\xe9'\n\n"
+            b"def helper_after_bad_bytes():\n    pass\n",
+            "blob.dat": b"\x00\x01\x02binary",
+            "broken.py": "def broken(:\n    return ((( \n"
+            "class Ok:\n    def fine_method(self):\n        pass\n",
+            "empty.py": "",
+        },
+    )
+    with open_index(root) as index:
+        stats = index.update()
+        assert any(p.startswith("latin.py: invalid UTF-8 at byte 7") for p in stats.problems)
+        assert index.search("helper_after_bad_bytes", top_k=1)[0].path == "latin.py"
+        assert index.search("fine_method", top_k=1)[0].path == "broken.py"
+        assert {s.path: s.reason for s in stats.skipped}["blob.dat"] == "binary"
+        assert stats.files == 3
+
+
+def test_file_vanishing_mid_index(tmp_path: Path) -> None:
+    files = {f"pkg/m{i:03}.py": PY.format(name=f"fn_{i}") for i in range(200)}
+    root = write_tree(tmp_path, files)
+    deleted = [f"pkg/m{i:03}.py" for i in range(100, 150)]
+
+    def delete_during_first_batch(done: int, total: int, what: str) -> None:
+        if done == 64:
+            for rel in deleted:
+                (root / rel).unlink()
+
+    with open_index(root) as index:
+        stats = index.update(progress=delete_during_first_batch)
+        assert stats.added == 150
+        indexed = set(index.store.files())
+        assert not indexed & set(deleted)
+        assert len(indexed) == 150
+        consistent(index)
+        again = index.update()
+        assert (again.added, again.removed, again.changed) == (0, 0, 0)
+
+
+@pytest.mark.skipif(
+    os.geteuid() == 0 and not shutil.which("setpriv"), reason="root needs setpriv to drop privileges"
+)
+def test_unreadable_file_is_reported_not_fatal() -> None:
+    """Root reads every file, so the indexer runs as 'nobody' here to meet a real EACCES."""
+    base = Path(tempfile.mkdtemp(prefix="ragls-unreadable-"))  # pytest's tmp dirs are private to root
+    try:
+        root = write_tree(
+            base / "ws", {"ok.py": PY.format(name="fine"), "locked.py": PY.format(name="hidden")}
+        )
+        cache = base / "cache"
+        cache.mkdir()
+        for p in (base, root, cache):
+            p.chmod(0o777)
+        (root / "locked.py").chmod(0o000)
+        drop = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"] if os.geteuid() == 0 else []
+        proc = subprocess.run(
+            [*drop, sys.executable, "-m", "ragls.cli", "index", str(root), "--no-embed", "-v"],
+            capture_output=True,
+            text=True,
+            env={**os.environ, "RAGLS_CACHE_DIR": str(cache), "RAGLS_CONFIG": str(cache / "none.toml")},
+            timeout=300,
+        )
+        assert proc.returncode == 0, proc.stderr
+        assert "skipped locked.py: unreadable (Permission denied)" in " ".join(proc.stderr.split())
+        db = sqlite3.connect(next(cache.glob("*/index.sqlite")))
+        assert [r[0] for r in db.execute("SELECT path FROM files")] == ["ok.py"]
+        db.close()
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
+
+
+def test_update_paths_applies_creations_edits_deletions_and_ignores(tmp_path: Path) -> None:
+    root = write_tree(
+        tmp_path, {".gitignore": "out/\n", "a.py": PY.format(name="alpha"), "b.py": PY.format(name="beta")}
+    )
+    subprocess.run(["git", "init", "-q", str(root)], check=True)
+    with open_index(root) as index:
+        index.update()
+        (root / "a.py").write_text(PY.format(name="gamma"))
+        (root / "b.py").unlink()
+        write_tree(
+            root, {"c.py": PY.format(name="delta"), "out/gen.py": PY.format(name="generated"), ".env": "K=1"}
+        )
+        stats = index.update_paths([root / "a.py", root / "b.py", "c.py", root / "out/gen.py", root / ".env"])
+        assert (stats.added, stats.changed, stats.removed) == (1, 1, 1)
+        assert sorted(index.store.files()) == [".gitignore", "a.py", "c.py"]
+        assert {s.path: s.reason for s in stats.skipped} == {
+            "out/gen.py": "ignored",
+            ".env": "secret-bearing file (never indexed)",
+        }
+        consistent(index)
