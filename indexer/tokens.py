@@ -8,6 +8,7 @@ natural-language hits).
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 
 _WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_]*|[0-9]+")
 _CAMEL = re.compile(r"[A-Z]+(?=[A-Z][a-z])|[A-Z]?[a-z]+|[A-Z]+|[0-9]+")
@@ -79,16 +80,16 @@ def identifier_parts(word: str) -> list[str]:
     return parts
 
 
+@lru_cache(maxsize=262_144)
+def _expand(word: str) -> tuple[str, ...]:
+    """A word and, when it is a compound identifier, its parts (cached: code repeats its names)."""
+    parts = identifier_parts(word)
+    return (word.lower(), *parts) if len(parts) > 1 else (word.lower(),)
+
+
 def index_terms(text: str) -> list[str]:
     """Every word of ``text``, lower-cased, followed by its parts when it is a compound."""
-    out: list[str] = []
-    for word in _WORD.findall(text):
-        lower = word.lower()
-        out.append(lower)
-        parts = identifier_parts(word)
-        if len(parts) > 1:
-            out.extend(parts)
-    return out
+    return [term for word in _WORD.findall(text) for term in _expand(word)]
 
 
 def query_terms(query: str) -> list[str]:

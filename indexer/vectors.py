@@ -17,11 +17,17 @@ import faiss
 import numpy as np
 
 
+def gpu_count() -> int:
+    """GPUs faiss can use: non-zero only with a faiss-gpu build on a machine with a GPU."""
+    return faiss.get_num_gpus() if hasattr(faiss, "get_num_gpus") else 0
+
+
 class VectorIndex:
     def __init__(self, folder: Path, dim: int | None = None) -> None:
         self.folder = folder
         self.dim = dim
         self.index: faiss.IndexIDMap2 | None = None
+        self._gpu_copy: faiss.Index | None = None  # searched instead when faiss-gpu sees a GPU
         self.lock = threading.Lock()
 
     def _empty(self, dim: int) -> faiss.IndexIDMap2:
@@ -45,6 +51,7 @@ class VectorIndex:
         with self.lock:
             self.index = index
             self.dim = index.d
+            self._gpu_copy = None
         return True
 
     def rebuild(self, pairs: Iterable[tuple[int, np.ndarray]]) -> None:
@@ -54,6 +61,7 @@ class VectorIndex:
             vecs.append(vec)
         with self.lock:
             self.index = None
+            self._gpu_copy = None
             if vecs:
                 self.index = self._empty(len(vecs[0]))
                 self.index.add_with_ids(np.vstack(vecs).astype(np.float32), np.array(ids, dtype=np.int64))
@@ -79,6 +87,7 @@ class VectorIndex:
         with self.lock:
             if self.index is not None and ids:
                 self.index.remove_ids(np.array(ids, dtype=np.int64))
+                self._gpu_copy = None
 
     def add(self, pairs: list[tuple[int, np.ndarray]]) -> None:
         if not pairs:
@@ -89,6 +98,7 @@ class VectorIndex:
             ids = np.array([p[0] for p in pairs], dtype=np.int64)
             self.index.remove_ids(ids)  # idempotent: a chunk id carries one vector
             self.index.add_with_ids(np.vstack([p[1] for p in pairs]).astype(np.float32), ids)
+            self._gpu_copy = None
 
     @property
     def size(self) -> int:
@@ -98,7 +108,8 @@ class VectorIndex:
         with self.lock:
             if self.index is None or self.index.ntotal == 0:
                 return []
-            scores, ids = self.index.search(
-                query.reshape(1, -1).astype(np.float32), min(k, self.index.ntotal)
-            )
+            if self._gpu_copy is None and gpu_count() > 0:
+                self._gpu_copy = faiss.index_cpu_to_all_gpus(self.index)
+            searcher = self.index if self._gpu_copy is None else self._gpu_copy
+            scores, ids = searcher.search(query.reshape(1, -1).astype(np.float32), min(k, self.index.ntotal))
         return [(int(i), float(s)) for i, s in zip(ids[0], scores[0], strict=True) if i >= 0]
