@@ -171,8 +171,12 @@ class Provider(ABC):
         self, max_tokens: int | None, stop: Sequence[str], temperature: float | None, timeout: float | None
     ) -> Options:
         c = self.config
+        limit = c.max_tokens if max_tokens is None else max_tokens
+        if limit < 1:
+            # Some backends read 0 as "until the context is full": never let a request run unbounded.
+            raise LLMError(f"max_tokens must be at least 1, got {limit} (models.<role>.max_tokens)")
         return Options(
-            max_tokens=c.max_tokens if max_tokens is None else max_tokens,
+            max_tokens=limit,
             stop=tuple(stop),
             temperature=c.temperature if temperature is None else temperature,
             timeout=c.timeout if timeout is None else timeout,

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from ragls.config import ModelConfig
-from ragls.llm import LLMTimeout, Message, ModelError
+from ragls.llm import LLMError, LLMTimeout, Message, ModelError
 from ragls.llm.llama_cpp import LlamaCppProvider
 
 HELLO = [Message("user", "Say hello.")]
@@ -37,6 +37,11 @@ def test_max_tokens_bounds_a_model_that_never_stops(llama):
     text = stream.text()
     assert stream.finish_reason == "length"
     assert llama.count_tokens(text) <= 17  # detokenisation may merge/split at the edges
+
+
+def test_zero_max_tokens_is_refused_not_unbounded(llama):
+    with pytest.raises(LLMError, match=r"max_tokens must be at least 1"):
+        llama.complete("1, 2,", max_tokens=0)
 
 
 def test_cancel_mid_stream_stops_generation_and_model_keeps_serving(llama):

@@ -30,6 +30,7 @@ def _hook(event: str, args: tuple) -> None:
 sys.addaudithook(_hook)  # audit hooks cannot be removed; it records only while _watching is set
 
 
+@pytest.mark.filterwarnings("ignore:A test tried to use socket")
 def test_sockets_are_blocked_in_this_folder():
     with pytest.raises(Exception, match="socket"):
         socket.socket(socket.AF_INET, socket.SOCK_STREAM)
