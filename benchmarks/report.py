@@ -23,6 +23,12 @@ class Table:
     def add(self, *cells: object) -> None:
         self.rows.append([fmt(c) for c in cells])
 
+    def numeric(self, column: int) -> bool:
+        """Right-align a column when most of its cells are figures (the first one never)."""
+        cells = [row[column] for row in self.rows if column < len(row) and row[column]]
+        figures = [c for c in cells if c[0].isdigit() or c[0] in "×—<"]
+        return column > 0 and len(figures) * 2 > len(cells)
+
 
 def fmt(value: object) -> str:
     """Numbers the way a reader compares them: 3 decimals for scores, fewer for big values."""
@@ -62,7 +68,7 @@ def print_tables(tables: list[Table], console: Console | None = None) -> None:
     for table in tables:
         rich_table = RichTable(title=table.title, title_justify="left", title_style="bold")
         for i, column in enumerate(table.columns):
-            rich_table.add_column(column, justify="left" if i == 0 else "right")
+            rich_table.add_column(column, justify="right" if table.numeric(i) else "left", overflow="fold")
         for row in table.rows:
             rich_table.add_row(*row)
         console.print(rich_table)
@@ -76,7 +82,8 @@ def markdown(tables: list[Table]) -> str:
     for table in tables:
         out.append(f"### {table.title}\n")
         out.append("| " + " | ".join(table.columns) + " |")
-        out.append("|" + "|".join("---" if i == 0 else "---:" for i in range(len(table.columns))) + "|")
+        aligns = ("---:" if table.numeric(i) else "---" for i in range(len(table.columns)))
+        out.append("|" + "|".join(aligns) + "|")
         for row in table.rows:
             out.append("| " + " | ".join(cell.replace("|", "\\|") for cell in row) + " |")
         out.append("")

@@ -77,7 +77,7 @@ def _cpuinfo() -> list[str]:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    console = Console(stderr=True)
+    console = Console(stderr=True, log_path=False)
     missing = ours.engine_available()
     if missing:
         console.print(f"[red]ragls' engine does not import ({missing}); nothing to benchmark.[/red]")

@@ -187,7 +187,7 @@ def tables(runs: list[CorpusRun], whole_project: bool) -> list[Table]:
     )
     main = Table(
         "Search quality: NDCG@10, semble protocol",
-        ["", "queries", "hybrid", "bm25 only", "dense only", BASELINE],
+        ["repo / category", "queries", "hybrid", "bm25 only", "dense only", BASELINE],
     )
     for run in runs:
         main.add(run.corpus.name, len({o.query.text for o in run.outcomes}), *(run.ndcg(s) for s in SYSTEMS))
