@@ -77,3 +77,16 @@ def test_stride_sample_is_deterministic_and_spread() -> None:
     items = list(range(100))
     assert stride_sample(items, 4) == [0, 25, 50, 75]
     assert stride_sample(items, 200) == items
+
+
+def test_plain_bm25_baseline_ranks_the_window_with_the_rare_term_first(tmp_path: Path) -> None:
+    from benchmarks.baseline import WINDOW_LINES, PlainBM25
+
+    (tmp_path / "a.py").write_text("def common():\n    return 1\n" * 40)
+    (tmp_path / "b.py").write_text("x = 1\n" * WINDOW_LINES + "def frobnicate_widget():\n    pass\n")
+    (tmp_path / "blob.bin").write_bytes(b"\0frobnicate")
+    index = PlainBM25.build(tmp_path)
+    assert index.files == 2
+    top = index.search("frobnicate_widget", 10)
+    assert [(w.path, w.start_line) for w in top] == [("b.py", WINDOW_LINES + 1)]
+    assert index.search("nothing-like-this", 10) == []
