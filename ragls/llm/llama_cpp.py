@@ -8,7 +8,6 @@ requests because a ``Llama`` context is not thread-safe.
 
 from __future__ import annotations
 
-import os
 import threading
 from pathlib import Path
 from typing import Any
@@ -47,7 +46,10 @@ class LlamaCppProvider(Provider):
             self.llama = Llama(
                 model_path=str(self.path),
                 n_ctx=n_ctx,
-                n_threads=config.threads or os.cpu_count(),
+                # Unset: half the cores generate, all process prompts (llama.cpp's choice). Generation
+                # with every core is several times slower once anything else needs a CPU.
+                n_threads=config.threads or None,
+                n_threads_batch=config.threads or None,
                 n_gpu_layers=config.gpu_layers,
                 verbose=False,
             )
