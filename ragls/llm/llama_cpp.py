@@ -8,6 +8,7 @@ requests because a ``Llama`` context is not thread-safe.
 
 from __future__ import annotations
 
+import os
 import threading
 from pathlib import Path
 from typing import Any
@@ -42,14 +43,16 @@ class LlamaCppProvider(Provider):
                 "for the build flags)"
             ) from exc
         n_ctx = config.context_length or min(self.info.context_length or 4096, 8192)
+        # Half the cores by default, the same count for prompt and generation: measured here, all
+        # cores made generation 3-8x slower as soon as another process (the embedder) wanted a CPU,
+        # and different counts for the two phases made short prompt extensions take seconds.
+        threads = config.threads or max(1, (os.cpu_count() or 2) // 2)
         try:
             self.llama = Llama(
                 model_path=str(self.path),
                 n_ctx=n_ctx,
-                # Unset: half the cores generate, all process prompts (llama.cpp's choice). Generation
-                # with every core is several times slower once anything else needs a CPU.
-                n_threads=config.threads or None,
-                n_threads_batch=config.threads or None,
+                n_threads=threads,
+                n_threads_batch=threads,
                 n_gpu_layers=config.gpu_layers,
                 verbose=False,
             )
