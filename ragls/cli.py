@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from ragls import __version__, cli_index, cli_llm
+from ragls import __version__, cli_complete, cli_index, cli_llm, cli_recipes
 from ragls.config import ConfigError
 
 
@@ -14,7 +14,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="ragls", description=__doc__.splitlines()[0])
     parser.add_argument("--version", action="version", version=f"ragls {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for module in (cli_index, cli_llm):
+    for module in (cli_index, cli_recipes, cli_complete, cli_llm):
         module.register(sub)
     return parser
 

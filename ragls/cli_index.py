@@ -193,7 +193,8 @@ def _watch(args: argparse.Namespace) -> int:
 
         def report(stats: UpdateStats) -> None:
             err.print(
-                f"updated: +{stats.added} ~{stats.changed} -{stats.removed} files in {stats.seconds * 1000:.0f} ms"
+                f"updated: +{stats.added} ~{stats.changed} -{stats.removed} files"
+                f" in {stats.seconds * 1000:.0f} ms"
             )
 
         watcher = Watcher(index, on_update=report).start()

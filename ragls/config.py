@@ -173,14 +173,13 @@ def _merge(
     """Deep-merge ``new`` into ``into``, remembering which file set each key (for errors)."""
     for key, value in new.items():
         at = (*prefix, key)
-        if isinstance(value, dict) and isinstance(into.get(key), dict):
+        sources[at] = path
+        if isinstance(value, dict):
+            if not isinstance(into.get(key), dict):
+                into[key] = {}
             _merge(into[key], value, sources, path, at)
         else:
             into[key] = value
-        sources[at] = path
-        if isinstance(value, dict):
-            for sub in value:
-                sources.setdefault((*at, sub), path)
 
 
 def _where(sources: dict[tuple[str, ...], Path], at: tuple[str, ...]) -> str:

@@ -83,3 +83,16 @@ def test_defaults_toml_documents_every_key_and_round_trips(tmp_path: Path) -> No
     (tmp_path / ".ragls").mkdir()
     (tmp_path / ".ragls" / "config.toml").write_text(text)
     assert config.load(tmp_path) == config.Config()
+
+
+def test_deep_keys_name_their_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    user = tmp_path / "user.toml"
+    user.write_text('[models.chat]\nprovider = "openai"\n')
+    monkeypatch.setenv("RAGLS_CONFIG", str(user))
+    (tmp_path / ".ragls").mkdir()
+    workspace = tmp_path / ".ragls" / "config.toml"
+    workspace.write_text("[models.chat]\nzero_retension = true\n")
+    with pytest.raises(ConfigError) as exc:
+        config.load(tmp_path)
+    assert str(exc.value).startswith(f"{workspace}: unknown key 'models.chat.zero_retension'")
+    assert "zero_retention" in str(exc.value)
