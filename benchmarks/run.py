@@ -51,7 +51,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def header() -> str:
+def header(load_before: tuple[float, ...]) -> str:
     def git(*args: str) -> str:
         proc = subprocess.run(["git", *args], capture_output=True, text=True, cwd=Path(__file__).parent)
         return proc.stdout.strip() if proc.returncode == 0 else "unknown"
@@ -63,7 +63,9 @@ def header() -> str:
     )
     return (
         f"Measured {time.strftime('%Y-%m-%d %H:%M %Z')} at commit `{git('rev-parse', '--short', 'HEAD')}`"
-        f"{dirty}; {os.cpu_count()} CPU cores ({cpu}), Python {platform.python_version()}.\n"
+        f"{dirty}; {os.cpu_count()} CPU cores ({cpu}), Python {platform.python_version()}; "
+        f"1-min load average {load_before[0]:.1f} before, {os.getloadavg()[0]:.1f} after "
+        "(other work on the machine slows the timings).\n"
         "Reproduce with `python -m benchmarks.run` (or `make bench`).\n"
     )
 
@@ -77,6 +79,7 @@ def _cpuinfo() -> list[str]:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    load_before = os.getloadavg()
     console = Console(stderr=True, log_path=False)
     missing = ours.engine_available()
     if missing:
@@ -108,7 +111,8 @@ def main(argv: list[str] | None = None) -> int:
     out = Console()
     print_tables(tables, out if out.is_terminal else Console(width=200))
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(f"## ragls search benchmarks\n\n{header()}\n{markdown(tables)}", encoding="utf-8")
+    text = f"## ragls search benchmarks\n\n{header(load_before)}\n{markdown(tables)}"
+    args.out.write_text(text, encoding="utf-8")
     console.print(f"Markdown tables written to {args.out}")
     return 0
 

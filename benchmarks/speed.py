@@ -290,6 +290,6 @@ def tables(run: SpeedRun) -> list[Table]:
             if not lost
             else f"; NOT in the top 10 for the new function's name afterwards: {', '.join(lost)}."
         ),
-        "Peak RSS: ru_maxrss of the measuring process (the dense rows include torch and the model).",
+        "Peak RSS: VmHWM of the measuring process (the dense rows include torch and the model).",
     ]
     return [corpus, table]

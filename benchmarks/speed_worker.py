@@ -27,7 +27,15 @@ def say(message: str) -> None:
 
 
 def peak_rss_bytes() -> int:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # Linux reports KiB
+    """This process's peak RSS. Linux's ``ru_maxrss`` survives fork + exec (a worker would
+    report its parent's peak), so the per-image ``VmHWM`` is read where it exists."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # KiB on Linux
 
 
 def latencies_ms(search: Callable[[str], object], queries: list[str]) -> list[float]:
