@@ -47,6 +47,8 @@ class Package:
 
 
 def _run(cmd: list[str], cwd: Path) -> None:
+    if shutil.which(cmd[0]) is None:
+        raise RuntimeError(f"'{cmd[0]}' is not installed; the benchmark needs it to fetch its corpora")
     proc = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True)
     if proc.returncode != 0:
         raise RuntimeError(f"{' '.join(cmd)} failed ({proc.returncode}):\n{proc.stderr[-2000:]}")
