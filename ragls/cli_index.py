@@ -7,6 +7,7 @@ import json
 import subprocess
 import sys
 import threading
+import time
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -73,14 +74,21 @@ def progress_bar(enabled: bool):
         yield report
 
 
-def build(index: Index, show_progress: bool, embed: bool = True) -> tuple[UpdateStats, float]:
-    """Keyword layer, then dense embeddings; returns the stats and the seconds spent embedding."""
-    import time
-
+def build(
+    index: Index, show_progress: bool, embed: bool = True, embed_limit: int | None = None
+) -> tuple[UpdateStats, float]:
+    """Keyword layer, then dense embeddings (skipped, with a note, when more than ``embed_limit``
+    chunks wait); returns the stats and the seconds spent embedding."""
     with progress_bar(show_progress) as report:
         stats = index.update(report)
         started = time.perf_counter()
-        if embed:
+        pending = index.pending_embeddings() if embed else 0
+        if embed_limit is not None and pending > embed_limit:
+            err.print(
+                f"note: {pending} chunks still need dense embeddings; answering from the keyword and "
+                "symbol layers (search.first_search_embed_limit); `ragls index` completes the dense layer."
+            )
+        elif pending:
             try:
                 index.embed_pending(report)
             except EmbeddingError as exc:
@@ -135,7 +143,11 @@ def _search(args: argparse.Namespace) -> int:
     root = resolve_root(args.root)
     with open_index(root) as index:
         if index.is_empty():
-            build(index, show_progress=err.is_terminal and not args.json)
+            build(
+                index,
+                show_progress=err.is_terminal and not args.json,
+                embed_limit=index.cfg.search.first_search_embed_limit,
+            )
         if not args.stdin:
             _print_results(index.search(args.query, args.top_k, args.mode), args.json)
             return 0

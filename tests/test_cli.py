@@ -92,3 +92,16 @@ def test_config_error_is_reported(repo: Path, tmp_path: Path) -> None:
     )
     assert proc.returncode == 2
     assert f"{bad}: 'index.max_file_bytes' must be int, got str 'lots'" in proc.stderr
+
+
+def test_first_search_on_a_big_folder_answers_before_embedding(tmp_path: Path) -> None:
+    root = tmp_path / "big"
+    shutil.copytree(FIXTURE, root)
+    (root / ".ragls").mkdir()
+    (root / ".ragls" / "config.toml").write_text("[search]\nfirst_search_embed_limit = 5\n")
+    proc = ragls("search", "ConnectionPool", "--root", str(root), "--json")
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)[0]["path"] == "shop/storage/pool.py"
+    assert "chunks still need dense embeddings" in " ".join(proc.stderr.split())
+    status = json.loads(ragls("status", "--root", str(root), "--json").stdout)
+    assert status["embedded"] == 0 and status["pending_embeddings"] == status["chunks"]
