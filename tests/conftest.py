@@ -13,15 +13,3 @@ def isolated_env(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.M
     monkeypatch.setenv("RAGLS_CACHE_DIR", str(cache))
     monkeypatch.setenv("RAGLS_CONFIG", str(cache / "no-user-config.toml"))
     return cache
-
-
-def write_tree(root: Path, files: dict[str, str | bytes]) -> Path:
-    """Create ``files`` (relative path -> content) under root."""
-    for rel, content in files.items():
-        path = root / rel
-        path.parent.mkdir(parents=True, exist_ok=True)
-        if isinstance(content, bytes):
-            path.write_bytes(content)
-        else:
-            path.write_text(content, encoding="utf-8")
-    return root

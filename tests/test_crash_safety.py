@@ -9,8 +9,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import write_tree
-from test_engine import PY, consistent, open_index
+from ragls_testing import PY, consistent, open_index, write_tree
 
 N_FILES = 400
 

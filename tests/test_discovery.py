@@ -3,7 +3,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from conftest import write_tree
+from ragls_testing import write_tree
 
 from ragls.indexer.discovery import Rules, discover
 

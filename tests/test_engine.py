@@ -9,33 +9,7 @@ import tempfile
 from pathlib import Path
 
 import pytest
-from conftest import write_tree
-
-from ragls import config
-from ragls.indexer.engine import Index
-
-PY = "def {name}(value):\n    '''Compute {name}.'''\n    return value * 2\n"
-
-
-def open_index(root: Path) -> Index:
-    return Index.open(root, config.load(root))
-
-
-def file_chunks(index: Index, path: str) -> list:
-    return index.store.chunks_of_files([path])
-
-
-def consistent(index: Index) -> None:
-    """SQLite, FTS and faiss agree: the invariant a crash must never break."""
-    db = index.store.db
-    assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
-    chunks = db.execute("SELECT count(*) FROM chunks").fetchone()[0]
-    assert db.execute("SELECT count(*) FROM chunks_fts").fetchone()[0] == chunks
-    orphans = db.execute(
-        "SELECT count(*) FROM chunks c LEFT JOIN files f ON f.id = c.file_id WHERE f.id IS NULL"
-    )
-    assert orphans.fetchone()[0] == 0
-    assert index.vectors.size == index.store.counts()["embedded"]
+from ragls_testing import PY, consistent, file_chunks, open_index, write_tree
 
 
 def test_incremental_update_touches_only_changed_files(tmp_path: Path) -> None:

@@ -5,8 +5,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from conftest import write_tree
-from test_engine import PY, consistent, open_index
+from ragls_testing import PY, consistent, open_index, write_tree
 
 from ragls.indexer.watcher import Watcher
 
