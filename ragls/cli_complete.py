@@ -1,9 +1,116 @@
-"""Placeholder replaced by the recipes work (issue 4)."""
+"""``ragls complete FILE:LINE:COL``: the inline completion the editor would show, from a shell.
+
+Recently edited files are a daemon-side notion (the server sees edits); a one-shot CLI has
+none, so it passes the most recently modified indexed files as a proxy for them.
+"""
 
 from __future__ import annotations
 
 import argparse
+import json
+import sys
+from pathlib import Path
+
+from rich.markup import escape
+
+from ragls import config
+from ragls.cli_index import build, err, open_index, out, resolve_root
+from ragls.llm.base import LLMError
+from ragls.recipes.completion import CompletionResult, PositionError, complete, relative_path
+
+RECENT_FILES = 5
+
+
+def parse_position(value: str) -> tuple[str, int, int]:
+    """``FILE:LINE:COL`` (1-based); the file name itself may contain colons."""
+    try:
+        path, line, col = value.rsplit(":", 2)
+        return path, int(line), int(col)
+    except ValueError:
+        raise SystemExit(f"ragls complete: expected FILE:LINE:COL (1-based), got {value!r}") from None
+
+
+def recent_files(index, exclude: str) -> list[str]:
+    """The most recently modified indexed files: the CLI's stand-in for the editor's recent edits."""
+    records = sorted(index.store.files().values(), key=lambda r: -r.mtime_ns)
+    return [r.path for r in records if r.path != exclude][:RECENT_FILES]
+
+
+def as_json(result: CompletionResult) -> dict:
+    return {
+        "completion": result.completion,
+        "context": [
+            {"path": s.path, "start_line": s.start_line, "end_line": s.end_line, "source": s.source}
+            for s in result.context
+        ],
+        "timings_ms": result.timings_ms,
+        "copied": [c.as_json() for c in result.copied],
+        "mode": result.mode,
+        "template": result.template,
+        "error": result.error,
+    }
+
+
+def _explain(result: CompletionResult) -> None:
+    out.rule(f"context ({len(result.context)} snippets, prompt order) · {result.template} · {result.mode}")
+    for s in result.context:
+        out.print(f"[bold]{escape(s.label)}[/] ({s.source})")
+        out.print(escape(s.text.rstrip()), highlight=False)
+    timings = ", ".join(f"{k} {v:.0f}" for k, v in result.timings_ms.items())
+    out.print(f"[dim]timings (ms): {timings}[/]")
+    for c in result.copied:
+        out.print(f"[yellow]copied:[/] {c.tokens} tokens match {c.path}:{c.start_line}-{c.end_line}")
+
+
+def _run(args: argparse.Namespace) -> int:
+    file, line, col = parse_position(args.position)
+    root = resolve_root(args.root)
+    target = Path(file).expanduser()
+    if not target.is_file():
+        err.print(f"ragls complete: {file}: no such file")
+        return 2
+    with open_index(root) as index:
+        if index.is_empty():
+            # Completion reads the keyword and symbol layers only; `ragls index` adds embeddings.
+            build(index, show_progress=err.is_terminal and not args.json, embed=False)
+        provider = None
+        if not args.context_only:
+            from ragls.llm import factory
+
+            try:
+                provider = factory.create("completion", config.load(root))
+            except (LLMError, ValueError) as exc:
+                err.print(f"ragls complete: {exc}")
+                return 1
+        rel = relative_path(index, target)
+        try:
+            result = complete(
+                index, provider, target, line, col,
+                context_only=args.context_only, mode=args.mode, recent=recent_files(index, rel),
+            )  # fmt: skip
+        except PositionError as exc:
+            err.print(f"ragls complete: {file}: {exc}")
+            return 2
+        finally:
+            if provider is not None:
+                provider.close()
+    if args.json:
+        sys.stdout.write(json.dumps(as_json(result)) + "\n")
+        return 0
+    sys.stdout.write(result.completion + ("\n" if result.completion else ""))
+    if result.error:
+        err.print(f"[yellow]model:[/] {escape(result.error)}")
+    if args.explain:
+        _explain(result)
+    return 0
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    """Adds no commands yet."""
+    p = sub.add_parser("complete", help="inline completion at FILE:LINE:COL (1-based)")
+    p.add_argument("position", metavar="FILE:LINE:COL")
+    p.add_argument("--root", help="workspace root (default: enclosing git repository or cwd)")
+    p.add_argument("--json", action="store_true", help="print completion, context and timings as JSON")
+    p.add_argument("--explain", action="store_true", help="also print the context the prompt used")
+    p.add_argument("--context-only", action="store_true", help="assemble the context; do not call the model")
+    p.add_argument("--mode", choices=["auto", "single", "multi"], default="auto")
+    p.set_defaults(run=_run)

@@ -1,0 +1,399 @@
+"""Inline completion: the code around the cursor, cross-file context, a FIM prompt, a cleaned
+completion.
+
+Context is what a programmer would glance at: the definitions of what is being called near the
+cursor (looked up in the symbol table, files this one imports first), similar code in recently
+edited files, and keyword-retrieved chunks for the code just above the cursor. It is small (a
+quarter of the model's context, at most 1,024 tokens by default) because every prompt token costs
+time on a local model, and it is *sticky*: while the user types on one line and names nothing new,
+the previous context is reused verbatim so the prompt only grows at its end and llama.cpp's
+prefix cache stays valid (see ``fim``).
+
+Positions: LINE and COL are 1-based; COL counts characters (code points) of the line, and
+``len(line) + 1`` is the end of the line. A position outside the document raises
+``PositionError`` (a clear message for the CLI and the server) rather than completing somewhere
+the user did not ask for.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Literal
+
+from ragls.indexer.engine import read_source
+from ragls.indexer.parsing import language_for, parse
+from ragls.indexer.search import fts_query
+from ragls.indexer.tokens import query_terms
+from ragls.llm.base import LLMError, Provider, approx_tokens
+from ragls.recipes import fim, postprocess
+from ragls.recipes.context import Snippet, fit
+from ragls.recipes.copied import Copy, find_copies
+
+if TYPE_CHECKING:
+    from ragls.indexer.engine import Index
+
+Mode = Literal["auto", "single", "multi"]
+
+BUDGET_CAP = 1024  # context tokens, at most
+PREFIX_CHARS = 3000  # ~800 tokens of the file before the cursor
+SUFFIX_CHARS = 800  # ~200 tokens after it (re-read on every keystroke by PSM-only families)
+PREFIX_STEP = 16  # the prefix window starts on a multiple of this many lines (stable while typing)
+NEAR_LINES = 30  # lines above the cursor whose references count
+DEF_LINES = 30  # lines of a definition shown (signature, docstring, start of the body)
+PER_NAME = 2  # definitions per referenced name (same-named symbols in several files)
+MAX_NAMES = 10
+MAX_RECENT_FILES = 8
+MAX_TOKENS = {"single": 48, "multi": 128}
+_IDENT = re.compile(r"[^\W\d]\w*")
+_BLOCK_OPENER = re.compile(r"(:|\{|\(|\[|=>|\bthen|\bdo)\s*$")
+_IMPORT = re.compile(
+    r"^\s*(?:from\s+([.\w]+)\s+import|import\s+([.\w]+)|.*?\bfrom\s+['\"]([^'\"]+)['\"]"
+    r"|.*?\brequire\(\s*['\"]([^'\"]+)['\"]|use\s+([\w:]+))",
+    re.MULTILINE,
+)
+
+
+class PositionError(ValueError):
+    """LINE:COL lies outside the document."""
+
+
+@dataclass
+class CompletionResult:
+    completion: str
+    context: list[Snippet]  # in prompt order (best last, nearest the cursor)
+    timings_ms: dict[str, float]
+    copied: list[Copy] = field(default_factory=list)
+    mode: str = "single"  # the mode used once "auto" was resolved
+    template: str = "plain"  # the FIM family, or "plain" prefix completion
+    error: str | None = None  # why the completion is empty when the model failed
+
+
+def cursor_offset(text: str, line: int, col: int) -> int:
+    """Character offset of 1-based LINE:COL; raises PositionError outside the document."""
+    lines = text.split("\n")
+    if not 1 <= line <= len(lines):
+        raise PositionError(f"line {line} is outside the document (it has {len(lines)} lines)")
+    length = len(lines[line - 1].rstrip("\r"))
+    if not 1 <= col <= length + 1:
+        raise PositionError(f"column {col} is outside line {line} (columns 1-{length + 1})")
+    return sum(len(row) + 1 for row in lines[: line - 1]) + col - 1
+
+
+def resolve_mode(mode: Mode, prefix: str, suffix: str) -> Literal["single", "multi"]:
+    """Auto: several lines on an empty line or after a block opener with nothing after the
+    cursor on its line; otherwise finish the current line."""
+    if mode != "auto":
+        return mode
+    before = prefix.rsplit("\n", 1)[-1]
+    after = suffix.split("\n", 1)[0]
+    if after.strip():
+        return "single"
+    return "multi" if not before.strip() or _BLOCK_OPENER.search(before) else "single"
+
+
+def relative_path(index: Index, path: str | Path) -> str:
+    full = Path(path)
+    full = (full if full.is_absolute() else Path.cwd() / full).resolve()
+    try:
+        return full.relative_to(index.root).as_posix()
+    except ValueError:
+        return full.as_posix()
+
+
+# -- the prompt window -------------------------------------------------------------------------
+
+
+def _prefix_window(prefix: str) -> tuple[str, int]:
+    """The end of the prefix to show, and its first line (0-based). The start moves only in
+    steps of PREFIX_STEP lines, so the prompt head is stable while the user types."""
+    lines = prefix.split("\n")
+    total, start = 0, len(lines)
+    while start > 0 and total + len(lines[start - 1]) + 1 <= PREFIX_CHARS:
+        start -= 1
+        total += len(lines[start]) + 1
+    if start > 0:
+        start = min(len(lines) - 1, -(-start // PREFIX_STEP) * PREFIX_STEP)
+    window = "\n".join(lines[start:])
+    return window[-PREFIX_CHARS:], start
+
+
+def _suffix_window(suffix: str) -> str:
+    if len(suffix) <= SUFFIX_CHARS:
+        return suffix
+    cut = suffix.rfind("\n", 0, SUFFIX_CHARS)
+    return suffix[: cut if cut > 0 else SUFFIX_CHARS]
+
+
+# -- context -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Request:
+    rel: str
+    language: str | None
+    prefix: str
+    suffix: str
+    first_line: int  # 1-based lines of the file shown in the prompt
+    last_line: int
+
+    def visible(self, path: str, start: int, end: int) -> bool:
+        return path == self.rel and start <= self.last_line and end >= self.first_line
+
+
+def referenced_names(req: _Request) -> list[str]:
+    """Names used near the cursor, nearest first: identifiers on the cursor's line (the call
+    being typed may not parse yet), then calls and types referenced in the lines above."""
+    lines = req.prefix.split("\n")
+    current = _IDENT.findall(lines[-1])[::-1]
+    window = "\n".join(lines[-NEAR_LINES - 1 : -1])
+    parsed = parse(req.rel, window, language=req.language) if window.strip() else None
+    refs = sorted(
+        (s for s in (parsed.symbols if parsed else []) if s.role == "reference"), key=lambda s: -s.line
+    )
+    return list(dict.fromkeys([*current, *(s.name for s in refs)]))[:MAX_NAMES]
+
+
+def imported_modules(text: str) -> list[str]:
+    """Path fragments of the modules a file imports (``from .a.b import c`` -> ``a/b``)."""
+    found = []
+    for m in _IMPORT.finditer(text):
+        name = next((g for g in m.groups() if g), "")
+        fragment = name.replace("::", "/").strip("./").replace(".", "/") if "/" not in name else name
+        fragment = fragment.lstrip("./")
+        if fragment:
+            found.append(fragment)
+    return found
+
+
+def definitions(index: Index, req: _Request, full_text: str) -> list[Snippet]:
+    names = referenced_names(req)
+    if not names:
+        return []
+    imports = imported_modules(full_text)
+    here = req.rel.rsplit("/", 1)[0] if "/" in req.rel else ""
+    rank = {name.lower(): i for i, name in enumerate(names)}
+
+    def preference(hit: tuple[str, str, str, int, int]) -> tuple:
+        path = hit[0]
+        stem = path.rsplit(".", 1)[0]
+        imported = any(stem.endswith(f) or f"/{f}/" in f"/{stem}/" for f in imports)
+        same_dir = (path.rsplit("/", 1)[0] if "/" in path else "") == here
+        return (rank[hit[1].lower()], not imported, not same_dir, path.count("/"), path, hit[3])
+
+    out: list[Snippet] = []
+    taken: dict[str, int] = {}
+    hits = sorted(index.store.symbol_definitions(names), key=preference)
+    for path, name, _qualified, line, end_line in hits:
+        key = name.lower()
+        if taken.get(key, 0) >= PER_NAME or req.visible(path, line, end_line):
+            continue
+        snippet = _definition_snippet(index, path, line, end_line, rank[key])
+        if snippet is not None:
+            out.append(snippet)
+            taken[key] = taken.get(key, 0) + 1
+    return out
+
+
+def _definition_snippet(index: Index, path: str, line: int, end_line: int, rank: int) -> Snippet | None:
+    """Up to DEF_LINES lines of the definition from its name's line, read from its chunk (the
+    index's copy, so no file is opened)."""
+    chunk_id = index.store.chunk_at(path, line)
+    if chunk_id is None:
+        return None
+    row = index.store.chunk_rows([chunk_id])[chunk_id]
+    rows = (index.store.chunk_text(chunk_id) or "").split("\n")
+    first = max(row.start_line, line)
+    last = min(row.end_line, end_line, line + DEF_LINES - 1)
+    text = "\n".join(rows[first - row.start_line : last - row.start_line + 1])
+    return Snippet(path, first, last, text, "definition", score=-rank)
+
+
+def _identifiers(text: str) -> set[str]:
+    return {w for w in _IDENT.findall(text) if len(w) > 2}
+
+
+def recent_snippets(index: Index, req: _Request, recent: Iterable[str]) -> list[Snippet]:
+    """Chunks of recently edited files most similar (identifier Jaccard) to the lines above the
+    cursor: the code the user is working on elsewhere."""
+    paths = [p for p in dict.fromkeys(relative_path(index, p) for p in recent) if p != req.rel]
+    tail = _identifiers("\n".join(req.prefix.split("\n")[-NEAR_LINES:]))
+    if not paths or not tail:
+        return []
+    scored = []
+    for row in index.store.chunks_of_files(paths[:MAX_RECENT_FILES]):
+        text = index.store.chunk_text(row.id) or ""
+        words = _identifiers(text)
+        score = len(tail & words) / len(tail | words) if words else 0.0
+        if score >= 0.08:
+            scored.append(Snippet(row.path, row.start_line, row.end_line, text, "recent", score))
+    return sorted(scored, key=lambda s: -s.score)[:2]
+
+
+def retrieved(index: Index, req: _Request, top_k: int = 3, lines: int = 15) -> list[Snippet]:
+    """BM25 over the last ``lines`` lines of the prefix (chunks already in the prompt skipped)."""
+    terms = query_terms("\n".join(req.prefix.split("\n")[-lines:]))[-40:]
+    if not terms:
+        return []
+    hits = index.store.keyword_search(fts_query(terms), top_k + 8)
+    rows = index.store.chunk_rows(cid for cid, _ in hits)
+    out = []
+    for chunk_id, score in hits:
+        row = rows.get(chunk_id)
+        if row is None or req.visible(row.path, row.start_line, row.end_line):
+            continue
+        text = index.store.chunk_text(chunk_id) or ""
+        out.append(Snippet(row.path, row.start_line, row.end_line, text, "retrieved", score))
+        if len(out) == top_k:
+            break
+    return out
+
+
+# Per document: the context last used, so typing on one line keeps the prompt head identical.
+_sticky: OrderedDict[tuple[str, str], tuple[int, str, list[Snippet]]] = OrderedDict()
+_sticky_lock = threading.Lock()
+_STICKY_DOCS = 64
+
+
+def _stable(key: tuple[str, str], line: int, above: str, fresh: list[Snippet]) -> list[Snippet]:
+    """Reuse the previous context for this document when the cursor is on the same line, the text
+    above it is unchanged, and the fresh context names no definition the old one lacked."""
+    digest = hashlib.sha1(above.encode("utf-8", "surrogatepass")).hexdigest()
+    with _sticky_lock:
+        old = _sticky.get(key)
+        if old is not None and old[0] == line and old[1] == digest:
+            old_labels = {s.label for s in old[2]}
+            if all(s.label in old_labels for s in fresh if s.source == "definition"):
+                _sticky.move_to_end(key)
+                return old[2]
+        _sticky[key] = (line, digest, fresh)
+        _sticky.move_to_end(key)
+        while len(_sticky) > _STICKY_DOCS:
+            _sticky.popitem(last=False)
+    return fresh
+
+
+def gather_context(
+    index: Index, req: _Request, full_text: str, recent: Iterable[str], budget: int, count_tokens
+) -> list[Snippet]:
+    """Definitions, then recent-file code, then retrieved chunks, fitted best-first to the
+    budget and laid out best last (nearest the cursor, where a completion model looks)."""
+    candidates = [
+        *definitions(index, req, full_text),
+        *recent_snippets(index, req, recent),
+        *retrieved(index, req),
+    ]
+    return fit(candidates, budget, count_tokens)[::-1]
+
+
+# -- the request -------------------------------------------------------------------------------
+
+
+def complete(
+    index: Index,
+    provider: Provider | None,
+    path: str | Path,
+    line: int,
+    col: int,
+    *,
+    text: str | None = None,
+    context_only: bool = False,
+    mode: Mode = "auto",
+    recent: Iterable[str] = (),
+    cancel: threading.Event | None = None,
+    budget_tokens: int | None = None,
+) -> CompletionResult:
+    """Complete at LINE:COL (1-based) of ``path``; ``text`` is the editor's unsaved buffer.
+
+    ``provider`` may be None with ``context_only`` (no model is loaded or called). A model that
+    fails, times out, is cancelled or answers garbage gives an empty completion, never an error.
+    """
+    started = time.perf_counter()
+    timings: dict[str, float] = {}
+    rel = relative_path(index, path)
+    if text is None:
+        full = Path(path) if Path(path).is_absolute() else index.root / rel
+        text = read_source(full)[0]
+    offset = cursor_offset(text, line, col)
+    prefix, suffix = text[:offset], text[offset:]
+    resolved = resolve_mode(mode, prefix, suffix)
+    language = language_for(rel, text)
+    shown_prefix, first = _prefix_window(prefix)
+    shown_suffix = _suffix_window(suffix)
+    req = _Request(rel, language, shown_prefix, shown_suffix, first + 1, line + shown_suffix.count("\n"))
+
+    meta = provider.metadata() if provider is not None else None
+    family = fim.family_for(meta) if meta is not None else None
+    count = provider.count_tokens if provider is not None else approx_tokens
+    if budget_tokens is None:
+        budget_tokens = min(BUDGET_CAP, (meta.context_length if meta else 4096) // 4)
+    fresh = gather_context(index, req, text, recent, budget_tokens, count)
+    above = "\n".join(prefix.split("\n")[:-1])
+    context = _stable((str(index.root), rel), line, above, fresh)
+    timings["context_ms"] = _ms(started)
+    template = family.name if family else "plain"
+    result = CompletionResult("", context, timings, mode=resolved, template=template)
+    if context_only or provider is None:
+        timings["total_ms"] = _ms(started)
+        return result
+
+    parts = fim.PromptParts(rel, language, shown_prefix, shown_suffix, context, repo=index.root.name)
+    prompt = fim.render(family, parts)
+    stops = fim.stops(family) + (("\n",) if resolved == "single" else ())
+    def block_done(so_far: str) -> bool:
+        """The block being written ended and the model already wrote a line past it."""
+        cut = postprocess.block_end(prefix, so_far, suffix, language)
+        return cut is not None and "\n" in so_far[cut:].lstrip("\n").rstrip(" \t")
+
+    raw, result.error = _generate(provider, prompt, stops, resolved, block_done, cancel, timings)
+    if cancel is not None and cancel.is_set():
+        result.error = "cancelled"
+        raw = ""
+    mark = time.perf_counter()
+    result.completion = postprocess.clean(
+        raw, prefix, suffix, language, multiline=resolved == "multi", stops=stops
+    )
+    timings["postprocess_ms"] = _ms(mark)
+    if result.completion:
+        mark = time.perf_counter()
+        result.copied = find_copies(index, result.completion)
+        timings["copied_ms"] = _ms(mark)
+    timings["total_ms"] = _ms(started)
+    return result
+
+
+def _generate(
+    provider: Provider,
+    prompt: str,
+    stops: tuple[str, ...],
+    mode: str,
+    block_done: Callable[[str], bool],
+    cancel: threading.Event | None,
+    timings: dict[str, float],
+) -> tuple[str, str | None]:
+    """Stream the completion; in multi-line mode stop as soon as the block is complete."""
+    started = time.perf_counter()
+    pieces: list[str] = []
+    try:
+        with provider.complete(prompt, max_tokens=MAX_TOKENS[mode], stop=stops, cancel=cancel) as stream:
+            for delta in stream:
+                if not pieces:
+                    timings["first_token_ms"] = _ms(started)
+                pieces.append(delta)
+                if mode == "multi" and "\n" in delta and block_done("".join(pieces)):
+                    break
+    except LLMError as exc:
+        return "", str(exc)
+    finally:
+        timings["generate_ms"] = _ms(started)
+    return "".join(pieces), None
+
+
+def _ms(since: float) -> float:
+    return round((time.perf_counter() - since) * 1000, 2)
