@@ -1,9 +1,226 @@
-"""Placeholder replaced by the recipes work (issue 4)."""
+"""Recipe commands: ``ragls ask``, ``ragls recipe NAME FILE[:LINE[-LINE]]``, ``ragls recipes``.
+
+Answers stream to stdout as the model writes them; notes, warnings and progress go to stderr,
+so ``ragls ask Q > answer.md`` captures the answer and its sources only.
+"""
 
 from __future__ import annotations
 
 import argparse
+import json
+import sys
+from contextlib import contextmanager
+from dataclasses import replace
+from pathlib import Path
+
+from rich.markup import escape
+from rich.table import Table
+
+from ragls.cli_index import build, err, open_index, out, resolve_root
+from ragls.indexer.engine import Index
+from ragls.llm import factory
+from ragls.llm.base import LLMError
+from ragls.recipes import registry
+from ragls.recipes.answer import EMPTY_ANSWER
+from ragls.recipes.ask import AskResult, Conversation, route
+from ragls.recipes.citations import Citation
+from ragls.recipes.gather import SelectionError
+from ragls.recipes.run import RecipeResult, run
+
+
+@contextmanager
+def _ready_index(args: argparse.Namespace):
+    """The workspace index, built first if there is none and brought up to date otherwise
+    (citations are verified against it, so it must match the files on disk)."""
+    root = resolve_root(args.root)
+    with open_index(root) as index:
+        if index.is_empty():
+            build(index, show_progress=err.is_terminal and not args.json,
+                  embed_limit=index.cfg.search.first_search_embed_limit)
+        else:
+            index.update()
+        yield index
+
+
+@contextmanager
+def _provider(index: Index, role: str):
+    provider = factory.create(role, index.cfg)
+    try:
+        yield provider
+    finally:
+        provider.close()
+
+
+def _stream_to_stdout(enabled: bool):
+    if not enabled:
+        return None
+
+    def write(delta: str) -> None:
+        sys.stdout.write(delta)
+        sys.stdout.flush()
+
+    return write
+
+
+def _settings(index: Index, detailed: bool):
+    settings = index.cfg.recipes
+    if detailed:
+        settings = replace(settings, verbosity="detailed")
+    return settings
+
+
+def _print_citations(citations: list[Citation], dropped: list[tuple[Citation, str]]) -> None:
+    if citations:
+        out.print("\n[bold]Sources[/] (cited in the answer, verified in the index):")
+        for c in citations:
+            out.print(f"  {escape(c.label)}")
+    if dropped:
+        shown = ", ".join(f"{c.label} ({why})" for c, why in dropped[:8])
+        err.print(f"[yellow]note:[/] dropped {len(dropped)} citation(s) that could not be verified: "
+                  f"{escape(shown)}")
+
+
+def _print_notes(notes: list[str], copies: list) -> None:
+    for note in notes:
+        err.print(f"[yellow]note:[/] {escape(note)}")
+    for copy in copies:
+        err.print(f"[yellow]copied code:[/] {escape(str(copy))}")
+
+
+def _ask(args: argparse.Namespace) -> int:
+    with _ready_index(args) as index:
+        settings = _settings(index, args.detailed)
+        recipe = registry.load(index.root).get("ask")
+        conversation = Conversation(index, None, settings, recipe)
+        if route(args.question) == "search":
+            result = conversation.ask(args.question, top_k=args.top_k)
+        else:
+            with _provider(index, recipe.role) as provider:
+                conversation.provider = provider
+                result = conversation.ask(
+                    args.question, top_k=args.top_k, on_delta=_stream_to_stdout(not args.json)
+                )
+    if args.json:
+        sys.stdout.write(json.dumps(result.as_json()) + "\n")
+    else:
+        _print_ask(result)
+    return 1 if result.route == "answer" and not result.answer else 0
+
+
+def _print_ask(result: AskResult) -> None:
+    if result.route == "search":
+        table = Table(title="search results (the query reads as a search; ask a question for an answer)")
+        for column in ("#", "path", "lines", "symbol", "score"):
+            table.add_column(column)
+        for rank, r in enumerate(result.results, 1):
+            table.add_row(str(rank), r["path"], f"{r['start_line']}-{r['end_line']}", r["symbol"],
+                          f"{r['score']:.4f}")
+        out.print(table)
+        return
+    sys.stdout.write("\n")
+    _print_citations(result.citations, result.dropped)
+    if result.answer and not result.citations and result.sources:
+        out.print("\n[bold]Retrieved sources[/] (what the answer was given; it cited none of it verifiably):")
+        for s in result.sources:
+            out.print(f"  {escape(s.label)}")
+    _print_notes(result.notes, result.copies)
+
+
+def _recipe(args: argparse.Namespace) -> int:
+    with _ready_index(args) as index:
+        reg = registry.load(index.root)
+        for problem in reg.problems:
+            err.print(f"[yellow]warning:[/] recipe file {escape(str(problem))}")
+        try:
+            recipe = reg.get(args.name)
+        except KeyError as exc:
+            err.print(f"ragls recipe: {exc.args[0]}")
+            return 2
+        with _provider(index, recipe.role) as provider:
+            result = run(
+                index, recipe, args.target, provider, _settings(index, args.detailed),
+                question=args.question or "", on_delta=_stream_to_stdout(not args.json), cwd=Path.cwd(),
+            )
+    if args.json:
+        sys.stdout.write(json.dumps(result.as_json()) + "\n")
+    else:
+        _print_recipe(result, recipe)
+    return 0 if result.answer else 1
+
+
+def _print_recipe(result: RecipeResult, recipe: registry.Recipe) -> None:
+    if recipe.runner == "complete":
+        sys.stdout.write(result.answer)
+    sys.stdout.write("\n")
+    _print_citations(result.citations, result.dropped)
+    if result.context:
+        labels = ", ".join(f"{s.label} ({s.source})" for s in result.context)
+        err.print(f"[dim]context: {escape(labels)}[/]")
+    notes = result.notes if result.answer or recipe.runner != "complete" else [*result.notes, EMPTY_ANSWER]
+    _print_notes(notes, result.copies)
+
+
+def _recipes(args: argparse.Namespace) -> int:
+    root = resolve_root(args.root)
+    reg = registry.load(root)
+    if args.json:
+        sys.stdout.write(json.dumps({
+            "recipes": [
+                {"name": r.name, "title": r.title, "output": r.output, "role": r.role, "runner": r.runner,
+                 "context": list(r.context), "origin": r.origin, "overrides": reg.overridden.get(r.name, [])}
+                for r in reg.recipes.values()
+            ],
+            "problems": [{"path": p.path, "line": p.line, "message": p.message} for p in reg.problems],
+        }) + "\n")
+        return 0
+    table = Table(title="recipes")
+    for column in ("name", "title", "output", "role", "context", "from"):
+        table.add_column(column, overflow="fold")
+    for r in sorted(reg.recipes.values(), key=lambda r: r.name):
+        replaced = reg.overridden.get(r.name)
+        origin = r.origin + (f" (overrides {', '.join(replaced)})" if replaced else "")
+        table.add_row(r.name, r.title, r.output, r.role, ", ".join(r.context), origin)
+    out.print(table)
+    for problem in reg.problems:
+        err.print(f"[yellow]warning:[/] recipe file not loaded: {escape(str(problem))}")
+    return 0
+
+
+def _guard(fn):
+    """Bad input and model failures end with a one-line message, not a traceback."""
+
+    def guarded(args: argparse.Namespace) -> int:
+        try:
+            return fn(args)
+        except SelectionError as exc:
+            err.print(f"ragls {args.command}: {escape(str(exc))}")
+            return 2
+        except LLMError as exc:
+            err.print(f"ragls {args.command}: model error: {escape(str(exc))}")
+            return 1
+
+    return guarded
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    """Adds no commands yet."""
+    p = sub.add_parser("ask", help="ask about the repository: a cited answer, or search results for a search")
+    p.add_argument("question", help="a question (answered), or a symbol / path / keywords (searched)")
+    p.add_argument("--root", help="workspace root (default: enclosing git repository or cwd)")
+    p.add_argument("--json", action="store_true", help="print one JSON object instead of streaming")
+    p.add_argument("--detailed", action="store_true", help="a fuller answer ([recipes] verbosity)")
+    p.add_argument("--top-k", type=int, default=10, help="search results / snippets retrieved")
+    p.set_defaults(run=_guard(_ask))
+
+    p = sub.add_parser("recipe", help="run a recipe (explain, unit-test, docstring, smell, ...) on code")
+    p.add_argument("name", help="recipe name (see `ragls recipes`)")
+    p.add_argument("target", metavar="FILE[:LINE[-LINE]]", help="file and optional line or line range")
+    p.add_argument("--root", help="workspace root (default: enclosing git repository or cwd)")
+    p.add_argument("--json", action="store_true", help="print one JSON object instead of streaming")
+    p.add_argument("-q", "--question", help="the question, for recipes that take one")
+    p.add_argument("--detailed", action="store_true", help="a fuller answer ([recipes] verbosity)")
+    p.set_defaults(run=_guard(_recipe))
+
+    p = sub.add_parser("recipes", help="list recipes, where each comes from, and recipe files that failed")
+    p.add_argument("--root", help="workspace root (default: enclosing git repository or cwd)")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(run=_guard(_recipes))

@@ -82,3 +82,29 @@ def render(snippets: list[Snippet]) -> str:
 def assemble(snippets: Iterable[Snippet], budget_tokens: int, count_tokens: TokenCounter) -> list[Snippet]:
     """Dedupe, fit to the budget best-first, then lay out with the best at the edges."""
     return edges_first(fit(snippets, budget_tokens, count_tokens))
+
+
+# Tokens kept free between the prompt and the answer (chat-template tokens, rounding).
+MARGIN_TOKENS = 64
+
+
+def budget(window: int, fixed_tokens: int, answer_tokens: int, cap: int = 0) -> int:
+    """Tokens left for context: the model's window minus the fixed prompt, the answer and a
+    margin; no more than ``cap`` when set (a long prompt is slow to read on a CPU)."""
+    room = max(0, window - fixed_tokens - answer_tokens - MARGIN_TOKENS)
+    return min(room, cap) if cap > 0 else room
+
+
+def truncate(text: str, budget_tokens: int, count_tokens: TokenCounter) -> tuple[str, bool]:
+    """The longest run of whole leading lines of ``text`` within the budget, and whether it was cut."""
+    if count_tokens(text) <= budget_tokens:
+        return text, False
+    lines = text.splitlines(keepends=True)
+    low, high = 0, len(lines)  # lines[:low] fits; lines[:high + 1] does not
+    while low < high:
+        middle = (low + high + 1) // 2
+        if count_tokens("".join(lines[:middle])) <= budget_tokens:
+            low = middle
+        else:
+            high = middle - 1
+    return "".join(lines[:low]), True
