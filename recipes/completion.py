@@ -99,8 +99,9 @@ def resolve_mode(mode: Mode, prefix: str, suffix: str) -> Literal["single", "mul
 
 
 def relative_path(index: Index, path: str | Path) -> str:
+    """Workspace-relative path of ``path`` (a relative ``path`` is taken as workspace-relative)."""
     full = Path(path)
-    full = (full if full.is_absolute() else Path.cwd() / full).resolve()
+    full = (full if full.is_absolute() else index.root / full).resolve()
     try:
         return full.relative_to(index.root).as_posix()
     except ValueError:
@@ -256,12 +257,12 @@ def retrieved(index: Index, req: _Request, top_k: int = 3, lines: int = 15) -> l
 
 
 # Per document: the context last used, so typing on one line keeps the prompt head identical.
-_sticky: OrderedDict[tuple[str, str], tuple[int, str, list[Snippet]]] = OrderedDict()
+_sticky: OrderedDict[tuple, tuple[int, str, list[Snippet]]] = OrderedDict()
 _sticky_lock = threading.Lock()
 _STICKY_DOCS = 64
 
 
-def _stable(key: tuple[str, str], line: int, above: str, fresh: list[Snippet]) -> list[Snippet]:
+def _stable(key: tuple, line: int, above: str, fresh: list[Snippet]) -> list[Snippet]:
     """Reuse the previous context for this document when the cursor is on the same line, the text
     above it is unchanged, and the fresh context names no definition the old one lacked."""
     digest = hashlib.sha1(above.encode("utf-8", "surrogatepass")).hexdigest()
@@ -318,8 +319,7 @@ def complete(
     timings: dict[str, float] = {}
     rel = relative_path(index, path)
     if text is None:
-        full = Path(path) if Path(path).is_absolute() else index.root / rel
-        text = read_source(full)[0]
+        text = read_source(index.root / rel)[0]
     offset = cursor_offset(text, line, col)
     prefix, suffix = text[:offset], text[offset:]
     resolved = resolve_mode(mode, prefix, suffix)
@@ -333,9 +333,10 @@ def complete(
     count = provider.count_tokens if provider is not None else approx_tokens
     if budget_tokens is None:
         budget_tokens = min(BUDGET_CAP, (meta.context_length if meta else 4096) // 4)
+    recent = tuple(recent)
     fresh = gather_context(index, req, text, recent, budget_tokens, count)
     above = "\n".join(prefix.split("\n")[:-1])
-    context = _stable((str(index.root), rel), line, above, fresh)
+    context = _stable((str(index.root), rel, recent, budget_tokens), line, above, fresh)
     timings["context_ms"] = _ms(started)
     template = family.name if family else "plain"
     result = CompletionResult("", context, timings, mode=resolved, template=template)
@@ -345,7 +346,7 @@ def complete(
 
     parts = fim.PromptParts(rel, language, shown_prefix, shown_suffix, context, repo=index.root.name)
     prompt = fim.render(family, parts)
-    stops = fim.stops(family) + (("\n",) if resolved == "single" else ())
+    stops = fim.stops(family)
     def block_done(so_far: str) -> bool:
         """The block being written ended and the model already wrote a line past it."""
         cut = postprocess.block_end(prefix, so_far, suffix, language)
@@ -377,7 +378,9 @@ def _generate(
     cancel: threading.Event | None,
     timings: dict[str, float],
 ) -> tuple[str, str | None]:
-    """Stream the completion; in multi-line mode stop as soon as the block is complete."""
+    """Stream the completion; stop at the first newline in single-line mode (checked here, not
+    as a stop string, so the first token is timed even when it is the newline) and as soon as the
+    block is complete in multi-line mode. An empty answer's first token time is its end."""
     started = time.perf_counter()
     pieces: list[str] = []
     try:
@@ -386,12 +389,13 @@ def _generate(
                 if not pieces:
                     timings["first_token_ms"] = _ms(started)
                 pieces.append(delta)
-                if mode == "multi" and "\n" in delta and block_done("".join(pieces)):
+                if "\n" in delta and (mode == "single" or block_done("".join(pieces))):
                     break
     except LLMError as exc:
         return "", str(exc)
     finally:
         timings["generate_ms"] = _ms(started)
+        timings.setdefault("first_token_ms", timings["generate_ms"])
     return "".join(pieces), None
 
 

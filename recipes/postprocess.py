@@ -58,9 +58,9 @@ def block_end(prefix: str, completion: str, suffix: str, language: str | None) -
     """Where in ``completion`` the code being written ends (a character offset), or None when it
     does not end inside the completion or there is no grammar.
 
-    At the start of a line the user is writing statements: they end with the innermost block
-    enclosing the cursor (at top level: with the first complete top-level node). In the middle of
-    a line they end with the statement the cursor is in.
+    Writing new statements inside a block, the code ends with the innermost block enclosing the
+    cursor (at top level: with the first complete top-level node); inside a statement that began
+    before the cursor (a call or a list spanning lines), it ends with that statement.
     """
     tree = parse_tree(language, prefix + completion + suffix)
     if tree is None:
@@ -74,13 +74,10 @@ def block_end(prefix: str, completion: str, suffix: str, language: str | None) -
         node = node.parent
     block = node or tree.root_node
     statement = next((c for c in block.named_children if c.end_byte > cursor), None)
-    line_start = prefix.rsplit("\n", 1)[-1]
-    if block.parent is not None and not line_start.strip():
-        stop = block.end_byte
-    elif statement is not None:
-        stop = statement.end_byte
-    else:
+    if statement is None:
         return None
+    new_statements = statement.start_byte >= len(prefix.rstrip().encode("utf-8", "surrogatepass"))
+    stop = block.end_byte if new_statements and block.parent is not None else statement.end_byte
     if cursor < stop < end:
         return _bytes_to_chars(completion, stop - cursor)
     return None
@@ -121,7 +118,7 @@ def _drop_repeats(text: str) -> str:
     if meaningful and Counter(meaningful).most_common(1)[0][1] >= 3:
         return ""
     for i in range(1, len(lines)):
-        if len(lines[i].strip()) > 1 and lines[i] == lines[i - 1]:
+        if len(lines[i].strip()) > 1 and lines[i].strip() == lines[i - 1].strip():
             return "\n".join(lines[:i])
     return text
 
