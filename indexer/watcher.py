@@ -20,6 +20,8 @@ from ragls.indexer.engine import Index, UpdateStats
 
 # Above this many touched paths, a full re-scan is cheaper than checking each path.
 RESCAN_THRESHOLD = 2000
+# Events that can change what a file holds; opened / closed-without-write are reads (ours too).
+CONTENT_EVENTS = frozenset({"created", "modified", "deleted", "moved", "closed"})
 SKIPPED_DIRS = (".git", ".hg", ".svn", ".ragls", "node_modules", "__pycache__")
 
 
@@ -48,7 +50,7 @@ class Watcher(FileSystemEventHandler):
 
     # watchdog calls this from its own thread for every event
     def on_any_event(self, event: FileSystemEvent) -> None:
-        if event.is_directory and event.event_type != "moved":
+        if event.event_type not in CONTENT_EVENTS or (event.is_directory and event.event_type != "moved"):
             return
         paths = [event.src_path, getattr(event, "dest_path", "")]
         with self._cond:

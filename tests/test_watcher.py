@@ -75,3 +75,21 @@ def test_watcher_ignores_git_and_ignored_paths(tmp_path: Path) -> None:
             assert "build/gen.py" not in index.store.files()
         finally:
             watcher.stop()
+
+
+def test_reading_files_does_not_retrigger_the_watcher(tmp_path: Path) -> None:
+    """The indexer's own reads (open/close events) must not feed back into endless updates."""
+    root = write_tree(tmp_path, {"a.py": PY.format(name="alpha")})
+    with open_index(root) as index:
+        index.update()
+        watcher = Watcher(index, debounce=0.1).start()
+        try:
+            (root / "a.py").write_text(PY.format(name="omega"))
+            wait_for(lambda: index.store.symbol_definitions(["omega"]) != [])
+            time.sleep(1.0)
+            settled = watcher.batches
+            (root / "a.py").read_text()  # a reader, like an editor opening the file
+            time.sleep(1.5)
+            assert watcher.batches == settled
+        finally:
+            watcher.stop()
