@@ -199,7 +199,7 @@ def _check_template(template: str, text: str, key: str) -> None:
 
 def _line_of(text: str, key: str) -> int:
     """The line where ``key = ...`` is written (1 if it cannot be found)."""
-    found = re.search(rf"^\s*{re.escape(key)}\s*=", text, re.MULTILINE)
+    found = re.search(rf"^[ \t]*{re.escape(key)}[ \t]*=", text, re.MULTILINE)
     return text.count("\n", 0, found.start()) + 1 if found else 1
 
 

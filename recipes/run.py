@@ -203,17 +203,18 @@ def _complete(index: Index, recipe: Recipe, provider: Provider, file: str, line:
               cwd: Path | None, cancel: threading.Event | None) -> RecipeResult:
     """Inline completion with the cursor at the end of LINE (default: the last line), through
     the completion module (``ragls complete FILE:LINE:COL`` places the cursor anywhere)."""
-    from ragls.recipes.completion import complete
+    from ragls.recipes.completion import PositionError, complete
     from ragls.recipes.gather import read_lines, relative
 
     rel = relative(index, file, cwd)
     lines, _ = read_lines(index.root / rel)
     row = line or max(1, len(lines))
-    if row > max(1, len(lines)):
-        raise SelectionError(f"{rel} has {len(lines)} lines; line {row} is past its end")
-    column = len(lines[row - 1]) + 1 if lines else 1
-    done = complete(index, provider, rel, row, column, cancel=cancel)
+    column = len(lines[row - 1]) + 1 if 1 <= row <= len(lines) else 1
+    try:
+        done = complete(index, provider, rel, row, column, cancel=cancel)
+    except PositionError as exc:
+        raise SelectionError(f"{rel}: {exc}") from None
     return RecipeResult(
-        recipe.name, rel, row, row, answer=done.completion, code=done.completion,
-        copies=list(getattr(done, "copied", []) or []), timings_ms=dict(done.timings_ms),
+        recipe.name, rel, row, row, answer=done.completion, code=done.completion, context=done.context,
+        copies=done.copied, notes=[done.error] if done.error else [], timings_ms=dict(done.timings_ms),
     )
