@@ -108,12 +108,13 @@ def code_block(text: str) -> str | None:
 
 
 def copies_in(index: Index, text: str) -> list:
-    """Runs of indexed code that ``text`` reproduces verbatim (empty until copied-code
-    detection is installed: it is optional here)."""
-    if not text.strip():
-        return []
-    if importlib.util.find_spec("ragls.recipes.copied") is None:
+    """Runs of indexed code that the code in ``text`` reproduces verbatim: each fenced block is
+    checked on its own (prose and fences are not code), or the whole text when it has none.
+    Empty when copied-code detection is not installed (it is optional here)."""
+    blocks = [m.group(1) for m in FENCE.finditer(text)] or [text]
+    blocks = [b for b in blocks if b.strip()]
+    if not blocks or importlib.util.find_spec("ragls.recipes.copied") is None:
         return []
     from ragls.recipes.copied import find_copies
 
-    return list(find_copies(index, text))
+    return [copy for block in blocks for copy in find_copies(index, block)]

@@ -1,0 +1,150 @@
+"""Repository Q&A on a real index with the bundled model: routing, grounded answers with
+verified citations, README for general questions, follow-ups, budgets, cancellation."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+
+from ragls.config import RecipesConfig
+from ragls.indexer.engine import Index
+from ragls.llm.base import Message, Provider
+from ragls.recipes.answer import code_block, copies_in, generate, repeating, without_repeats
+from ragls.recipes.ask import Conversation, is_general, route
+from ragls.recipes.citations import Verifier
+
+GREEDY = RecipesConfig(temperature=0.0, answer_tokens=96)
+
+
+@pytest.mark.parametrize(
+    ("query", "expected"),
+    [
+        ("Router.dispatch", "search"),
+        ("shop/storage/pool.py", "search"),
+        ("connection pool", "search"),
+        ("retry backoff rate limit", "search"),
+        ("how are routes registered?", "answer"),
+        ("where is the session token verified", "answer"),
+        ("Explain the cart discount logic", "answer"),
+        ("the function that computes taxes for the cart total with discounts", "answer"),
+        ("ConnectionPool?", "answer"),
+        ("   ", "search"),
+    ],
+)
+def test_routing_by_intent(query: str, expected: str) -> None:
+    assert route(query) == expected
+
+
+def test_general_questions_are_recognised() -> None:
+    assert is_general("What does this project do?")
+    assert is_general("give me an overview of the architecture")
+    assert not is_general("how does the cart apply a discount?")
+
+
+def test_a_search_returns_ranked_results_without_a_model(index: Index) -> None:
+    result = Conversation(index, None, GREEDY).ask("Router.dispatch", top_k=5)
+    assert result.route == "search" and result.answer == ""
+    assert result.results[0]["path"] == "shop/web/router.py"
+    assert 1 <= len(result.results) <= 5
+    scores = [r["score"] for r in result.results]
+    assert scores == sorted(scores, reverse=True)
+    assert set(result.as_json()) == {"answer", "citations", "dropped_citations", "route", "results"}
+
+
+def test_a_question_without_a_model_is_refused_clearly(index: Index) -> None:
+    with pytest.raises(ValueError, match="needs a chat model"):
+        Conversation(index, None, GREEDY).ask("how are routes registered?")
+
+
+def test_a_question_is_answered_from_retrieved_code_with_only_verified_citations(
+    index: Index, chat: Provider
+) -> None:
+    streamed: list[str] = []
+    result = Conversation(index, chat, GREEDY).ask("how does the router dispatch a request?",
+                                                   on_delta=streamed.append)
+    assert result.route == "answer"
+    assert result.answer.strip() and "".join(streamed).startswith(result.answer.strip()[:20])
+    assert result.results[0]["path"] == "shop/web/router.py"
+    assert all(r["source"] in ("retrieved", "readme") for r in result.results)
+    verifier = Verifier(index)
+    for c in result.citations:  # whatever the model cited, only what exists survives
+        assert verifier.check_one(c) == (c, "")
+    if not result.citations:
+        assert result.sources and result.sources[0].path == "shop/web/router.py"
+    as_json = result.as_json()
+    assert set(as_json) == {"answer", "citations", "dropped_citations", "route", "results"}
+    assert as_json["dropped_citations"] == len(result.dropped)
+    assert all(set(c) == {"path", "start_line", "end_line"} for c in as_json["citations"])
+    assert result.timings_ms["first_token_ms"] > 0
+
+
+def test_general_questions_pull_in_the_readme_and_top_level_docs(index: Index, chat: Provider) -> None:
+    result = Conversation(index, chat, GREEDY).ask("What does this project do?")
+    paths = [(r["path"], r["source"]) for r in result.results]
+    assert paths[0] == ("README.md", "readme")
+    assert ("docs/deploy.md", "readme") in paths
+
+
+def test_a_follow_up_keeps_the_conversation_context(index: Index, chat: Provider) -> None:
+    conversation = Conversation(index, chat, GREEDY)
+    first = conversation.ask("how does the router dispatch a request?")
+    assert first.answer and len(conversation.turns) == 1
+    alone = Conversation(index, chat, GREEDY).ask("and where is that tested?", force="search")
+    follow = conversation.ask("and where is that tested?")
+    assert len(conversation.turns) == 2 and conversation.turns[0].question.startswith("how does the router")
+    paths = [r["path"] for r in follow.results]
+    assert "shop/web/router.py" in paths and "tests/test_router.py" in paths
+    assert "shop/web/router.py" not in [r["path"] for r in alone.results[:2]]  # only the history found it
+
+
+def test_the_context_budget_is_respected(index: Index, chat: Provider) -> None:
+    tight = RecipesConfig(temperature=0.0, answer_tokens=16, context_tokens=120)
+    result = Conversation(index, chat, tight).ask("how are database connections pooled?")
+    assert result.results, "something fits in 120 tokens"
+    assert len(result.results) < len(Conversation(index, chat, GREEDY).ask(
+        "how are database connections pooled?").results)
+    assert any("cut at 16 tokens" in n for n in result.notes) or len(result.answer.split()) < 30
+
+
+def test_a_cancelled_question_returns_promptly_and_empty(index: Index, chat: Provider) -> None:
+    cancel = threading.Event()
+    cancel.set()
+    started = time.perf_counter()
+    result = Conversation(index, chat, GREEDY).ask("how does the cart compute tax?", cancel=cancel)
+    assert result.answer == "" and time.perf_counter() - started < 30
+    assert not any("empty answer" in n for n in result.notes)  # the user stopped it: no complaint
+
+
+def test_the_answer_generator_notes_a_cut_answer(chat: Provider) -> None:
+    generated = generate(chat, [Message("user", "Count from one to fifty in words.")], max_tokens=3,
+                         temperature=0.0)
+    assert generated.finish_reason == "length"
+    assert any("cut at 3 tokens" in n for n in generated.notes)
+
+
+def test_loops_are_detected_and_cut_where_they_began_but_code_may_repeat() -> None:
+    sentence = "It uses a token based payment system to make transactions."
+    loop = "It is a shop. " + f"{sentence} " * 3 + "It"
+    assert repeating(loop)
+    assert without_repeats(loop) == f"It is a shop. {sentence}\n"
+    line = "assert total(cart) == Decimal('10.00'), 'wrong total for the cart'\n"
+    code = "```python\n" + line * 4 + "```\n"
+    assert not repeating(code)
+    assert not repeating("A short answer. A short answer. A short answer.")  # fewer words than a loop needs
+
+
+def test_code_blocks_are_extracted_even_when_unclosed() -> None:
+    assert code_block("Here:\n```python\ndef f():\n    return 1\n```\nDone.") == "def f():\n    return 1"
+    assert code_block("```\nx = 1\n") == "x = 1"
+    assert code_block("no code here") is None
+
+
+def test_copied_code_in_an_answer_is_flagged_with_its_source(index: Index) -> None:
+    source = (index.root / "shop" / "storage" / "pool.py").read_text()
+    answer = "Here is how it works:\n```python\n" + source + "\n```\nThat is all.\n"
+    copies = copies_in(index, answer)
+    assert copies and copies[0].path == "shop/storage/pool.py"
+    assert copies_in(index, source)[0].path == "shop/storage/pool.py"  # bare code, no fences
+    assert copies_in(index, "No code at all in this answer.") == []
