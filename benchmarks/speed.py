@@ -291,5 +291,12 @@ def tables(run: SpeedRun) -> list[Table]:
             else f"; NOT in the top 10 for the new function's name afterwards: {', '.join(lost)}."
         ),
         "Peak RSS: VmHWM of the measuring process (the dense rows include torch and the model).",
+        "1-min load average at the end of each measurement (2 cores; above ~2 means other work competed): "
+        + ", ".join(
+            f"{who} {n:,}: {m.result['load_after']:.1f}"
+            for n in (SMALL, LARGE)
+            for who, m in (("baseline", b[n]), ("ragls", e[n]))
+        )
+        + ".",
     ]
     return [corpus, table]

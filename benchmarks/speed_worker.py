@@ -9,6 +9,7 @@ as one ``RESULT {json}`` line on stdout, progress goes to stderr.
 from __future__ import annotations
 
 import json
+import os
 import resource
 import sys
 import time
@@ -135,6 +136,7 @@ def main(argv: list[str]) -> int:
         result = baseline_job(root, queries)
     else:
         result = engine_job(root, queries, job["edits"], job["dense"], job["purpose"])
+    result["load_after"] = os.getloadavg()[0]  # other work on the machine inflates timings
     print("RESULT " + json.dumps(result), flush=True)
     return 0
 
