@@ -54,9 +54,8 @@ MAX_TOKENS = {"single": 48, "multi": 128}
 _IDENT = re.compile(r"[^\W\d]\w*")
 _BLOCK_OPENER = re.compile(r"(:|\{|\(|\[|=>|\bthen|\bdo)\s*$")
 _IMPORT = re.compile(
-    r"^\s*(?:from\s+([.\w]+)\s+import|import\s+([.\w]+)|.*?\bfrom\s+['\"]([^'\"]+)['\"]"
-    r"|.*?\brequire\(\s*['\"]([^'\"]+)['\"]|use\s+([\w:]+))",
-    re.MULTILINE,
+    r"\s*(?:from\s+([.\w]+)\s+import|import\s+([.\w]+)|.*?\bfrom\s+['\"]([^'\"]+)['\"]"
+    r"|.*?\brequire\(\s*['\"]([^'\"]+)['\"]|use\s+([\w:]+))"
 )
 
 
@@ -136,7 +135,9 @@ def _suffix_window(suffix: str) -> str:
 
 
 @dataclass(frozen=True)
-class _Request:
+class Cursor:
+    """Where a completion is requested and the part of the file its prompt shows."""
+
     rel: str
     language: str | None
     prefix: str
@@ -148,7 +149,14 @@ class _Request:
         return path == self.rel and start <= self.last_line and end >= self.first_line
 
 
-def referenced_names(req: _Request) -> list[str]:
+def cursor_at(rel: str, language: str | None, prefix: str, suffix: str, line: int) -> Cursor:
+    """The cursor between ``prefix`` and ``suffix`` (on 1-based ``line``) with its prompt windows."""
+    shown_prefix, first = _prefix_window(prefix)
+    shown_suffix = _suffix_window(suffix)
+    return Cursor(rel, language, shown_prefix, shown_suffix, first + 1, line + shown_suffix.count("\n"))
+
+
+def referenced_names(req: Cursor) -> list[str]:
     """Names used near the cursor, nearest first: identifiers on the cursor's line (the call
     being typed may not parse yet), then calls and types referenced in the lines above."""
     lines = req.prefix.split("\n")
@@ -164,7 +172,8 @@ def referenced_names(req: _Request) -> list[str]:
 def imported_modules(text: str) -> list[str]:
     """Path fragments of the modules a file imports (``from .a.b import c`` -> ``a/b``)."""
     found = []
-    for m in _IMPORT.finditer(text):
+    rows = (row for row in text.split("\n") if "import" in row or "require" in row or "use " in row)
+    for m in filter(None, map(_IMPORT.match, rows)):
         name = next((g for g in m.groups() if g), "")
         fragment = name.replace("::", "/").strip("./").replace(".", "/") if "/" not in name else name
         fragment = fragment.lstrip("./")
@@ -173,7 +182,14 @@ def imported_modules(text: str) -> list[str]:
     return found
 
 
-def definitions(index: Index, req: _Request, full_text: str) -> list[Snippet]:
+def _same_module(stem: str, fragment: str) -> bool:
+    """Whether an import names this file; either side may carry more leading folders (the
+    workspace may be the package itself: ``fastapi/routing`` imports ``routing.py``)."""
+    short, long = sorted((stem, fragment), key=len)
+    return long == short or long.endswith("/" + short)
+
+
+def definitions(index: Index, req: Cursor, full_text: str) -> list[Snippet]:
     names = referenced_names(req)
     if not names:
         return []
@@ -183,8 +199,8 @@ def definitions(index: Index, req: _Request, full_text: str) -> list[Snippet]:
 
     def preference(hit: tuple[str, str, str, int, int]) -> tuple:
         path = hit[0]
-        stem = path.rsplit(".", 1)[0]
-        imported = any(stem.endswith(f) or f"/{f}/" in f"/{stem}/" for f in imports)
+        stem = path.rsplit(".", 1)[0].removesuffix("/__init__")
+        imported = any(_same_module(stem, f) for f in imports)
         same_dir = (path.rsplit("/", 1)[0] if "/" in path else "") == here
         return (rank[hit[1].lower()], not imported, not same_dir, path.count("/"), path, hit[3])
 
@@ -220,7 +236,7 @@ def _identifiers(text: str) -> set[str]:
     return {w for w in _IDENT.findall(text) if len(w) > 2}
 
 
-def recent_snippets(index: Index, req: _Request, recent: Iterable[str]) -> list[Snippet]:
+def recent_snippets(index: Index, req: Cursor, recent: Iterable[str]) -> list[Snippet]:
     """Chunks of recently edited files most similar (identifier Jaccard) to the lines above the
     cursor: the code the user is working on elsewhere."""
     paths = [p for p in dict.fromkeys(relative_path(index, p) for p in recent) if p != req.rel]
@@ -237,7 +253,7 @@ def recent_snippets(index: Index, req: _Request, recent: Iterable[str]) -> list[
     return sorted(scored, key=lambda s: -s.score)[:2]
 
 
-def retrieved(index: Index, req: _Request, top_k: int = 3, lines: int = 15) -> list[Snippet]:
+def retrieved(index: Index, req: Cursor, top_k: int = 3, lines: int = 15) -> list[Snippet]:
     """BM25 over the last ``lines`` lines of the prefix (chunks already in the prompt skipped)."""
     terms = query_terms("\n".join(req.prefix.split("\n")[-lines:]))[-40:]
     if not terms:
@@ -263,16 +279,26 @@ _STICKY_DOCS = 64
 
 
 def _stable(key: tuple, line: int, above: str, fresh: list[Snippet]) -> list[Snippet]:
-    """Reuse the previous context for this document when the cursor is on the same line, the text
-    above it is unchanged, and the fresh context names no definition the old one lacked."""
+    """The context to use, as close to the previous one for this document as possible, because
+    the prompt cache is only reused up to the first token that differs.
+
+    On the same line with the text above unchanged, the previous context is reused outright unless
+    the fresh one names a definition the old one lacked. Otherwise the fresh snippets are used,
+    those already in the previous context first and in their previous order, new ones after them
+    (nearest the cursor), so moving on to another line re-reads only from the first change.
+    """
     digest = hashlib.sha1(above.encode("utf-8", "surrogatepass")).hexdigest()
     with _sticky_lock:
         old = _sticky.get(key)
-        if old is not None and old[0] == line and old[1] == digest:
+        if old is not None:
             old_labels = {s.label for s in old[2]}
-            if all(s.label in old_labels for s in fresh if s.source == "definition"):
+            new_definitions = any(s.label not in old_labels for s in fresh if s.source == "definition")
+            if old[0] == line and old[1] == digest and not new_definitions:
                 _sticky.move_to_end(key)
                 return old[2]
+            fresh_by_label = {s.label: s for s in fresh}
+            kept = [fresh_by_label[s.label] for s in old[2] if s.label in fresh_by_label]
+            fresh = kept + [s for s in fresh if s.label not in old_labels]
         _sticky[key] = (line, digest, fresh)
         _sticky.move_to_end(key)
         while len(_sticky) > _STICKY_DOCS:
@@ -280,8 +306,14 @@ def _stable(key: tuple, line: int, above: str, fresh: list[Snippet]) -> list[Sni
     return fresh
 
 
+def clear_sticky_context() -> None:
+    """Forget every document's last context (a workspace switch; benchmarks measuring ranking)."""
+    with _sticky_lock:
+        _sticky.clear()
+
+
 def gather_context(
-    index: Index, req: _Request, full_text: str, recent: Iterable[str], budget: int, count_tokens
+    index: Index, req: Cursor, full_text: str, recent: Iterable[str], budget: int, count_tokens
 ) -> list[Snippet]:
     """Definitions, then recent-file code, then retrieved chunks, fitted best-first to the
     budget and laid out best last (nearest the cursor, where a completion model looks)."""
@@ -324,9 +356,7 @@ def complete(
     prefix, suffix = text[:offset], text[offset:]
     resolved = resolve_mode(mode, prefix, suffix)
     language = language_for(rel, text)
-    shown_prefix, first = _prefix_window(prefix)
-    shown_suffix = _suffix_window(suffix)
-    req = _Request(rel, language, shown_prefix, shown_suffix, first + 1, line + shown_suffix.count("\n"))
+    req = cursor_at(rel, language, prefix, suffix, line)
 
     meta = provider.metadata() if provider is not None else None
     family = fim.family_for(meta) if meta is not None else None
@@ -344,7 +374,7 @@ def complete(
         timings["total_ms"] = _ms(started)
         return result
 
-    parts = fim.PromptParts(rel, language, shown_prefix, shown_suffix, context, repo=index.root.name)
+    parts = fim.PromptParts(rel, language, req.prefix, req.suffix, context, repo=index.root.name)
     prompt = fim.render(family, parts)
     stops = fim.stops(family)
     def block_done(so_far: str) -> bool:
@@ -352,7 +382,7 @@ def complete(
         cut = postprocess.block_end(prefix, so_far, suffix, language)
         return cut is not None and "\n" in so_far[cut:].lstrip("\n").rstrip(" \t")
 
-    raw, result.error = _generate(provider, prompt, stops, resolved, block_done, cancel, timings)
+    raw, result.error = _generate(provider, prompt, stops, resolved, block_done, cancel, timings, started)
     if cancel is not None and cancel.is_set():
         result.error = "cancelled"
         raw = ""
@@ -377,17 +407,19 @@ def _generate(
     block_done: Callable[[str], bool],
     cancel: threading.Event | None,
     timings: dict[str, float],
+    request_started: float,
 ) -> tuple[str, str | None]:
     """Stream the completion; stop at the first newline in single-line mode (checked here, not
     as a stop string, so the first token is timed even when it is the newline) and as soon as the
-    block is complete in multi-line mode. An empty answer's first token time is its end."""
+    block is complete in multi-line mode. ``first_token_ms`` counts from the request's start (what
+    the user waits); an empty answer's first token time is its end."""
     started = time.perf_counter()
     pieces: list[str] = []
     try:
         with provider.complete(prompt, max_tokens=MAX_TOKENS[mode], stop=stops, cancel=cancel) as stream:
             for delta in stream:
                 if not pieces:
-                    timings["first_token_ms"] = _ms(started)
+                    timings["first_token_ms"] = _ms(request_started)
                 pieces.append(delta)
                 if "\n" in delta and (mode == "single" or block_done("".join(pieces))):
                     break
@@ -395,7 +427,7 @@ def _generate(
         return "", str(exc)
     finally:
         timings["generate_ms"] = _ms(started)
-        timings.setdefault("first_token_ms", timings["generate_ms"])
+        timings.setdefault("first_token_ms", _ms(request_started))
     return "".join(pieces), None
 
 
