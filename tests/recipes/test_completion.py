@@ -39,6 +39,11 @@ def repo(tmp_path_factory: pytest.TempPathFactory):
     (root / "notes.unknownext").write_text("some notes\nwith words\n")
     (root / "empty.py").write_text("")
     (root / "latin1.py").write_bytes(b"name = 'caf\xe9'\nx = na")
+    # Two functions named `slugify`: the file importing one of them must get that one first.
+    (root / "shop" / "text").mkdir()
+    (root / "shop" / "text" / "slugs.py").write_text("def slugify(title):\n    return title.lower()\n")
+    (root / "shop" / "legacy.py").write_text("def slugify(title, sep):\n    return sep.join(title)\n")
+    (root / "shop" / "pages.py").write_text("from shop.text.slugs import slugify\n\n\nname = slugify(")
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("RAGLS_CACHE_DIR", str(tmp_path_factory.mktemp("cache")))
         mp.setenv("RAGLS_CONFIG", str(root / "no-config.toml"))
@@ -71,6 +76,25 @@ def test_context_holds_the_cross_file_definition_of_the_call_being_typed(index: 
     assert result.context[-1] == add_route
     assert ("shop/cart.py", "definition") in by_label  # total_with_tax, referenced a line above
     assert result.timings_ms["context_ms"] < 1000
+
+
+def test_the_imported_definition_of_an_ambiguous_name_ranks_first(index: Index) -> None:
+    result = complete(index, None, "shop/pages.py", 4, len("name = slugify(") + 1, context_only=True)
+    definitions = [s for s in result.context if s.source == "definition"]
+    assert [s.path for s in definitions[-2:]] == ["shop/legacy.py", "shop/text/slugs.py"]
+
+
+def test_moving_to_another_line_keeps_shared_snippets_in_place(index: Index) -> None:
+    text = APP + "    cart.apply_discount(10)\n    router.dispatch("
+    first = complete(index, None, "shop/app.py", CALL_LINE, CALL_COL, text=text, context_only=True)
+    line = text.count("\n") + 1
+    second = complete(index, None, "shop/app.py", line, len("    router.dispatch(") + 1, text=text,
+                      context_only=True)  # fmt: skip
+    before = [s.label for s in first.context]
+    after = [s.label for s in second.context]
+    shared = [label for label in before if label in after]
+    assert shared and after[: len(shared)] == shared  # the prompt head is unchanged up to the new snippets
+    assert "shop/web/router.py:36-42" in after[len(shared) :]  # `dispatch`, newly referenced, comes after
 
 
 def test_recent_files_and_retrieval_fill_the_rest_within_budget(index: Index) -> None:
