@@ -209,6 +209,7 @@ def measure_latency(indexes, sites: list[Site], texts, n: int, log) -> Table:
     provider = factory.create("completion", config.load(some.root))
     cold: list[float] = []
     warm: list[float] = []
+    prompt_tokens: list[int] = []
     try:
         usable = [s for s in sites if len(texts[(s.corpus, s.path)].split("\n")[s.line - 1]) >= s.col + TYPED]
         for site in stride_sample(usable, n):
@@ -216,6 +217,7 @@ def measure_latency(indexes, sites: list[Site], texts, n: int, log) -> Table:
             provider.llama.reset()  # a cold prompt: nothing of it in the KV cache
             first = complete(index, provider, site.path, site.line, site.col, text=text)
             typed = complete(index, provider, site.path, site.line, site.col + TYPED, text=text)
+            prompt_tokens.append(first.prompt_tokens)
             cold.append(first.timings_ms["first_token_ms"])
             warm.append(typed.timings_ms["first_token_ms"])
             log(f"{site.path}:{site.line}: cold {cold[-1]:.0f} ms, warm {warm[-1]:.0f} ms")
@@ -226,7 +228,8 @@ def measure_latency(indexes, sites: list[Site], texts, n: int, log) -> Table:
     table.notes.append(
         f"cold: llama.cpp KV cache reset before the request; warm: the same file with the cursor "
         f"{TYPED} typed characters further (the context is sticky, so the prompt only grew). "
-        "First token counts from the request's start (context assembly included)."
+        "First token counts from the request's start (context assembly included). "
+        f"Median prompt: {statistics.median(prompt_tokens):.0f} tokens."
     )
     return table
 

@@ -48,6 +48,7 @@ def as_json(result: CompletionResult) -> dict:
         "mode": result.mode,
         "template": result.template,
         "error": result.error,
+        "prompt_tokens": result.prompt_tokens,
     }
 
 
@@ -57,7 +58,7 @@ def _explain(result: CompletionResult) -> None:
         out.print(f"[bold]{escape(s.label)}[/] ({s.source})")
         out.print(escape(s.text.rstrip()), highlight=False)
     timings = ", ".join(f"{k} {v:.0f}" for k, v in result.timings_ms.items())
-    out.print(f"[dim]timings (ms): {timings}[/]")
+    out.print(f"[dim]prompt: {result.prompt_tokens} tokens; timings (ms): {timings}[/]")
     for c in result.copied:
         out.print(f"[yellow]copied:[/] {c.tokens} tokens match {c.path}:{c.start_line}-{c.end_line}")
 
@@ -88,7 +89,7 @@ def _run(args: argparse.Namespace) -> int:
                 index, provider, target, line, col,
                 context_only=args.context_only, mode=args.mode, recent=recent_files(index, rel),
             )  # fmt: skip
-        except PositionError as exc:
+        except (PositionError, OSError) as exc:
             err.print(f"ragls complete: {file}: {exc}")
             return 2
         finally:

@@ -72,6 +72,7 @@ class CompletionResult:
     mode: str = "single"  # the mode used once "auto" was resolved
     template: str = "plain"  # the FIM family, or "plain" prefix completion
     error: str | None = None  # why the completion is empty when the model failed
+    prompt_tokens: int = 0  # what a cold request has to read (0 when the model was not called)
 
 
 def cursor_offset(text: str, line: int, col: int) -> int:
@@ -352,6 +353,9 @@ def complete(
     rel = relative_path(index, path)
     if text is None:
         text = read_source(index.root / rel)[0]
+    # Lone surrogates (undecodable bytes smuggled through) would make tokenizers raise; one
+    # character each becomes "?", so columns keep their meaning.
+    text = text.encode("utf-8", "replace").decode("utf-8")
     offset = cursor_offset(text, line, col)
     prefix, suffix = text[:offset], text[offset:]
     resolved = resolve_mode(mode, prefix, suffix)
@@ -376,6 +380,7 @@ def complete(
 
     parts = fim.PromptParts(rel, language, req.prefix, req.suffix, context, repo=index.root.name)
     prompt = fim.render(family, parts)
+    result.prompt_tokens = provider.count_tokens(prompt)
     stops = fim.stops(family)
     def block_done(so_far: str) -> bool:
         """The block being written ended and the model already wrote a line past it."""
@@ -423,8 +428,8 @@ def _generate(
                 pieces.append(delta)
                 if "\n" in delta and (mode == "single" or block_done("".join(pieces))):
                     break
-    except LLMError as exc:
-        return "", str(exc)
+    except (LLMError, ValueError, RuntimeError) as exc:  # llama.cpp raises ValueError on overlong prompts
+        return "", f"{type(exc).__name__}: {exc}" if not isinstance(exc, LLMError) else str(exc)
     finally:
         timings["generate_ms"] = _ms(started)
         timings.setdefault("first_token_ms", _ms(request_started))
