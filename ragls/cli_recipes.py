@@ -21,11 +21,10 @@ from ragls.indexer.engine import Index
 from ragls.llm import factory
 from ragls.llm.base import LLMError
 from ragls.recipes import registry
-from ragls.recipes.answer import EMPTY_ANSWER
 from ragls.recipes.ask import AskResult, Conversation, route
 from ragls.recipes.citations import Citation
 from ragls.recipes.gather import SelectionError
-from ragls.recipes.run import RecipeResult, run
+from ragls.recipes.run import RecipeResult, answer, prepare
 
 
 @contextmanager
@@ -136,28 +135,29 @@ def _recipe(args: argparse.Namespace) -> int:
         except KeyError as exc:
             err.print(f"ragls recipe: {exc.args[0]}")
             return 2
+        prepared = prepare(index, recipe, args.target, question=args.question or "", cwd=Path.cwd())
         with _provider(index, recipe.role) as provider:
-            result = run(
-                index, recipe, args.target, provider, _settings(index, args.detailed),
-                question=args.question or "", on_delta=_stream_to_stdout(not args.json), cwd=Path.cwd(),
-            )
+            result = answer(index, prepared, provider, _settings(index, args.detailed),
+                            on_delta=_stream_to_stdout(not args.json))
     if args.json:
         sys.stdout.write(json.dumps(result.as_json()) + "\n")
     else:
         _print_recipe(result, recipe)
-    return 0 if result.answer else 1
+    # An empty completion is an answer ("nothing worth suggesting"); an empty explanation is not.
+    return 0 if result.answer or recipe.runner == "complete" else 1
 
 
 def _print_recipe(result: RecipeResult, recipe: registry.Recipe) -> None:
     if recipe.runner == "complete":
         sys.stdout.write(result.answer)
+        if not result.answer:
+            err.print("[yellow]note:[/] no completion: nothing worth suggesting at the end of that line")
     sys.stdout.write("\n")
     _print_citations(result.citations, result.dropped)
     if result.context:
         labels = ", ".join(f"{s.label} ({s.source})" for s in result.context)
         err.print(f"[dim]context: {escape(labels)}[/]")
-    notes = result.notes if result.answer or recipe.runner != "complete" else [*result.notes, EMPTY_ANSWER]
-    _print_notes(notes, result.copies)
+    _print_notes(result.notes, result.copies)
 
 
 def _recipes(args: argparse.Namespace) -> int:

@@ -23,7 +23,7 @@ from ragls.recipes.answer import OnDelta, code_block, copies_in, generate
 from ragls.recipes.ask import VERBOSITY, Conversation, snippet_json
 from ragls.recipes.citations import Citation, Verifier, parse
 from ragls.recipes.context import Snippet
-from ragls.recipes.gather import Gatherer, Selection, SelectionError, names_in, select
+from ragls.recipes.gather import Gatherer, Selection, SelectionError, names_in, read_lines, relative, select
 from ragls.recipes.registry import Recipe
 
 if TYPE_CHECKING:
@@ -75,45 +75,65 @@ class RecipeResult:
         }
 
 
-def run(
-    index: Index,
-    recipe: Recipe,
-    target: str,
-    provider: Provider,
-    settings: RecipesConfig,
-    *,
-    question: str = "",
-    on_delta: OnDelta | None = None,
-    cancel: threading.Event | None = None,
-    cwd: Path | None = None,
-) -> RecipeResult:
-    """Run ``recipe`` on ``target``. Bad targets raise :class:`SelectionError` (a clear message)."""
+@dataclass
+class Prepared:
+    """A recipe request checked and its context gathered: everything that needs no model, so bad
+    input is reported before a model is loaded."""
+
+    recipe: Recipe
+    question: str
+    selection: Selection | None = None  # None for inline completion
+    cursor: tuple[str, int, int] | None = None  # inline completion: (path, line, column), 1-based
+    gathered: list[Snippet] = field(default_factory=list)
+    gather_ms: float = 0.0
+
+
+def prepare(index: Index, recipe: Recipe, target: str, *, question: str = "",
+            cwd: Path | None = None) -> Prepared:
+    """Check ``target`` and gather the recipe's context; bad input raises :class:`SelectionError`."""
+    started = time.perf_counter()
     file, start, end = parse_target(target)
     if recipe.runner == "complete":
-        return _complete(index, recipe, provider, file, start, cwd, cancel)
-    started = time.perf_counter()
+        return Prepared(recipe, question, cursor=_cursor(index, file, start, cwd))
     sel = select(index, file, start, end, cwd)
+    if (recipe.runner == "ask" or "{question}" in recipe.template) and not question.strip():
+        raise SelectionError(f"recipe {recipe.name!r} answers a question: pass --question")
+    gathered = [] if recipe.runner == "ask" else _gather(index, recipe, sel, question)
+    elapsed = (time.perf_counter() - started) * 1000
+    return Prepared(recipe, question, sel, gathered=gathered, gather_ms=elapsed)
+
+
+def run(index: Index, recipe: Recipe, target: str, provider: Provider, settings: RecipesConfig, *,
+        question: str = "", on_delta: OnDelta | None = None, cancel: threading.Event | None = None,
+        cwd: Path | None = None) -> RecipeResult:
+    """Run ``recipe`` on ``target`` (``FILE[:LINE[-LINE]]``)."""
+    prepared = prepare(index, recipe, target, question=question, cwd=cwd)
+    return answer(index, prepared, provider, settings, on_delta=on_delta, cancel=cancel)
+
+
+def answer(index: Index, prepared: Prepared, provider: Provider, settings: RecipesConfig, *,
+           on_delta: OnDelta | None = None, cancel: threading.Event | None = None) -> RecipeResult:
+    """Fit the prepared context to the model's window, stream the answer, check it."""
+    recipe, question, sel = prepared.recipe, prepared.question, prepared.selection
+    if prepared.cursor is not None:
+        return _complete(index, recipe, provider, prepared.cursor, cancel)
+    assert sel is not None
     if recipe.runner == "ask":
         return _ask(index, recipe, provider, settings, sel, question, on_delta, cancel)
-    if "{question}" in recipe.template and not question.strip():
-        raise SelectionError(f"recipe {recipe.name!r} needs a question (--question)")
-    gathered = _gather(index, recipe, sel, question)
-    after_gather = time.perf_counter()
-
+    started = time.perf_counter()
     system = recipe.system
     if recipe.output == "text" and system:
         system += "\n" + VERBOSITY[settings.verbosity]
     answer_tokens = recipe.max_tokens or settings.answer_tokens
     window = provider.metadata().context_length
-    values = _values(sel, question)
-    bare = provider.count_tokens(system + recipe.render(**values))
+    bare = provider.count_tokens(system + recipe.render(**_values(sel, question)))
     notes = list(sel.notes)
     _fit_selection(sel, recipe, provider, window - bare - answer_tokens - context.MARGIN_TOKENS,
                    settings.context_tokens, notes)
     values = _values(sel, question)
     fixed = provider.count_tokens(system + recipe.render(**values))
     room = context.budget(window, fixed, answer_tokens, settings.context_tokens)
-    chosen = context.assemble(gathered, room, provider.count_tokens)
+    chosen = context.assemble(prepared.gathered, room, provider.count_tokens)
     prompt = recipe.render(**values, context=context.render(chosen))
     messages = ([Message("system", system)] if system else []) + [Message("user", prompt)]
     assembled = time.perf_counter()
@@ -134,8 +154,8 @@ def run(
         copies=copies_in(index, code or generated.text),
         notes=notes + generated.notes,
         timings_ms={
-            "gather_ms": (after_gather - started) * 1000,
-            "assemble_ms": (assembled - after_gather) * 1000,
+            "gather_ms": prepared.gather_ms,
+            "assemble_ms": (assembled - started) * 1000,
             "first_token_ms": generated.first_token_ms or 0.0,
             "generate_ms": generated.total_ms,
         },
@@ -186,8 +206,6 @@ def _fit_selection(sel: Selection, recipe: Recipe, provider: Provider, room: int
 def _ask(index: Index, recipe: Recipe, provider: Provider, settings: RecipesConfig, sel: Selection,
          question: str, on_delta: OnDelta | None, cancel: threading.Event | None) -> RecipeResult:
     """A Q&A recipe on a selection: the question is answered with the selection as first context."""
-    if not question.strip():
-        raise SelectionError(f"recipe {recipe.name!r} answers a question: pass --question")
     own = Snippet(sel.path, sel.start_line, sel.end_line, sel.text, "selection", float("inf"))
     asked = Conversation(index, provider, settings, recipe).ask(
         question, on_delta=on_delta, cancel=cancel, force="answer", first=[own]
@@ -199,17 +217,26 @@ def _ask(index: Index, recipe: Recipe, provider: Provider, settings: RecipesConf
     )
 
 
-def _complete(index: Index, recipe: Recipe, provider: Provider, file: str, line: int | None,
-              cwd: Path | None, cancel: threading.Event | None) -> RecipeResult:
-    """Inline completion with the cursor at the end of LINE (default: the last line), through
-    the completion module (``ragls complete FILE:LINE:COL`` places the cursor anywhere)."""
-    from ragls.recipes.completion import PositionError, complete
-    from ragls.recipes.gather import read_lines, relative
-
+def _cursor(index: Index, file: str, line: int | None, cwd: Path | None) -> tuple[str, int, int]:
+    """The cursor of an inline completion: the end of LINE (default: the last line)."""
     rel = relative(index, file, cwd)
-    lines, _ = read_lines(index.root / rel)
+    try:
+        lines, _ = read_lines(index.root / rel)
+    except OSError as exc:
+        raise SelectionError(f"{rel}: cannot read ({exc.strerror or exc})") from None
     row = line or max(1, len(lines))
-    column = len(lines[row - 1]) + 1 if 1 <= row <= len(lines) else 1
+    if row > max(1, len(lines)):
+        raise SelectionError(f"{rel} has {len(lines)} lines; line {row} is past its end")
+    return rel, row, len(lines[row - 1]) + 1 if lines else 1
+
+
+def _complete(index: Index, recipe: Recipe, provider: Provider, cursor: tuple[str, int, int],
+              cancel: threading.Event | None) -> RecipeResult:
+    """Inline completion through the completion module (``ragls complete FILE:LINE:COL`` places
+    the cursor anywhere; a recipe completes at the end of a line)."""
+    from ragls.recipes.completion import PositionError, complete
+
+    rel, row, column = cursor
     try:
         done = complete(index, provider, rel, row, column, cancel=cancel)
     except PositionError as exc:

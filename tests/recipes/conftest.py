@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import shutil
 import subprocess
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -26,6 +26,12 @@ def make_repo(root: Path) -> Path:
     (root / ".ragls" / "config.toml").write_text(WORKSPACE_CONFIG)
     subprocess.run(["git", "init", "-q", str(root)], check=True)
     return root
+
+
+@pytest.fixture(scope="session")
+def repo_factory() -> Callable[[Path], Path]:
+    """``make_repo`` for modules that adjust their copy (conftest modules are not importable by name)."""
+    return make_repo
 
 
 @pytest.fixture(scope="module")
