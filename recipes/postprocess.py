@@ -9,8 +9,6 @@ or dropped.
 
 from __future__ import annotations
 
-from collections import Counter
-
 from tree_sitter import Node, Tree
 
 from ragls.indexer.parsing import _parser
@@ -99,8 +97,10 @@ def _drop_suffix_overlap(text: str, suffix: str) -> str:
             text = "\n".join(lines[:start])
             break
     rest = suffix.split("\n", 1)[0].strip()
+    if not rest or rest[0].isalnum() or rest[0] == "_":
+        return text  # only closing characters are dropped: a word may just be typed twice
     for k in range(min(len(rest), len(text)), 0, -1):
-        if not rest[0].isalnum() and rest[0] != "_" and text.endswith(rest[:k]):
+        if text.endswith(rest[:k]):
             return text[:-k]
     return text
 
@@ -111,15 +111,17 @@ def _strip_noise(text: str) -> str:
 
 
 def _drop_repeats(text: str) -> str:
-    """A line that comes back three times is a loop: garbage. A line repeating the line right
-    above it starts the loop: cut there."""
-    lines = text.split("\n")
-    meaningful = [line.strip() for line in lines if len(line.strip()) > 1]
-    if meaningful and Counter(meaningful).most_common(1)[0][1] >= 3:
-        return ""
+    """A block of one to three lines repeated three times in a row is a generation loop: garbage.
+    A line repeating the line right above it is where a loop starts: cut there."""
+    lines = [line.strip() for line in text.split("\n")]
+    for period in (1, 2, 3):
+        for i in range(len(lines) - 3 * period + 1):
+            block = lines[i : i + period]
+            if any(block) and all(lines[i + k * period : i + (k + 1) * period] == block for k in (1, 2)):
+                return ""
     for i in range(1, len(lines)):
-        if len(lines[i].strip()) > 1 and lines[i].strip() == lines[i - 1].strip():
-            return "\n".join(lines[:i])
+        if len(lines[i]) > 1 and lines[i] == lines[i - 1]:
+            return "\n".join(text.split("\n")[:i])
     return text
 
 

@@ -66,6 +66,14 @@ def test_repeated_lines_are_garbage() -> None:
     assert multi("x += 1\n    x += 1\n    x += 1\n    x += 1\n", "def f(x):\n    ") == ""
 
 
+def test_a_repeating_block_of_lines_is_garbage_but_recurring_lines_are_not() -> None:
+    loop = "a = f(a)\n    b = g(b)\n" * 3
+    assert multi(loop, "def f(a, b):\n    ") == ""
+    prefix = "def check(a, b, c):\n    "
+    ladder = "if a:\n        return None\n    if b:\n        return None\n    if c:\n        return None"
+    assert multi(ladder, prefix) == ladder  # `return` lines recur, but not as a loop
+
+
 def test_an_immediately_repeated_line_is_cut() -> None:
     raw = "log('start')\n    log('start')\n"
     assert multi(raw, "def f():\n    ", "\n", "python") == "log('start')"
