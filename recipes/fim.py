@@ -23,8 +23,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
 
-from ragls.llm.base import ModelMetadata
+from ragls.llm import gguf
+from ragls.llm.base import ModelError, ModelMetadata
 from ragls.recipes.context import Snippet
 
 LOCAL_PROVIDERS = ("llama_cpp", "ctransformers")
@@ -118,6 +121,15 @@ _BY_NAME = (
 )
 
 
+@lru_cache(maxsize=16)
+def _gguf_architecture(path: str) -> str | None:
+    """``general.architecture`` of a GGUF file ("starcoder2" names the family outright)."""
+    try:
+        return gguf.describe(Path(path)).architecture
+    except (ModelError, OSError):
+        return None
+
+
 def _family_by_name(*names: str | None) -> str | None:
     text = " ".join(n.lower() for n in names if n)
     return next((family for needle, family in _BY_NAME if needle in text), None)
@@ -127,11 +139,12 @@ def family_for(meta: ModelMetadata) -> FimFamily | None:
     """The FIM family of a model, or None for plain prefix completion.
 
     A local model file is trusted for whether it has FIM tokens at all (a file without them
-    cannot infill, whatever it is called); its name then tells apart families that share
-    spellings (StarCoder vs StarCoder2, Qwen vs CodeGemma). Remote endpoints expose no
-    vocabulary, so their model id alone decides.
+    cannot infill, whatever it is called); its name, file name and GGUF architecture then tell
+    apart families that share spellings (StarCoder vs StarCoder2, Qwen vs CodeGemma). Remote
+    endpoints expose no vocabulary, so their model id alone decides.
     """
-    by_name = _family_by_name(meta.model, meta.path)
+    arch = _gguf_architecture(meta.path) if meta.path and meta.path.endswith(".gguf") else None
+    by_name = _family_by_name(meta.model, meta.path, arch)
     if meta.fim is None:
         return None if meta.provider in LOCAL_PROVIDERS else FAMILIES.get(by_name or "")
     by_token = _BY_PREFIX_TOKEN.get(meta.fim.prefix)

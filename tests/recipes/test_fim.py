@@ -50,6 +50,22 @@ def test_bundled_model_gets_plain_prefix_completion() -> None:
     assert fim.family_for(meta) is None
 
 
+def test_gguf_architecture_names_the_family(tmp_path) -> None:
+    """A StarCoder2 file whose general.name says nothing is still StarCoder2 (by architecture)."""
+    writer_module = pytest.importorskip("gguf")
+    path = tmp_path / "model.gguf"
+    writer = writer_module.GGUFWriter(str(path), "starcoder2")
+    writer.add_name("Some Coder 3B")
+    writer.add_token_list(["<|endoftext|>", "<fim_prefix>", "<fim_middle>", "<fim_suffix>", "a"])
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    info = describe(path)
+    meta = ModelMetadata("llama_cpp", info.name or "", 4096, fim=info.fim, path=str(path))
+    assert fim.family_for(meta) == fim.FAMILIES["starcoder2"]
+
+
 DEF = Snippet("lib/util.py", 3, 4, "def helper(x):\n    return x", "definition")
 
 
