@@ -136,7 +136,7 @@ class RecipesConfig:
     )
     answer_tokens: int = opt(384, "cap on tokens generated for one answer (ask and recipes)")
     context_tokens: int = opt(
-        1536,
+        1024,
         "cap on prompt tokens spent on repository context; 0 = whatever the model's window leaves "
         "(a bigger context is slower to read on a CPU)",
     )

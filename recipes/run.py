@@ -156,7 +156,8 @@ def answer(index: Index, prepared: Prepared, provider: Provider, settings: Recip
         timings_ms={
             "gather_ms": prepared.gather_ms,
             "assemble_ms": (assembled - started) * 1000,
-            "first_token_ms": generated.first_token_ms or 0.0,
+            "first_token_ms": prepared.gather_ms + (assembled - started) * 1000
+            + (generated.first_token_ms or 0.0),
             "generate_ms": generated.total_ms,
         },
     )
