@@ -59,6 +59,9 @@ _IMPORT = re.compile(
 )
 
 
+_SCRIPT_SUFFIX = re.compile(r"\.(?:[cm]?js|jsx|tsx?)$")
+
+
 class PositionError(ValueError):
     """LINE:COL lies outside the document."""
 
@@ -176,8 +179,8 @@ def imported_modules(text: str) -> list[str]:
     rows = (row for row in text.split("\n") if "import" in row or "require" in row or "use " in row)
     for m in filter(None, map(_IMPORT.match, rows)):
         name = next((g for g in m.groups() if g), "")
-        fragment = name.replace("::", "/").strip("./").replace(".", "/") if "/" not in name else name
-        fragment = fragment.lstrip("./")
+        fragment = name if "/" in name else name.replace("::", "/").replace(".", "/")
+        fragment = _SCRIPT_SUFFIX.sub("", fragment).strip("./")
         if fragment:
             found.append(fragment)
     return found

@@ -13,7 +13,7 @@ from ragls import config
 from ragls.cli import main
 from ragls.indexer.engine import Index
 from ragls.llm import factory
-from ragls.recipes.completion import PositionError, complete, cursor_offset, resolve_mode
+from ragls.recipes.completion import PositionError, complete, cursor_offset, imported_modules, resolve_mode
 from ragls.recipes.context import render_one
 
 MINIREPO = Path(__file__).parents[1] / "fixtures" / "minirepo"
@@ -129,6 +129,14 @@ def test_typing_reuses_the_prompt_cache(repo: Path, index: Index, provider) -> N
     warm = complete(index, provider, "shop/app.py", line, col + 3, text=text + "str", mode="single")
     assert warm.context is cold.context  # sticky: same snippets, same prompt head
     assert warm.timings_ms["first_token_ms"] < cold.timings_ms["first_token_ms"] / 3
+
+
+def test_imported_modules_across_languages() -> None:
+    source = (
+        "from ..sub.mod import a\nimport os.path\nimport { x } from './lib/util.js';\n"
+        "const y = require('../core/thing');\nuse crate::net::client;\n"
+    )
+    assert imported_modules(source) == ["sub/mod", "os/path", "lib/util", "core/thing", "crate/net/client"]
 
 
 def test_auto_mode() -> None:
