@@ -10,8 +10,8 @@ Reported per repository:
 - citations emitted by the model, and the share that point to existing spans *before*
   verification (the model's own accuracy) and *after* (what users see: 100% by construction,
   since unverifiable citations are dropped — it is re-checked here, not assumed);
-- the share of answers whose verified citations include an annotated relevant file, and, for
-  comparison, whose retrieved context did (what the answer was grounded in);
+- the share of answers whose verified citations include an annotated relevant file, and whose
+  shown sources do (verified citations, or else the top retrieved snippets marked as such);
 - time to first token (request to first streamed token: retrieval, assembly and prompt reading),
   and the retrieval and assembly times separately.
 """
@@ -51,7 +51,7 @@ class Asked:
     valid_after: int  # verified citations kept, re-checked
     kept: int
     cites_relevant: bool
-    context_relevant: bool
+    shown_relevant: bool  # the sources shown (verified citations, else the top retrieved) hold one
     first_token_ms: float
     retrieve_ms: float
     assemble_ms: float
@@ -96,7 +96,7 @@ def ask_all(corpus: QualityCorpus, per_repo: int, provider, log) -> RepoRun:
             run.asked.append(Asked(
                 q, len(emitted), before, after, len(result.citations),
                 matches([c.path for c in result.citations]),
-                matches([r["path"] for r in result.results]),
+                matches([c.path for c in result.citations] or [s.path for s in result.sources]),
                 result.timings_ms["first_token_ms"], result.timings_ms["retrieve_ms"],
                 result.timings_ms["assemble_ms"], bool(result.answer),
             ))
@@ -115,7 +115,8 @@ def tables(runs: list[RepoRun], model: str) -> list[Table]:
     validity = Table(
         "Repository Q&A: citation validity (bundled model)",
         ["repo", "questions", "answered", "citations emitted", "valid before verification",
-         "valid after verification", "answers citing a relevant file", "context holding a relevant file"],
+         "valid after verification", "answers citing a relevant file",
+         "sources shown include a relevant file"],
     )
     latency = Table(
         "Repository Q&A: time to first token (bundled model)",
@@ -130,7 +131,7 @@ def tables(runs: list[RepoRun], model: str) -> list[Table]:
             name, len(a), share(sum(x.answered for x in a), len(a)), emitted,
             share(sum(x.valid_before for x in a), emitted), share(sum(x.valid_after for x in a), kept),
             share(sum(x.cites_relevant for x in a), len(a)),
-            share(sum(x.context_relevant for x in a), len(a)),
+            share(sum(x.shown_relevant for x in a), len(a)),
         )
         ttft = [x.first_token_ms / 1000 for x in a]
         latency.add(
@@ -140,14 +141,15 @@ def tables(runs: list[RepoRun], model: str) -> list[Table]:
             seconds(percentile([x.assemble_ms / 1000 for x in a], 0.95)),
         )
     validity.notes.append(
-        f"Model: {model}, greedy-ish defaults ([recipes] temperature, answer_tokens, context_tokens). "
+        f"Model: {model}, default settings (recipes.temperature, answer_tokens, context_tokens). "
         "'valid before' = the model's own citations that name an indexed file and a span inside it "
         "overlapping indexed code; 'after' = the citations ragls keeps (re-verified; dropped ones are "
         "counted, never shown). A relevant file = semble's relevant or secondary targets (suffix match)."
     )
     validity.notes.append(
-        "When an answer cites nothing verifiable, ragls shows the retrieved context as 'retrieved "
-        "sources' instead; the last column is how often that context holds a relevant file."
+        "When an answer cites nothing verifiable, ragls shows its top 3 retrieved snippets as "
+        "'retrieved sources' (marked as not cited); the last column counts the sources a user is "
+        "shown, verified citations or else those."
     )
     latency.notes.append(
         "First token counts from the request's start: retrieval (hybrid search, query embedding), "

@@ -9,8 +9,9 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import replace
+from itertools import chain
 from pathlib import Path
 
 from rich.markup import escape
@@ -87,23 +88,26 @@ def _print_notes(notes: list[str], copies: list) -> None:
 
 
 def _ask(args: argparse.Namespace) -> int:
-    with _ready_index(args) as index:
-        settings = _settings(index, args.detailed)
+    if not args.question and not args.chat:
+        raise SystemExit("ragls ask: give a QUESTION, or --chat to read questions from stdin")
+    status = 0
+    with _ready_index(args) as index, ExitStack() as stack:
         recipe = registry.load(index.root).get("ask")
-        conversation = Conversation(index, None, settings, recipe)
-        if route(args.question) == "search":
-            result = conversation.ask(args.question, top_k=args.top_k)
-        else:
-            with _provider(index, recipe.role) as provider:
-                conversation.provider = provider
-                result = conversation.ask(
-                    args.question, top_k=args.top_k, on_delta=_stream_to_stdout(not args.json)
-                )
-    if args.json:
-        sys.stdout.write(json.dumps(result.as_json()) + "\n")
-    else:
-        _print_ask(result)
-    return 1 if result.route == "answer" and not result.answer else 0
+        conversation = Conversation(index, None, _settings(index, args.detailed), recipe)
+        questions = chain([args.question] if args.question else [], sys.stdin if args.chat else [])
+        for question in (q.strip() for q in questions):
+            if not question:
+                continue
+            if route(question) == "answer" and conversation.provider is None:  # loaded once, when needed
+                conversation.provider = stack.enter_context(_provider(index, recipe.role))
+            result = conversation.ask(question, top_k=args.top_k, on_delta=_stream_to_stdout(not args.json))
+            if args.json:
+                sys.stdout.write(json.dumps(result.as_json()) + "\n")
+                sys.stdout.flush()
+            else:
+                _print_ask(result)
+            status = 1 if result.route == "answer" and not result.answer else 0
+    return status
 
 
 def _print_ask(result: AskResult) -> None:
@@ -154,6 +158,8 @@ def _print_recipe(result: RecipeResult, recipe: registry.Recipe) -> None:
             err.print("[yellow]note:[/] no completion: nothing worth suggesting at the end of that line")
     sys.stdout.write("\n")
     _print_citations(result.citations, result.dropped)
+    if result.target_path:
+        err.print(f"[dim]belongs in: {escape(result.target_path)}[/]")
     if result.context:
         labels = ", ".join(f"{s.label} ({s.source})" for s in result.context)
         err.print(f"[dim]context: {escape(labels)}[/]")
@@ -204,11 +210,13 @@ def _guard(fn):
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("ask", help="ask about the repository: a cited answer, or search results for a search")
-    p.add_argument("question", help="a question (answered), or a symbol / path / keywords (searched)")
+    p.add_argument("question", nargs="?", help="a question (answered), or a symbol / path / keywords")
     p.add_argument("--root", help="workspace root (default: enclosing git repository or cwd)")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of streaming")
     p.add_argument("--detailed", action="store_true", help="a fuller answer ([recipes] verbosity)")
     p.add_argument("--top-k", type=int, default=10, help="search results / snippets retrieved")
+    p.add_argument("--chat", action="store_true",
+                   help="then read follow-up questions from stdin, one per line (context is kept)")
     p.set_defaults(run=_guard(_ask))
 
     p = sub.add_parser("recipe", help="run a recipe (explain, unit-test, docstring, smell, ...) on code")

@@ -83,12 +83,15 @@ class Selection:
 
 def read_lines(path: Path) -> tuple[list[str], str | None]:
     """The file's lines and a caveat when its bytes were not valid UTF-8 (they are replaced)."""
-    data = path.read_bytes()
+    return decode(path.read_bytes(), path.name)
+
+
+def decode(data: bytes, name: str) -> tuple[list[str], str | None]:
     try:
         text, note = data.decode("utf-8"), None
     except UnicodeDecodeError as exc:
         text = data.decode("utf-8", errors="replace")
-        note = f"{path.name} is not valid UTF-8 (first bad byte at {exc.start}); bad bytes shown as \ufffd"
+        note = f"{name} is not valid UTF-8 (first bad byte at {exc.start}); bad bytes shown as \ufffd"
     lines = text.replace("\r\n", "\n").split("\n")  # newlines only, as the parser counts them
     if lines and lines[-1] == "":
         lines.pop()
@@ -113,10 +116,15 @@ def select(index: Index, file: str | Path, start: int | None = None, end: int | 
     """The selection ``file[:start[-end]]``: the whole file without lines; with one line, the
     innermost definition around it (what "explain line 12" means); a range as given."""
     rel = relative(index, file, cwd)
+    if index.rules.secret.match_file(rel):
+        raise SelectionError(f"{rel} looks like a secret-bearing file; ragls never sends it to a model")
     try:
-        lines, note = read_lines(index.root / rel)
+        data = (index.root / rel).read_bytes()
     except OSError as exc:
         raise SelectionError(f"{rel}: cannot read ({exc.strerror or exc})") from None
+    if b"\0" in data[:8192]:
+        raise SelectionError(f"{rel} is a binary file")
+    lines, note = decode(data, rel)
     if not any(line.strip() for line in lines):
         raise SelectionError(f"{rel} is empty: there is no code to work on")
     parsed = parse(rel, "\n".join(lines), index.cfg.index.lines_per_chunk)
@@ -204,7 +212,8 @@ class Gatherer:
         name = sel.symbol.rsplit(".", 1)[-1] if sel.symbol else stem
         files = [p for p in self.index.store.files() if TEST_PATH.search(p) and p != sel.path]
         named = sorted(p for p in files if stem and stem in PurePosixPath(p).stem.lower())
-        hits = [r for r in self.index.search(name, 30, mode="bm25") if r.path in set(files)]
+        test_files = set(files)
+        hits = [r for r in self.index.search(name, 30, mode="bm25") if r.path in test_files]
         snippets: list[Snippet] = []
         for rank, path in enumerate(dict.fromkeys(named + [r.path for r in hits])):
             rows = self.index.store.chunks_of_files([path])
@@ -248,3 +257,21 @@ def names_in(sel: Selection, limit: int = 8) -> str:
     used = Counter(s.name for s in sel.parsed.symbols if sel.start_line <= s.line <= sel.end_line)
     names = [sel.symbol.rsplit(".", 1)[-1]] if sel.symbol else []
     return " ".join(dict.fromkeys(names + [n for n, _ in used.most_common(limit)]))
+
+
+def new_test_path(index: Index, sel: Selection, related: list[Snippet]) -> str:
+    """Where a new test file for ``sel`` would go: beside the related tests, else in the test
+    folder the repository already has, else beside the file; named the language's usual way."""
+    source = PurePosixPath(sel.path)
+    stem, suffix = source.stem, source.suffix
+    if sel.language == "go":
+        name = f"{stem}_test{suffix}"
+    elif sel.language in ("javascript", "typescript", "tsx"):
+        name = f"{stem}.test{suffix}"
+    else:
+        name = f"test_{stem}{suffix}"
+    folders = [PurePosixPath(s.path).parent for s in related if s.source == "test"]
+    if not folders and sel.language != "go":  # Go tests live beside the code
+        folders = [PurePosixPath(p).parent for p in sorted(index.store.files()) if TEST_PATH.search(p)][:1]
+    folder = folders[0] if folders else source.parent
+    return (folder / name).as_posix()

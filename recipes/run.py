@@ -23,7 +23,16 @@ from ragls.recipes.answer import OnDelta, code_block, copies_in, generate
 from ragls.recipes.ask import VERBOSITY, Conversation, snippet_json
 from ragls.recipes.citations import Citation, Verifier, parse
 from ragls.recipes.context import Snippet
-from ragls.recipes.gather import Gatherer, Selection, SelectionError, names_in, read_lines, relative, select
+from ragls.recipes.gather import (
+    Gatherer,
+    Selection,
+    SelectionError,
+    names_in,
+    new_test_path,
+    read_lines,
+    relative,
+    select,
+)
 from ragls.recipes.registry import Recipe
 
 if TYPE_CHECKING:
@@ -51,6 +60,7 @@ class RecipeResult:
     symbol: str = ""
     answer: str = ""
     code: str | None = None  # the code block of an "edit" or "file" answer
+    target_path: str | None = None  # the file a "file" answer belongs in (it may exist: add to it)
     citations: list[Citation] = field(default_factory=list)
     dropped: list[tuple[Citation, str]] = field(default_factory=list)
     context: list[Snippet] = field(default_factory=list)
@@ -67,6 +77,7 @@ class RecipeResult:
             "symbol": self.symbol,
             "answer": self.answer,
             "code": self.code,
+            "target_path": self.target_path,
             "citations": [c.as_json() for c in self.citations],
             "dropped_citations": len(self.dropped),
             "context": [snippet_json(s) for s in self.context],
@@ -148,6 +159,7 @@ def answer(index: Index, prepared: Prepared, provider: Provider, settings: Recip
         recipe.name, sel.path, sel.start_line, sel.end_line, sel.symbol,
         answer=generated.text,
         code=code,
+        target_path=new_test_path(index, sel, prepared.gathered) if recipe.output == "file" else None,
         citations=checked.valid,
         dropped=checked.dropped,
         context=chosen,

@@ -11,7 +11,7 @@ from ragls.indexer.engine import Index
 from ragls.llm.base import Provider
 from ragls.recipes import context
 from ragls.recipes.context import Snippet
-from ragls.recipes.gather import Gatherer, SelectionError, names_in, select
+from ragls.recipes.gather import Gatherer, SelectionError, names_in, new_test_path, select
 
 
 def words(text: str) -> int:
@@ -118,6 +118,12 @@ def test_bad_selections_are_clear_errors(index: Index, tmp_path: Path) -> None:
     (index.root / "blank.py").write_text("\n\n  \n")
     with pytest.raises(SelectionError, match="is empty"):
         select(index, "blank.py", cwd=index.root)
+    (index.root / "data.py").write_bytes(b"\x00\x01\x02 not text")
+    with pytest.raises(SelectionError, match="is a binary file"):
+        select(index, "data.py", cwd=index.root)
+    (index.root / ".env").write_text("API_KEY=do-not-send\n")
+    with pytest.raises(SelectionError, match="secret-bearing file; ragls never sends it"):
+        select(index, ".env", cwd=index.root)
 
 
 def test_a_range_running_past_the_end_is_clipped_with_a_note(index: Index) -> None:
@@ -173,3 +179,15 @@ def test_retrieval_for_a_selection_searches_its_names(index: Index) -> None:
     found = Gatherer(index).retrieved(names_in(sel), 3)
     assert found[0].path == "shop/cart.py" and found[0].source == "retrieved"
     assert len(found) <= 3
+
+
+def test_a_new_test_file_goes_beside_related_tests_and_is_named_the_language_way(index: Index) -> None:
+    gather = Gatherer(index)
+    router = select(index, "shop/web/router.py", 37, cwd=index.root)
+    assert new_test_path(index, router, gather.tests(router)) == "tests/test_router.py"
+    cart = select(index, "shop/cart.py", 13, cwd=index.root)
+    assert new_test_path(index, cart, []) == "tests/test_cart.py"  # the repository's test folder
+    slug = select(index, "web/slug.go", 5, cwd=index.root)
+    assert new_test_path(index, slug, []) == "web/slug_test.go"  # Go tests live beside the code
+    retry = select(index, "web/retry.js", 5, cwd=index.root)
+    assert new_test_path(index, retry, []) == "tests/retry.test.js"

@@ -42,9 +42,10 @@ def repo(tmp_path_factory: pytest.TempPathFactory, repo_factory: Callable[[Path]
     return root
 
 
-def ragls(repo: Path, *args: str) -> subprocess.CompletedProcess:
+def ragls(repo: Path, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, "-m", "ragls.cli", *args, "--root", str(repo)],
+        input=stdin,
         capture_output=True,
         text=True,
         cwd=repo,
@@ -101,6 +102,8 @@ def test_every_prompt_recipe_runs_end_to_end(
         assert (result["start_line"], result["end_line"]) == span
     assert sources <= {c["source"] for c in result["context"]}
     assert result["timings_ms"]["first_token_ms"] > 0
+    if name == "unit-test":
+        assert result["target_path"] == "tests/test_router.py"  # beside the existing tests
     if name in ("docstring", "unit-test"):  # code outputs: the code block, or a note saying why not
         assert result["code"] or any("no code block" in n for n in result["notes"])
 
@@ -142,6 +145,22 @@ def test_ask_with_a_search_returns_results_not_an_answer(repo: Path) -> None:
     result = run_json(repo, "ask", "ConnectionPool")
     assert result["route"] == "search" and result["answer"] == "" and result["citations"] == []
     assert result["results"][0]["path"] == "shop/storage/pool.py"
+
+
+def test_ask_chat_keeps_the_conversation_across_lines(repo: Path) -> None:
+    proc = ragls(repo, "ask", "--chat", "--json",
+                 stdin="how does the router dispatch a request?\n\nand where is that tested?\nSlugify\n")
+    assert proc.returncode == 0, proc.stderr
+    first, follow, search = (json.loads(line) for line in proc.stdout.splitlines())
+    assert first["route"] == follow["route"] == "answer" and search["route"] == "search"
+    paths = [r["path"] for r in follow["results"]]
+    assert "shop/web/router.py" in paths and "tests/test_router.py" in paths
+    assert search["results"][0]["path"] == "web/slug.go"
+
+
+def test_ask_needs_a_question_or_chat(repo: Path) -> None:
+    proc = ragls(repo, "ask")
+    assert proc.returncode != 0 and "give a QUESTION, or --chat" in proc.stderr
 
 
 @pytest.mark.parametrize(
