@@ -8,6 +8,7 @@ benchmark, prints the tables and writes them as Markdown to ``benchmarks/results
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import platform
 import subprocess
@@ -87,6 +88,7 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     log = console.log
     tables: list[Table] = []
+    details: list[dict] = []
     with Progress(
         TextColumn("{task.description}"),
         BarColumn(),
@@ -106,6 +108,7 @@ def main(argv: list[str] | None = None) -> int:
             )
             tables += semble_quality.tables(runs, args.whole_project)
             tables.append(semble_quality.failures(runs, threshold=args.failures_below))
+            details = semble_quality.per_query(runs)
         if not args.quality_only:
             tables += speed.tables(speed.run_all(dense_10k=args.dense_10k, log=log))
     out = Console()
@@ -114,6 +117,10 @@ def main(argv: list[str] | None = None) -> int:
     text = f"## ragls search benchmarks\n\n{header(load_before)}\n{markdown(tables)}"
     args.out.write_text(text, encoding="utf-8")
     console.print(f"Markdown tables written to {args.out}")
+    if details:
+        per_query_file = args.out.with_suffix(".queries.json")
+        per_query_file.write_text(json.dumps(details, indent=1), encoding="utf-8")
+        console.print(f"Per-query results (every system, top 10) written to {per_query_file}")
     return 0
 
 

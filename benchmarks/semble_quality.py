@@ -266,6 +266,24 @@ def tables(runs: list[CorpusRun], whole_project: bool) -> list[Table]:
     return [main, corpora, published]
 
 
+def per_query(runs: list[CorpusRun]) -> list[dict]:
+    """Every query's score and top 10 for every system, for diffing two runs while tuning."""
+    return [
+        {
+            "repo": o.query.repo,
+            "system": o.system,
+            "query": o.query.text,
+            "category": o.query.category,
+            "ndcg": round(o.score.ndcg, 4),
+            "targets": [str(t) for t in o.query.targets],
+            "ranks": list(o.score.ranks),
+            "top": [f"{h.path}:{h.start_line}-{h.end_line}" for h in o.top],
+        }
+        for run in runs
+        for o in run.outcomes
+    ]
+
+
 def failures(runs: list[CorpusRun], system: str = "hybrid", threshold: float = FAILURE_NDCG) -> Table:
     """The queries to look at when tuning ranking: what was expected, what came back."""
     table = Table(
