@@ -163,7 +163,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m benchmarks.bench_recipes", description=__doc__.splitlines()[0]
     )
-    parser.add_argument("--per-repo", type=int, default=6, help="questions asked per repository")
+    parser.add_argument("--per-repo", type=int, default=8, help="questions asked per repository")
     parser.add_argument("--out", type=Path, default=RESULTS / "recipes.md")
     args = parser.parse_args(argv)
     load_before = os.getloadavg()
