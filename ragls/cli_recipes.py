@@ -104,6 +104,7 @@ def _ask(args: argparse.Namespace) -> int:
             if args.json:
                 sys.stdout.write(json.dumps(result.as_json()) + "\n")
                 sys.stdout.flush()
+                _print_notes(result.notes, result.copies)
             else:
                 _print_ask(result)
             status = 1 if result.route == "answer" and not result.answer else 0
@@ -145,6 +146,7 @@ def _recipe(args: argparse.Namespace) -> int:
                             on_delta=_stream_to_stdout(not args.json))
     if args.json:
         sys.stdout.write(json.dumps(result.as_json()) + "\n")
+        _print_notes(result.notes, result.copies)
     else:
         _print_recipe(result, recipe)
     # An empty completion is an answer ("nothing worth suggesting"); an empty explanation is not.

@@ -187,3 +187,48 @@ def test_files_without_a_grammar_and_with_invalid_utf8_still_work(repo: Path) ->
     legacy = run_json(repo, "recipe", "smell", "legacy.py")
     assert legacy["answer"].strip()
     assert any("not valid UTF-8" in n for n in legacy["notes"])
+
+
+# -- answers no real model can be made to give, from a scripted OpenAI-compatible endpoint --------
+
+
+@pytest.fixture
+def scripted(tmp_path: Path, repo_factory: Callable[[Path], Path], endpoint) -> tuple[Path, object]:
+    root = repo_factory(tmp_path / "repo")
+    with (root / ".ragls" / "config.toml").open("a") as f:
+        f.write("embeddings = false\n" + endpoint.config(tmp_path / "audit.jsonl"))
+    return root, endpoint
+
+
+def test_an_empty_answer_is_a_clear_message(scripted) -> None:
+    root, endpoint = scripted
+    endpoint.replies += [endpoint.stream("", "  \n"), endpoint.stream("")]
+    proc = ragls(root, "ask", "how are routes registered?", "--json")
+    assert proc.returncode == 1
+    assert json.loads(proc.stdout)["answer"] == ""
+    assert "the model returned an empty answer" in proc.stderr
+    proc = ragls(root, "recipe", "explain", "shop/cart.py:13")
+    assert proc.returncode == 1 and "the model returned an empty answer" in proc.stderr
+
+
+def test_a_malformed_stream_is_a_model_error_not_a_traceback(scripted) -> None:
+    root, endpoint = scripted
+    endpoint.replies.append(b"data: {this is not json\n\n")
+    proc = ragls(root, "ask", "how are routes registered?")
+    assert proc.returncode == 1
+    assert "ragls ask: model error:" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_invented_citations_are_dropped_and_counted(scripted) -> None:
+    root, endpoint = scripted
+    endpoint.replies.append(endpoint.stream(
+        "Totals are in shop/cart.py:25-26, ", "payments in shop/payments.py:1-9 ", "and shop/cart.py:400-410."
+    ))
+    result = run_json(root, "ask", "how is the cart total computed?")
+    assert result["citations"] == [{"path": "shop/cart.py", "start_line": 25, "end_line": 26}]
+    assert result["dropped_citations"] == 2
+    endpoint.replies.append(endpoint.stream("Routing: shop/web/router.py:99-120."))
+    proc = ragls(root, "ask", "how are routes registered?")
+    assert proc.returncode == 0
+    assert "dropped 1 citation(s) that could not be verified" in " ".join(proc.stderr.split())
+    assert "Retrieved sources" in proc.stdout  # nothing verifiable cited: the grounding is shown instead
