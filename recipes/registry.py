@@ -5,6 +5,21 @@ produces and which model role answers it. Built-ins live in ``recipes/builtin/*.
 format users write), so reading one is the documentation of how to write one. Users add recipes
 in ``<user config dir>/recipes/*.toml`` and ``<root>/.ragls/recipes/*.toml`` (later wins, by
 name). A broken file is reported with its path and line and skipped; the others still load.
+
+A recipe file (the name defaults to the file's stem)::
+
+    title = "Translate to Rust"                  # required
+    description = "..."                          # optional, shown by editors
+    context = ["selection", "definitions"]       # what to gather, in priority order (CONTEXT_KINDS)
+    output = "edit"                              # "text" | "edit" (replaces the selection) | "file"
+    role = "chat"                                # the model role: "chat" | "completion"
+    system = "You are ..."                       # optional system message
+    max_tokens = 512                             # optional; 0 = [recipes] answer_tokens
+    template = '''{context}
+    Translate {path} lines {lines} to Rust:
+    {selection}'''                               # required unless runner = "complete"
+
+Placeholders are those in PLACEHOLDERS; write ``{{`` and ``}}`` for literal braces.
 """
 
 from __future__ import annotations

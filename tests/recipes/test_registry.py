@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import textwrap
 from pathlib import Path
 
 import pytest
@@ -124,3 +125,10 @@ def test_the_recipe_name_defaults_to_the_file_stem_and_can_be_set() -> None:
     assert registry.parse("stem", 'title = "t"\ntemplate = "x"\n', "o").name == "stem"
     named = registry.parse("stem", 'name = "other"\ntitle = "t"\ntemplate = "x"\n', "o")
     assert isinstance(named, Recipe) and named.name == "other"
+
+
+def test_the_documented_example_recipe_loads() -> None:
+    doc = registry.__doc__ or ""
+    example = textwrap.dedent(doc.split("::", 1)[1].split("Placeholders", 1)[0])
+    recipe = registry.parse("rustify", example, "docs")
+    assert (recipe.title, recipe.output, recipe.max_tokens) == ("Translate to Rust", "edit", 512)
