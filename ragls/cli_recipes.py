@@ -17,6 +17,7 @@ from pathlib import Path
 from rich.markup import escape
 from rich.table import Table
 
+from ragls.cli_index import _print_results as print_results
 from ragls.cli_index import build, err, open_index, out, resolve_root
 from ragls.indexer.engine import Index
 from ragls.llm import factory
@@ -113,13 +114,8 @@ def _ask(args: argparse.Namespace) -> int:
 
 def _print_ask(result: AskResult) -> None:
     if result.route == "search":
-        table = Table(title="search results (the query reads as a search; ask a question for an answer)")
-        for column in ("#", "path", "lines", "symbol", "score"):
-            table.add_column(column)
-        for rank, r in enumerate(result.results, 1):
-            table.add_row(str(rank), r["path"], f"{r['start_line']}-{r['end_line']}", r["symbol"],
-                          f"{r['score']:.4f}")
-        out.print(table)
+        err.print("[dim]the query reads as a search (ask a question for an answer)[/]")
+        print_results(result.hits, as_json=False)
         return
     sys.stdout.write("\n")
     _print_citations(result.citations, result.dropped)

@@ -26,6 +26,7 @@ from ragls.recipes.gather import Gatherer
 
 if TYPE_CHECKING:
     from ragls.indexer.engine import Index
+    from ragls.indexer.search import SearchResult
 
 Route = Literal["answer", "search"]
 
@@ -77,6 +78,7 @@ class AskResult:
     citations: list[Citation] = field(default_factory=list)
     dropped: list[tuple[Citation, str]] = field(default_factory=list)
     results: list[dict] = field(default_factory=list)  # search hits, or the snippets the answer used
+    hits: list[SearchResult] = field(default_factory=list)  # the search route's results as objects
     sources: list[context.Snippet] = field(default_factory=list)  # retrieved, shown when nothing cited
     copies: list = field(default_factory=list)  # indexed code the answer reproduces verbatim
     notes: list[str] = field(default_factory=list)
@@ -133,7 +135,8 @@ class Conversation:
             started = time.perf_counter()
             hits = self.index.search(query, top_k) if query else []
             elapsed = (time.perf_counter() - started) * 1000
-            return AskResult("search", results=[h.as_json() for h in hits], timings_ms={"search_ms": elapsed})
+            return AskResult("search", results=[h.as_json() for h in hits], hits=hits,
+                             timings_ms={"search_ms": elapsed})
         if self.provider is None:
             raise ValueError("answering a question needs a chat model")
         return self._answer(query, top_k, on_delta, cancel, first or [])
