@@ -12,6 +12,7 @@ from ragls.llm.base import Provider
 from ragls.recipes import context
 from ragls.recipes.context import Snippet
 from ragls.recipes.gather import Gatherer, SelectionError, names_in, new_test_path, select
+from ragls.recipes.run import parse_target
 
 
 def words(text: str) -> int:
@@ -191,3 +192,17 @@ def test_a_new_test_file_goes_beside_related_tests_and_is_named_the_language_way
     assert new_test_path(index, slug, []) == "web/slug_test.go"  # Go tests live beside the code
     retry = select(index, "web/retry.js", 5, cwd=index.root)
     assert new_test_path(index, retry, []) == "tests/retry.test.js"
+
+
+@pytest.mark.parametrize(
+    ("target", "expected"),
+    [
+        ("shop/cart.py", ("shop/cart.py", None, None)),
+        ("shop/cart.py:12", ("shop/cart.py", 12, None)),
+        ("shop/cart.py:12-14", ("shop/cart.py", 12, 14)),
+        (r"C:\work\cart.py:3", (r"C:\work\cart.py", 3, None)),
+        ("odd:name.py:7-9", ("odd:name.py", 7, 9)),
+    ],
+)
+def test_targets_are_file_and_optional_lines(target: str, expected: tuple) -> None:
+    assert parse_target(target) == expected

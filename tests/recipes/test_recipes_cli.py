@@ -122,6 +122,12 @@ def test_a_custom_recipe_with_a_question(repo: Path) -> None:
     assert proc.returncode == 2 and "pass --question" in proc.stderr
 
 
+def test_the_ask_recipe_answers_a_question_about_a_selection(repo: Path) -> None:
+    result = run_json(repo, "recipe", "ask", "shop/cart.py:19", "-q", "Where is this discount used?")
+    assert result["recipe"] == "ask" and result["answer"].strip()
+    assert result["symbol"] == "cart.Cart.apply_discount"
+
+
 def test_ask_answers_with_verified_citations_in_the_documented_json(repo: Path) -> None:
     result = run_json(repo, "ask", "how are routes registered and dispatched?")
     assert set(result) == {"answer", "citations", "dropped_citations", "route", "results"}
