@@ -14,6 +14,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
+from ragls.indexer.languages import CONFIG_LANGUAGES
 from ragls.indexer.tokens import identifier_parts, looks_like_identifier, query_terms
 
 if TYPE_CHECKING:
@@ -22,8 +23,13 @@ if TYPE_CHECKING:
 Mode = Literal["hybrid", "bm25", "dense"]
 
 CANDIDATES = 200  # per signal, before fusion
-RRF_K = 10
+RRF_K = 10  # small: the top of each ranking should dominate (k=60 flattened it too much)
 WEIGHTS = {"bm25": 1.0, "dense": 1.0, "symbol": 2.0, "path": 0.6}
+EVIDENCE = 0.25  # share of a file's next three chunk scores added to its best one
+# Prose and config files answer a code search less often than code does; they still rank when
+# they match much better than any code.
+NON_CODE_PENALTY = 0.7
+NON_CODE_LANGUAGES = CONFIG_LANGUAGES | {"markdown", "text"}
 # Files below test/docs/example folders answer "where is X implemented" less often than the code itself.
 SECONDARY_PATH = re.compile(
     r"(^|/)(tests?|testing|docs?|examples?|benchmarks?|fixtures?)(/|$)|(^|/)test_|_test\."
@@ -146,8 +152,10 @@ def _by_file(
     file_scores = {}
     for path, scored in per_file.items():
         scored.sort(reverse=True)
-        evidence = sum(s for s, _ in scored[1:4]) * 0.1
+        evidence = sum(s for s, _ in scored[1:4]) * EVIDENCE
         penalty = 0.8 if SECONDARY_PATH.search(path) else 1.0
+        if rows[scored[0][1]].language in NON_CODE_LANGUAGES:
+            penalty *= NON_CODE_PENALTY
         file_scores[path] = (scored[0][0] + evidence + path_bonus.get(path, 0.0)) * penalty
     order = sorted(per_file, key=lambda p: -file_scores[p])
     picked: list[tuple[float, int]] = []
