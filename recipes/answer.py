@@ -11,6 +11,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from ragls.config import RecipesConfig
 from ragls.llm.base import Message, Provider
 
 if TYPE_CHECKING:
@@ -22,6 +23,13 @@ EMPTY_ANSWER = "the model returned an empty answer (try again, or a larger model
 LOOPING = "the model started repeating itself; the repeats were cut"
 REPEAT_WORDS = 8  # a run this long, written three times, is a loop, not emphasis
 WORD = re.compile(r"\S+")
+
+
+def answer_budget(recipe_max_tokens: int, settings: RecipesConfig) -> int:
+    """Tokens an answer may take: the recipe's own cap or [recipes] answer_tokens, twice that
+    when the user asked for detail (a detailed answer cut short is worse than none)."""
+    base = recipe_max_tokens or settings.answer_tokens
+    return base * 2 if settings.verbosity == "detailed" else base
 
 
 @dataclass

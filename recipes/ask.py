@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Literal
 from ragls.config import RecipesConfig
 from ragls.llm.base import Message, Provider
 from ragls.recipes import context, registry
-from ragls.recipes.answer import OnDelta, copies_in, generate
+from ragls.recipes.answer import OnDelta, answer_budget, copies_in, generate
 from ragls.recipes.citations import Citation, Verifier, parse
 from ragls.recipes.gather import Gatherer
 
@@ -109,13 +109,11 @@ class Conversation:
         provider: Provider | None,
         settings: RecipesConfig,
         recipe: registry.Recipe | None = None,
-        verbosity: str | None = None,
     ) -> None:
         self.index = index
         self.provider = provider
         self.settings = settings
         self.recipe = recipe or registry.load(index.root).get("ask")
-        self.verbosity = verbosity or settings.verbosity
         self.turns: list[Turn] = []
 
     def ask(
@@ -160,9 +158,9 @@ class Conversation:
             snippets = first + retrieved + earlier + readme
         gathered = time.perf_counter()
 
-        system = "\n".join(p for p in (self.recipe.system, VERBOSITY[self.verbosity]) if p)
+        system = "\n".join(p for p in (self.recipe.system, VERBOSITY[self.settings.verbosity]) if p)
         window = provider.metadata().context_length
-        answer_tokens = self.recipe.max_tokens or self.settings.answer_tokens
+        answer_tokens = answer_budget(self.recipe.max_tokens, self.settings)
         bare = self.recipe.render(question=question, context="")
         fixed = provider.count_tokens(system + bare)
         room = context.budget(window, fixed, answer_tokens, self.settings.context_tokens)

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 from ragls.config import RecipesConfig
 from ragls.llm.base import Message, Provider
 from ragls.recipes import context
-from ragls.recipes.answer import OnDelta, code_block, copies_in, generate
+from ragls.recipes.answer import OnDelta, answer_budget, code_block, copies_in, generate
 from ragls.recipes.ask import VERBOSITY, Conversation, snippet_json
 from ragls.recipes.citations import Citation, Verifier, parse
 from ragls.recipes.context import Snippet
@@ -135,7 +135,7 @@ def answer(index: Index, prepared: Prepared, provider: Provider, settings: Recip
     system = recipe.system
     if recipe.output == "text" and system:
         system += "\n" + VERBOSITY[settings.verbosity]
-    answer_tokens = recipe.max_tokens or settings.answer_tokens
+    answer_tokens = answer_budget(recipe.max_tokens, settings)
     window = provider.metadata().context_length
     bare = provider.count_tokens(system + recipe.render(**_values(sel, question)))
     notes = list(sel.notes)

@@ -11,7 +11,7 @@ import pytest
 from ragls.config import RecipesConfig
 from ragls.indexer.engine import Index
 from ragls.llm.base import Message, Provider
-from ragls.recipes.answer import code_block, copies_in, generate, repeating, without_repeats
+from ragls.recipes.answer import answer_budget, code_block, copies_in, generate, repeating, without_repeats
 from ragls.recipes.ask import Conversation, is_general, route
 from ragls.recipes.citations import Verifier
 
@@ -148,3 +148,9 @@ def test_copied_code_in_an_answer_is_flagged_with_its_source(index: Index) -> No
     assert copies and copies[0].path == "shop/storage/pool.py"
     assert copies_in(index, source)[0].path == "shop/storage/pool.py"  # bare code, no fences
     assert copies_in(index, "No code at all in this answer.") == []
+
+
+def test_detailed_answers_may_run_twice_as_long() -> None:
+    assert answer_budget(0, RecipesConfig(answer_tokens=200)) == 200
+    assert answer_budget(0, RecipesConfig(answer_tokens=200, verbosity="detailed")) == 400
+    assert answer_budget(50, RecipesConfig(verbosity="detailed")) == 100  # the recipe's own cap, doubled
