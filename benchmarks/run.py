@@ -54,10 +54,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def header(load_before: tuple[float, ...]) -> str:
     def git(*args: str) -> str:
-        proc = subprocess.run(["git", *args], capture_output=True, text=True, cwd=Path(__file__).parent)
+        proc = subprocess.run(["git", *args], capture_output=True, text=True, cwd=Path(__file__).parents[1])
         return proc.stdout.strip() if proc.returncode == 0 else "unknown"
 
-    dirty = " (with uncommitted changes)" if git("status", "--porcelain", "--", ".") else ""
+    measured = ("pyproject.toml", "ragls", "indexer", "benchmarks")  # the code being measured
+    dirty = " (with uncommitted changes)" if git("status", "--porcelain", "--", *measured) else ""
     cpu = next(
         (line.split(":", 1)[1].strip() for line in _cpuinfo() if line.startswith("model name")),
         platform.machine(),
