@@ -11,7 +11,9 @@ from ragls.config import ConfigError
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="ragls", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="ragls", description="A private, model-agnostic, retrieval-augmented code assistant."
+    )
     parser.add_argument("--version", action="version", version=f"ragls {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for module in (cli_index, cli_recipes, cli_complete, cli_llm):
