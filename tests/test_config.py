@@ -96,3 +96,8 @@ def test_deep_keys_name_their_file(tmp_path: Path, monkeypatch: pytest.MonkeyPat
         config.load(tmp_path)
     assert str(exc.value).startswith(f"{workspace}: unknown key 'models.chat.zero_retension'")
     assert "zero_retention" in str(exc.value)
+
+
+def test_readme_documents_every_default() -> None:
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
+    assert config.defaults_toml() in readme
