@@ -52,20 +52,26 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def header(load_before: tuple[float, ...]) -> str:
-    def git(*args: str) -> str:
-        proc = subprocess.run(["git", *args], capture_output=True, text=True, cwd=Path(__file__).parents[1])
-        return proc.stdout.strip() if proc.returncode == 0 else "unknown"
+def _git(*args: str) -> str:
+    proc = subprocess.run(["git", *args], capture_output=True, text=True, cwd=Path(__file__).parents[1])
+    return proc.stdout.strip() if proc.returncode == 0 else "unknown"
 
-    measured = ("pyproject.toml", "ragls", "indexer", "benchmarks")  # the code being measured
-    dirty = " (with uncommitted changes)" if git("status", "--porcelain", "--", *measured) else ""
+
+def snapshot() -> str:
+    """What is about to be measured (taken at the start: others may commit during a long run)."""
+    measured = ("pyproject.toml", "ragls", "indexer", "benchmarks")
+    dirty = " (with uncommitted changes)" if _git("status", "--porcelain", "--", *measured) else ""
+    return f"commit `{_git('rev-parse', '--short', 'HEAD')}`{dirty}"
+
+
+def header(code: str, load_before: tuple[float, ...]) -> str:
     cpu = next(
         (line.split(":", 1)[1].strip() for line in _cpuinfo() if line.startswith("model name")),
         platform.machine(),
     )
     return (
-        f"Measured {time.strftime('%Y-%m-%d %H:%M %Z')} at commit `{git('rev-parse', '--short', 'HEAD')}`"
-        f"{dirty}; {os.cpu_count()} CPU cores ({cpu}), Python {platform.python_version()}; "
+        f"Measured {time.strftime('%Y-%m-%d %H:%M %Z')} at {code}; "
+        f"{os.cpu_count()} CPU cores ({cpu}), Python {platform.python_version()}; "
         f"1-min load average {load_before[0]:.1f} before, {os.getloadavg()[0]:.1f} after "
         "(other work on the machine slows the timings).\n"
         "Reproduce with `python -m benchmarks.run` (or `make bench`).\n"
@@ -82,6 +88,7 @@ def _cpuinfo() -> list[str]:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     load_before = os.getloadavg()
+    code = snapshot()
     console = Console(stderr=True, log_path=False)
     missing = ours.engine_available()
     if missing:
@@ -115,7 +122,7 @@ def main(argv: list[str] | None = None) -> int:
     out = Console()
     print_tables(tables, out if out.is_terminal else Console(width=200))
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    text = f"## ragls search benchmarks\n\n{header(load_before)}\n{markdown(tables)}"
+    text = f"## ragls search benchmarks\n\n{header(code, load_before)}\n{markdown(tables)}"
     args.out.write_text(text, encoding="utf-8")
     console.print(f"Markdown tables written to {args.out}")
     if details:
