@@ -16,6 +16,10 @@ from pathlib import Path
 import faiss
 import numpy as np
 
+# One query is a small search: OpenMP threads for it only fight the editor and the indexer for
+# the cores of a busy machine.
+faiss.omp_set_num_threads(1)
+
 
 def gpu_count() -> int:
     """GPUs faiss can use: non-zero only with a faiss-gpu build on a machine with a GPU."""
