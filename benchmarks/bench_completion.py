@@ -31,8 +31,8 @@ from rich.console import Console
 
 from benchmarks import ours
 from benchmarks.corpora import QUALITY_CORPORA, fetch, stride_sample
-from benchmarks.report import Table, markdown, print_tables
-from benchmarks.run import RESULTS, header
+from benchmarks.report import Table, print_tables
+from benchmarks.run import RESULTS, snapshot, write_report
 
 BUDGET = 1024  # context tokens, the default cap
 TARGET = 0.80
@@ -139,8 +139,16 @@ def run(samples: int, latency_samples: int, log) -> list[Table]:
 
     hits = Table(
         f"Completion context hit rate (callee definition in context; budget {BUDGET} tokens)",
-        ["corpus", "callee", "call sites", "ragls", "ragls, callee ranked first", "BM25 on prefix",
-         "open file only", "ragls, line not typed yet"],  # fmt: skip
+        [
+            "corpus",
+            "callee",
+            "call sites",
+            "ragls",
+            "ragls, callee ranked first",
+            "BM25 on prefix",
+            "open file only",
+            "ragls, line not typed yet",
+        ],  # fmt: skip
     )
     assembly: list[float] = []
     per_group: dict[tuple[str, str], list[tuple[bool, ...]]] = {}
@@ -243,15 +251,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=RESULTS / "completion.md")
     args = parser.parse_args(argv)
     load_before = os.getloadavg()
+    code = snapshot()
     console = Console(stderr=True, log_path=False)
     started = time.perf_counter()
     tables = run(args.samples, args.latency_samples, console.log)
     print_tables(tables, Console())
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    body = header(load_before).replace(
-        "`python -m benchmarks.run` (or `make bench`)", "`python -m benchmarks.bench_completion`"
+    write_report(
+        args.out,
+        "ragls completion benchmark",
+        "`python -m benchmarks.bench_completion`",
+        code,
+        load_before,
+        tables,
     )
-    args.out.write_text(f"## ragls completion benchmark\n\n{body}\n{markdown(tables)}", encoding="utf-8")
     console.print(f"done in {time.perf_counter() - started:.0f} s; Markdown written to {args.out}")
     return 0
 

@@ -30,8 +30,8 @@ from rich.console import Console
 from benchmarks import ours
 from benchmarks.corpora import QUALITY_CORPORA, QualityCorpus, fetch, stride_sample
 from benchmarks.metrics import mean, path_matches, percentile
-from benchmarks.report import Table, markdown, print_tables, seconds
-from benchmarks.run import RESULTS, header
+from benchmarks.report import Table, print_tables, seconds
+from benchmarks.run import RESULTS, snapshot, write_report
 from benchmarks.semble_quality import Query, load_queries
 
 CATEGORIES = ("architecture", "semantic")
@@ -93,15 +93,25 @@ def ask_all(corpus: QualityCorpus, per_repo: int, provider, log) -> RepoRun:
             def matches(paths: list[str], relevant: list[str] = relevant) -> bool:
                 return any(path_matches(prefix + p, r) for p in paths for r in relevant)
 
-            run.asked.append(Asked(
-                q, len(emitted), before, after, len(result.citations),
-                matches([c.path for c in result.citations]),
-                matches([c.path for c in result.citations] or [s.path for s in result.sources]),
-                result.timings_ms["first_token_ms"], result.timings_ms["retrieve_ms"],
-                result.timings_ms["assemble_ms"], bool(result.answer),
-            ))
-            log(f"{corpus.name}: {q.text!r}: {len(emitted)} cited, {before} valid, "
-                f"first token {result.timings_ms['first_token_ms']:.0f} ms")
+            run.asked.append(
+                Asked(
+                    q,
+                    len(emitted),
+                    before,
+                    after,
+                    len(result.citations),
+                    matches([c.path for c in result.citations]),
+                    matches([c.path for c in result.citations] or [s.path for s in result.sources]),
+                    result.timings_ms["first_token_ms"],
+                    result.timings_ms["retrieve_ms"],
+                    result.timings_ms["assemble_ms"],
+                    bool(result.answer),
+                )
+            )
+            log(
+                f"{corpus.name}: {q.text!r}: {len(emitted)} cited, {before} valid, "
+                f"first token {result.timings_ms['first_token_ms']:.0f} ms"
+            )
     finally:
         index.close()
     return run
@@ -114,28 +124,49 @@ def share(numerator: int, denominator: int) -> str:
 def tables(runs: list[RepoRun], model: str) -> list[Table]:
     validity = Table(
         "Repository Q&A: citation validity (bundled model)",
-        ["repo", "questions", "answered", "citations emitted", "valid before verification",
-         "valid after verification", "answers citing a relevant file",
-         "sources shown include a relevant file"],
+        [
+            "repo",
+            "questions",
+            "answered",
+            "citations emitted",
+            "valid before verification",
+            "valid after verification",
+            "answers citing a relevant file",
+            "sources shown include a relevant file",
+        ],
     )
     latency = Table(
         "Repository Q&A: time to first token (bundled model)",
-        ["repo", "questions", "first token p50", "first token p95", "retrieval p50", "assembly p50",
-         "assembly p95"],
+        [
+            "repo",
+            "questions",
+            "first token p50",
+            "first token p95",
+            "retrieval p50",
+            "assembly p50",
+            "assembly p95",
+        ],
     )
     groups = [(r.corpus.name, r.asked) for r in runs] + [("all", [a for r in runs for a in r.asked])]
     for name, a in groups:
         emitted = sum(x.emitted for x in a)
         kept = sum(x.kept for x in a)
         validity.add(
-            name, len(a), share(sum(x.answered for x in a), len(a)), emitted,
-            share(sum(x.valid_before for x in a), emitted), share(sum(x.valid_after for x in a), kept),
+            name,
+            len(a),
+            share(sum(x.answered for x in a), len(a)),
+            emitted,
+            share(sum(x.valid_before for x in a), emitted),
+            share(sum(x.valid_after for x in a), kept),
             share(sum(x.cites_relevant for x in a), len(a)),
             share(sum(x.shown_relevant for x in a), len(a)),
         )
         ttft = [x.first_token_ms / 1000 for x in a]
         latency.add(
-            name, len(a), seconds(percentile(ttft, 0.5)), seconds(percentile(ttft, 0.95)),
+            name,
+            len(a),
+            seconds(percentile(ttft, 0.5)),
+            seconds(percentile(ttft, 0.95)),
             seconds(percentile([x.retrieve_ms / 1000 for x in a], 0.5)),
             seconds(percentile([x.assemble_ms / 1000 for x in a], 0.5)),
             seconds(percentile([x.assemble_ms / 1000 for x in a], 0.95)),
@@ -167,6 +198,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=RESULTS / "recipes.md")
     args = parser.parse_args(argv)
     load_before = os.getloadavg()
+    code = snapshot()
     console = Console(stderr=True, log_path=False)
     started = time.perf_counter()
     ours.isolate("quality")
@@ -182,11 +214,9 @@ def main(argv: list[str] | None = None) -> int:
         provider.close()
     result = tables(runs, model)
     print_tables(result, Console())
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    body = header(load_before).replace(
-        "`python -m benchmarks.run` (or `make bench`)", "`python -m benchmarks.bench_recipes`"
+    write_report(
+        args.out, "ragls recipes benchmark", "`python -m benchmarks.bench_recipes`", code, load_before, result
     )
-    args.out.write_text(f"## ragls recipes benchmark\n\n{body}\n{markdown(result)}", encoding="utf-8")
     console.print(f"done in {time.perf_counter() - started:.0f} s; Markdown written to {args.out}")
     return 0
 

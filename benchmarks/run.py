@@ -64,7 +64,7 @@ def snapshot() -> str:
     return f"commit `{_git('rev-parse', '--short', 'HEAD')}`{dirty}"
 
 
-def header(code: str, load_before: tuple[float, ...]) -> str:
+def header(code: str, load_before: tuple[float, ...], command: str) -> str:
     cpu = next(
         (line.split(":", 1)[1].strip() for line in _cpuinfo() if line.startswith("model name")),
         platform.machine(),
@@ -74,7 +74,17 @@ def header(code: str, load_before: tuple[float, ...]) -> str:
         f"{os.cpu_count()} CPU cores ({cpu}), Python {platform.python_version()}; "
         f"1-min load average {load_before[0]:.1f} before, {os.getloadavg()[0]:.1f} after "
         "(other work on the machine slows the timings).\n"
-        "Reproduce with `python -m benchmarks.run` (or `make bench`).\n"
+        f"Reproduce with {command}.\n"
+    )
+
+
+def write_report(
+    out: Path, title: str, command: str, code: str, load_before: tuple[float, ...], tables: list[Table]
+) -> None:
+    """The Markdown copy of a benchmark's tables, headed by what was measured where."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(
+        f"## {title}\n\n{header(code, load_before, command)}\n{markdown(tables)}", encoding="utf-8"
     )
 
 
@@ -121,9 +131,14 @@ def main(argv: list[str] | None = None) -> int:
             tables += speed.tables(speed.run_all(dense_10k=args.dense_10k, log=log))
     out = Console()
     print_tables(tables, out if out.is_terminal else Console(width=200))
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    text = f"## ragls search benchmarks\n\n{header(code, load_before)}\n{markdown(tables)}"
-    args.out.write_text(text, encoding="utf-8")
+    write_report(
+        args.out,
+        "ragls search benchmarks",
+        "`python -m benchmarks.run` (or `make bench`)",
+        code,
+        load_before,
+        tables,
+    )
     console.print(f"Markdown tables written to {args.out}")
     if details:
         per_query_file = args.out.with_suffix(".queries.json")
