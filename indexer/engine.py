@@ -142,7 +142,7 @@ class Index:
                 todo.append(rel)
         gone = sorted(set(known) - set(found.files))
         self._apply(todo, gone, known, stats, progress)
-        stats.chunks = self.store.counts()["chunks"]
+        stats.chunks = self.store.chunk_count()
         stats.seconds = time.perf_counter() - started
         return stats
 
@@ -165,7 +165,7 @@ class Index:
                 if reason != "gone":
                     stats.skipped.append(discovery.Skipped(rel, reason))
         self._apply(present, gone, self.store.files(), stats, progress)
-        stats.chunks = self.store.counts()["chunks"]
+        stats.chunks = self.store.chunk_count()
         stats.seconds = time.perf_counter() - started
         return stats
 

@@ -92,10 +92,10 @@ class ChunkRow:
     language: str
 
 
-def embed_text(chunk: Chunk) -> str:
+def embed_text(path: str, symbol: str, text: str) -> str:
     """What the embedding model sees: where the code lives and what it is, then the code."""
-    head = f"{chunk.path} {chunk.symbol}".strip()
-    return f"{head}\n{chunk.text}"
+    head = f"{path} {symbol}".strip()
+    return f"{head}\n{text}"
 
 
 def _hash(text: str) -> str:
@@ -204,7 +204,7 @@ class Store:
                     chunk.end_line,
                     chunk.symbol,
                     chunk.kind,
-                    _hash(embed_text(chunk)),
+                    _hash(embed_text(chunk.path, chunk.symbol, chunk.text)),
                     chunk.text,
                 ),
             ).lastrowid
@@ -278,6 +278,10 @@ class Store:
             row = self.db.execute("SELECT text FROM chunks WHERE id = ?", (chunk_id,)).fetchone()
         return row[0] if row else None
 
+    def chunk_count(self) -> int:
+        with self.lock:
+            return self.db.execute("SELECT count(*) FROM chunks").fetchone()[0]
+
     def counts(self) -> dict[str, int]:
         with self.lock:
             one = self.db.execute
@@ -349,13 +353,18 @@ class Store:
             ).fetchone()[0]
 
     def embed_inputs(self, chunk_ids: list[int]) -> dict[int, str]:
-        rows = self.chunk_rows(chunk_ids)
-        out = {}
-        for chunk_id, row in rows.items():
-            text = self.chunk_text(chunk_id) or ""
-            out[chunk_id] = embed_text(
-                Chunk(row.path, row.language, row.start_line, row.end_line, row.symbol, row.kind, text)
-            )
+        """The text to embed for each chunk, read in one query per 500 ids."""
+        out: dict[int, str] = {}
+        with self.lock:
+            for start in range(0, len(chunk_ids), 500):
+                part = chunk_ids[start : start + 500]
+                marks = ",".join("?" * len(part))
+                for chunk_id, path, symbol, text in self.db.execute(
+                    f"SELECT c.id, f.path, c.symbol, c.text FROM chunks c JOIN files f ON f.id = c.file_id"
+                    f" WHERE c.id IN ({marks})",
+                    part,
+                ):
+                    out[chunk_id] = embed_text(path, symbol, text)
         return out
 
     def add_embeddings(self, vectors: dict[str, np.ndarray]) -> list[tuple[int, np.ndarray]]:
