@@ -99,7 +99,7 @@ class Index:
             for stale in self.folder.glob("vectors-*.faiss"):
                 stale.unlink()
             self.notices.append(
-                f"the index was unreadable ({exc}); moved aside to {db_path}.corrupt-{stamp}, rebuilding"
+                f"the index could not be used ({exc}); moved aside to {db_path}.corrupt-{stamp}, rebuilding"
             )
             return Store(db_path)
 

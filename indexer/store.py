@@ -11,7 +11,6 @@ re-embedding anything.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import sqlite3
 import threading
 from collections.abc import Iterable, Iterator
@@ -20,10 +19,10 @@ from pathlib import Path
 
 import numpy as np
 
-from ragls.indexer.model import Chunk, Symbol
+from ragls.indexer.model import Chunk, Symbol, content_hash
 from ragls.indexer.tokens import index_terms
 
-SCHEMA_VERSION = "1"
+SCHEMA_VERSION = "2"
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -43,6 +42,7 @@ CREATE TABLE IF NOT EXISTS chunks (
     end_line INTEGER NOT NULL,
     symbol TEXT NOT NULL,
     kind TEXT NOT NULL,
+    hash TEXT NOT NULL,
     embed_hash TEXT NOT NULL,
     text TEXT NOT NULL
 );
@@ -90,16 +90,13 @@ class ChunkRow:
     symbol: str
     kind: str
     language: str
+    hash: str  # sha256 of the chunk's text
 
 
 def embed_text(path: str, symbol: str, text: str) -> str:
     """What the embedding model sees: where the code lives and what it is, then the code."""
     head = f"{path} {symbol}".strip()
     return f"{head}\n{text}"
-
-
-def _hash(text: str) -> str:
-    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
 
 
 def fts_row(chunk: Chunk) -> tuple[str, str, str]:
@@ -196,15 +193,16 @@ class Store:
         added = []
         for chunk in chunks:
             chunk_id = db.execute(
-                "INSERT INTO chunks (file_id, start_line, end_line, symbol, kind, embed_hash, text)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                "INSERT INTO chunks (file_id, start_line, end_line, symbol, kind, hash, embed_hash, text)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     file_id,
                     chunk.start_line,
                     chunk.end_line,
                     chunk.symbol,
                     chunk.kind,
-                    _hash(embed_text(chunk.path, chunk.symbol, chunk.text)),
+                    chunk.hash,
+                    content_hash(embed_text(chunk.path, chunk.symbol, chunk.text)),
                     chunk.text,
                 ),
             ).lastrowid
@@ -245,7 +243,7 @@ class Store:
 
     # -- chunks -----------------------------------------------------------------------------
 
-    _CHUNK_COLUMNS = "c.id, f.path, c.start_line, c.end_line, c.symbol, c.kind, f.language"
+    _CHUNK_COLUMNS = "c.id, f.path, c.start_line, c.end_line, c.symbol, c.kind, f.language, c.hash"
 
     def chunk_rows(self, ids: Iterable[int]) -> dict[int, ChunkRow]:
         ids = list(ids)

@@ -1,5 +1,6 @@
 """The index engine: incremental updates, embedding cache, bad input, corruption recovery."""
 
+import hashlib
 import os
 import shutil
 import sqlite3
@@ -75,7 +76,7 @@ def test_corrupt_database_is_moved_aside_and_rebuilt(tmp_path: Path) -> None:
     for suffix in ("-wal", "-shm"):
         Path(f"{db_path}{suffix}").unlink(missing_ok=True)
     with open_index(root) as index:
-        assert any("unreadable" in n and "moved aside" in n for n in index.notices)
+        assert any("could not be used" in n and "moved aside" in n for n in index.notices)
         assert index.is_empty()
         index.update()
         assert index.search("alpha", top_k=1)[0].path == "a.py"
@@ -176,3 +177,25 @@ def test_update_paths_applies_creations_edits_deletions_and_ignores(tmp_path: Pa
             ".env": "secret-bearing file (never indexed)",
         }
         consistent(index)
+
+
+def test_chunks_carry_their_content_hash(tmp_path: Path) -> None:
+    root = write_tree(tmp_path, {"a.py": PY.format(name="alpha")})
+    with open_index(root) as index:
+        index.update()
+        (row,) = file_chunks(index, "a.py")
+        stored = index.store.chunk_text(row.id)
+        assert row.hash == hashlib.sha256(stored.encode()).hexdigest()
+        lines = (root / "a.py").read_text().splitlines()
+        assert stored.splitlines() == lines[row.start_line - 1 : row.end_line]
+
+
+def test_index_of_an_older_format_is_rebuilt(tmp_path: Path) -> None:
+    root = write_tree(tmp_path, {"a.py": PY.format(name="alpha")})
+    with open_index(root) as index:
+        index.update()
+        index.store.db.execute("UPDATE meta SET value = '0' WHERE key = 'schema'")
+    with open_index(root) as index:
+        assert any("schema '0', expected" in n and "rebuilding" in n for n in index.notices)
+        index.update()
+        assert index.search("alpha", top_k=1)[0].path == "a.py"
