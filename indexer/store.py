@@ -243,22 +243,25 @@ class Store:
 
     # -- chunks -----------------------------------------------------------------------------
 
-    _CHUNK_COLUMNS = "c.id, f.path, c.start_line, c.end_line, c.symbol, c.kind, f.language, c.hash"
-
-    def chunk_rows(self, ids: Iterable[int]) -> dict[int, ChunkRow]:
-        ids = list(ids)
-        out: dict[int, ChunkRow] = {}
+    def _select_in(self, sql: str, ids: list[int]) -> list[tuple]:
+        """Rows of ``sql`` (whose ``{marks}`` is an IN list) for all ``ids``, 500 per query:
+        SQLite caps the number of bound variables."""
+        rows: list[tuple] = []
         with self.lock:
             for start in range(0, len(ids), 500):
                 part = ids[start : start + 500]
-                marks = ",".join("?" * len(part))
-                for r in self.db.execute(
-                    f"SELECT {self._CHUNK_COLUMNS} FROM chunks c JOIN files f ON f.id = c.file_id"
-                    f" WHERE c.id IN ({marks})",
-                    part,
-                ):
-                    out[r[0]] = ChunkRow(*r)
-        return out
+                rows += self.db.execute(sql.format(marks=",".join("?" * len(part))), part).fetchall()
+        return rows
+
+    _CHUNK_COLUMNS = "c.id, f.path, c.start_line, c.end_line, c.symbol, c.kind, f.language, c.hash"
+
+    def chunk_rows(self, ids: Iterable[int]) -> dict[int, ChunkRow]:
+        rows = self._select_in(
+            f"SELECT {self._CHUNK_COLUMNS} FROM chunks c JOIN files f ON f.id = c.file_id"
+            " WHERE c.id IN ({marks})",
+            list(ids),
+        )
+        return {r[0]: ChunkRow(*r) for r in rows}
 
     def chunks_of_files(self, paths: Iterable[str]) -> list[ChunkRow]:
         paths = list(paths)
@@ -351,19 +354,13 @@ class Store:
             ).fetchone()[0]
 
     def embed_inputs(self, chunk_ids: list[int]) -> dict[int, str]:
-        """The text to embed for each chunk, read in one query per 500 ids."""
-        out: dict[int, str] = {}
-        with self.lock:
-            for start in range(0, len(chunk_ids), 500):
-                part = chunk_ids[start : start + 500]
-                marks = ",".join("?" * len(part))
-                for chunk_id, path, symbol, text in self.db.execute(
-                    f"SELECT c.id, f.path, c.symbol, c.text FROM chunks c JOIN files f ON f.id = c.file_id"
-                    f" WHERE c.id IN ({marks})",
-                    part,
-                ):
-                    out[chunk_id] = embed_text(path, symbol, text)
-        return out
+        """The text to embed for each chunk."""
+        rows = self._select_in(
+            "SELECT c.id, f.path, c.symbol, c.text FROM chunks c JOIN files f ON f.id = c.file_id"
+            " WHERE c.id IN ({marks})",
+            chunk_ids,
+        )
+        return {chunk_id: embed_text(path, symbol, text) for chunk_id, path, symbol, text in rows}
 
     def add_embeddings(self, vectors: dict[str, np.ndarray]) -> list[tuple[int, np.ndarray]]:
         """Cache vectors by embed hash; returns the (chunk id, vector) pairs that became searchable."""
@@ -381,20 +378,12 @@ class Store:
 
     def vectors_for(self, chunk_ids: list[int]) -> list[tuple[int, np.ndarray]]:
         """Cached vectors of the given chunks (those already embedded, e.g. unchanged content)."""
-        out = []
-        with self.lock:
-            for start in range(0, len(chunk_ids), 500):
-                part = chunk_ids[start : start + 500]
-                marks = ",".join("?" * len(part))
-                out.extend(
-                    (cid, np.frombuffer(blob, dtype=np.float32))
-                    for cid, blob in self.db.execute(
-                        f"SELECT c.id, e.vector FROM chunks c JOIN embeddings e ON e.hash = c.embed_hash"
-                        f" WHERE c.id IN ({marks})",
-                        part,
-                    )
-                )
-        return out
+        rows = self._select_in(
+            "SELECT c.id, e.vector FROM chunks c JOIN embeddings e ON e.hash = c.embed_hash"
+            " WHERE c.id IN ({marks})",
+            chunk_ids,
+        )
+        return [(cid, np.frombuffer(blob, dtype=np.float32)) for cid, blob in rows]
 
     def all_vectors(self) -> Iterator[tuple[int, np.ndarray]]:
         with self.lock:
