@@ -54,14 +54,20 @@ def index_dir(root: Path, cfg: Config) -> Path:
     return base / f"{root.name or 'root'}-{key}"
 
 
+def decode_source(data: bytes) -> tuple[str, int | None]:
+    """The text, and the offset of the first invalid UTF-8 byte when there was one (replaced)."""
+    try:
+        return data.decode("utf-8"), None
+    except UnicodeDecodeError as exc:
+        return data.decode("utf-8", errors="replace"), exc.start
+
+
 def read_source(path: Path) -> tuple[str, str, str | None]:
     """(text, sha256 of the bytes, caveat). Invalid UTF-8 is replaced, and said so."""
     data = path.read_bytes()
-    digest = hashlib.sha256(data).hexdigest()
-    try:
-        return data.decode("utf-8"), digest, None
-    except UnicodeDecodeError as exc:
-        return data.decode("utf-8", errors="replace"), digest, f"invalid UTF-8 at byte {exc.start} (replaced)"
+    text, bad_at = decode_source(data)
+    caveat = None if bad_at is None else f"invalid UTF-8 at byte {bad_at} (replaced)"
+    return text, hashlib.sha256(data).hexdigest(), caveat
 
 
 class Index:

@@ -13,7 +13,6 @@ from pathlib import Path
 
 from rich.markup import escape
 
-from ragls import config
 from ragls.cli_index import build, err, open_index, out, resolve_root
 from ragls.llm.base import LLMError
 from ragls.recipes.completion import CompletionResult, PositionError, complete, relative_path
@@ -79,7 +78,7 @@ def _run(args: argparse.Namespace) -> int:
             from ragls.llm import factory
 
             try:
-                provider = factory.create("completion", config.load(root))
+                provider = factory.create("completion", index.cfg)
             except (LLMError, ValueError) as exc:
                 err.print(f"ragls complete: {exc}")
                 return 1

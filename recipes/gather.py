@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING
 
+from ragls.indexer.engine import decode_source
 from ragls.indexer.model import ParsedFile, Symbol
 from ragls.indexer.parsing import parse
 from ragls.recipes.context import Snippet
@@ -87,11 +88,10 @@ def read_lines(path: Path) -> tuple[list[str], str | None]:
 
 
 def decode(data: bytes, name: str) -> tuple[list[str], str | None]:
-    try:
-        text, note = data.decode("utf-8"), None
-    except UnicodeDecodeError as exc:
-        text = data.decode("utf-8", errors="replace")
-        note = f"{name} is not valid UTF-8 (first bad byte at {exc.start}); bad bytes shown as \ufffd"
+    text, bad_at = decode_source(data)
+    note = None
+    if bad_at is not None:
+        note = f"{name} is not valid UTF-8 (first bad byte at {bad_at}); bad bytes shown as \ufffd"
     lines = text.replace("\r\n", "\n").split("\n")  # newlines only, as the parser counts them
     if lines and lines[-1] == "":
         lines.pop()
