@@ -14,11 +14,15 @@ import os
 import tomllib
 import types
 import typing
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
 import platformdirs
+
+# Which file (or editor settings layer) set each key, for error messages.
+Sources = dict[tuple[str, ...], Path | str]
 
 
 class ConfigError(ValueError):
@@ -144,12 +148,28 @@ class RecipesConfig:
 
 
 @dataclass(frozen=True)
+class ServerConfig:
+    debounce_ms: int = opt(
+        75, "ragls serve: quiet time after a keystroke before an automatic inline completion asks the model"
+    )
+    index_on_open: bool = opt(
+        True, "ragls serve: index each workspace folder in the background when the editor opens it"
+    )
+    watch: Literal["auto", "client", "watchdog", "off"] = opt(
+        "auto",
+        "ragls serve: who reports file changes: 'auto' (the editor if it can watch files, else watchdog), "
+        "'client', 'watchdog' or 'off'",
+    )
+
+
+@dataclass(frozen=True)
 class Config:
     index: IndexConfig = section(IndexConfig)
     models: ModelsConfig = section(ModelsConfig)
     search: SearchConfig = section(SearchConfig)
     privacy: PrivacyConfig = section(PrivacyConfig)
     recipes: RecipesConfig = section(RecipesConfig)
+    server: ServerConfig = section(ServerConfig)
 
 
 def user_config_path() -> Path:
@@ -164,10 +184,11 @@ def workspace_config_path(root: Path) -> Path:
     return root / ".ragls" / "config.toml"
 
 
-def load(root: Path | None = None) -> Config:
-    """Defaults, then the user file, then the workspace file under ``root`` (if given)."""
+def load(root: Path | None = None, overrides: Sequence[tuple[str, dict[str, Any]]] = ()) -> Config:
+    """Defaults, then the user file, then the workspace file under ``root`` (if given), then each
+    ``(source, settings)`` override in turn: an editor's settings, named as ``source`` in errors."""
     merged: dict[str, Any] = {}
-    sources: dict[tuple[str, ...], Path] = {}
+    sources: Sources = {}
     paths = [user_config_path()]
     if root is not None:
         paths.append(workspace_config_path(root))
@@ -175,7 +196,20 @@ def load(root: Path | None = None) -> Config:
         text = _read_toml(path)
         if text is not None:
             _merge(merged, text, sources, path, ())
+    for source, settings in overrides:
+        if not isinstance(settings, dict):
+            raise ConfigError(f"{source}: settings must be an object, got {type(settings).__name__}")
+        _merge(merged, settings, sources, source, ())
     return _build(Config, merged, sources, ())
+
+
+def merge_settings(*layers: dict[str, Any]) -> dict[str, Any]:
+    """Settings objects deep-merged, later ones winning (the language server hands its editor's
+    settings to the ``ragls index`` it starts as one object)."""
+    merged: dict[str, Any] = {}
+    for layer in layers:
+        _merge(merged, layer, {}, "", ())
+    return merged
 
 
 def _read_toml(path: Path) -> dict[str, Any] | None:
@@ -193,8 +227,8 @@ def _read_toml(path: Path) -> dict[str, Any] | None:
 def _merge(
     into: dict[str, Any],
     new: dict[str, Any],
-    sources: dict[tuple[str, ...], Path],
-    path: Path,
+    sources: Sources,
+    path: Path | str,
     prefix: tuple[str, ...],
 ) -> None:
     """Deep-merge ``new`` into ``into``, remembering which file set each key (for errors)."""
@@ -209,12 +243,12 @@ def _merge(
             into[key] = value
 
 
-def _where(sources: dict[tuple[str, ...], Path], at: tuple[str, ...]) -> str:
+def _where(sources: Sources, at: tuple[str, ...]) -> str:
     path = sources.get(at)
     return f"{path}: " if path else ""
 
 
-def _build(cls: type, values: dict[str, Any], sources: dict[tuple[str, ...], Path], prefix: tuple[str, ...]):
+def _build(cls: type, values: dict[str, Any], sources: Sources, prefix: tuple[str, ...]):
     hints = typing.get_type_hints(cls)
     fields = {f.name: f for f in dataclasses.fields(cls)}
     kwargs: dict[str, Any] = {}
@@ -229,7 +263,7 @@ def _build(cls: type, values: dict[str, Any], sources: dict[tuple[str, ...], Pat
     return cls(**kwargs)
 
 
-def _coerce(hint: Any, value: Any, sources: dict[tuple[str, ...], Path], at: tuple[str, ...]) -> Any:
+def _coerce(hint: Any, value: Any, sources: Sources, at: tuple[str, ...]) -> Any:
     dotted = ".".join(at)
     where = _where(sources, at)
     origin = typing.get_origin(hint)
