@@ -22,7 +22,7 @@ from ragls.config import Config
 from ragls.indexer import discovery
 from ragls.indexer.embeddings import Embedder
 from ragls.indexer.parsing import parse
-from ragls.indexer.store import CorruptIndex, Store
+from ragls.indexer.store import CorruptIndex, FileRecord, Store
 from ragls.indexer.vectors import VectorIndex
 
 Progress = Callable[[int, int, str], None]  # (done, total, what)
@@ -30,6 +30,8 @@ Progress = Callable[[int, int, str], None]  # (done, total, what)
 # Files parsed per transaction: each file's rows change atomically either way; batching only
 # saves commits.
 WRITE_BATCH = 64
+# The (mtime, size) stamp of a row indexed from an editor's buffer: it matches no file on disk.
+UNSAVED = (0, -1)
 
 
 @dataclass
@@ -175,6 +177,39 @@ class Index:
         stats.seconds = time.perf_counter() - started
         return stats
 
+    def update_text(self, path: Path | str, text: str) -> UpdateStats:
+        """Index an editor's unsaved text in place of a file's disk copy, so retrieval answers from
+        what the user sees. Only files the index would hold from disk qualify (never a secret-bearing,
+        ignored, binary or oversized one). The row records no disk stamp, so the next scan or watcher
+        event for the file reads the disk again."""
+        started = time.perf_counter()
+        stats = UpdateStats()
+        rel = self._relative(path)
+        if rel is None or not (self.root / rel).is_file():
+            return stats
+        data = text.encode("utf-8", "replace")
+        reason = self.rules.skip_reason(rel)
+        if reason is None and discovery.git_ignored(self.rules, [rel]):
+            reason = "ignored"
+        if reason is None and (len(data) > self.cfg.index.max_file_bytes or "\0" in text):
+            reason = "the unsaved text is binary or over index.max_file_bytes"
+        if reason is not None:
+            stats.skipped.append(discovery.Skipped(rel, reason))
+            return stats
+        digest = hashlib.sha256(data).hexdigest()
+        record = self.store.files().get(rel)
+        self._write_batch([self._parsed(rel, text, digest, None, UNSAVED, record, stats)], stats)
+        stats.chunks = self.store.chunk_count()
+        stats.seconds = time.perf_counter() - started
+        return stats
+
+    def reload(self) -> None:
+        """Pick up vectors another process (a background ``ragls index``) wrote to the store."""
+        with self._write:
+            if self._vectors_dirty:
+                return  # this process has unsaved vectors of its own: they are the current ones
+            self._load_vectors()
+
     def _relative(self, path: Path | str) -> str | None:
         path = Path(path)
         full = path if path.is_absolute() else self.root / path
@@ -213,9 +248,15 @@ class Index:
         except OSError as exc:
             stats.problems.append(f"{rel}: unreadable ({exc.strerror or exc}); not indexed")
             return None
-        record = known.get(rel)
+        return self._parsed(rel, text, digest, caveat, (st.st_mtime_ns, st.st_size), known.get(rel), stats)
+
+    def _parsed(
+        self, rel: str, text: str, digest: str, caveat: str | None, stamp: tuple[int, int],
+        record: FileRecord | None, stats: UpdateStats,
+    ) -> tuple:
+        """One file's rows to write: parsed, or only its new (mtime, size) when the text is unchanged."""
         if record and record.hash == digest:
-            return (rel, st, digest, None, None)  # touched, not changed: refresh mtime only
+            return (rel, stamp, digest, None, None)  # touched, not changed: refresh mtime only
         parsed = parse(rel, text, self.cfg.index.lines_per_chunk)
         note = "; ".join(n for n in (caveat, parsed.error) if n) or None
         if note:
@@ -224,7 +265,7 @@ class Index:
             stats.changed += 1
         else:
             stats.added += 1
-        return (rel, st, digest, parsed, note)
+        return (rel, stamp, digest, parsed, note)
 
     def _write_batch(self, batch: list[tuple], stats: UpdateStats) -> None:
         if not batch:
@@ -233,19 +274,18 @@ class Index:
             removed_all: list[int] = []
             added_all: list[int] = []
             with self.store.transaction() as db:
-                for rel, st, digest, parsed, note in batch:
+                for rel, (mtime_ns, size), digest, parsed, note in batch:
                     if parsed is None:
                         db.execute(
-                            "UPDATE files SET mtime_ns = ?, size = ? WHERE path = ?",
-                            (st.st_mtime_ns, st.st_size, rel),
+                            "UPDATE files SET mtime_ns = ?, size = ? WHERE path = ?", (mtime_ns, size, rel)
                         )
                         stats.unchanged += 1
                         continue
                     removed, added = self.store.replace_file(
                         db,
                         rel,
-                        st.st_mtime_ns,
-                        st.st_size,
+                        mtime_ns,
+                        size,
                         digest,
                         parsed.language,
                         note,

@@ -33,8 +33,12 @@ class Watcher(FileSystemEventHandler):
         max_delay: float = 5.0,
         embed: bool = True,
         on_update: Callable[[UpdateStats], None] | None = None,
+        apply: Callable[[set[str]], None] | None = None,
     ) -> None:
+        """``apply``, when given, receives each batch of touched paths instead of the index (the
+        language server routes them through its single index writer)."""
         self.index = index
+        self.apply = apply
         self.debounce = index.cfg.index.watch_debounce_seconds if debounce is None else debounce
         self.max_delay = max_delay
         self.embed = embed
@@ -104,6 +108,10 @@ class Watcher(FileSystemEventHandler):
     def _run(self) -> None:
         while (batch := self._take_batch()) is not None:
             try:
+                if self.apply is not None:
+                    self.apply(batch)
+                    self.batches += 1
+                    continue
                 if len(batch) > RESCAN_THRESHOLD:
                     stats = self.index.update()
                 else:

@@ -42,8 +42,16 @@ def resolve_root(value: str | None) -> Path:
     return root.resolve()
 
 
-def open_index(root: Path) -> Index:
-    index = Index.open(root, config.load(root))
+def open_index(root: Path, settings: str | None = None) -> Index:
+    """The workspace's index; ``settings`` is a JSON object layered over the config files (what an
+    editor sends the language server, which passes it on to the ``ragls index`` it starts)."""
+    overrides = []
+    if settings:
+        try:
+            overrides.append(("--settings", json.loads(settings)))
+        except json.JSONDecodeError as exc:
+            raise config.ConfigError(f"--settings is not valid JSON: {exc}") from None
+    index = Index.open(root, config.load(root, overrides))
     for notice in index.notices:
         err.print(f"[yellow]note:[/] {notice}")
     index.notices.clear()
@@ -96,9 +104,23 @@ def build(
     return stats, time.perf_counter() - started
 
 
+def _json_lines(done: int, total: int, what: str) -> None:
+    sys.stdout.write(json.dumps({"event": "progress", "what": what, "done": done, "total": total}) + "\n")
+    sys.stdout.flush()
+
+
 def _index(args: argparse.Namespace) -> int:
     root = resolve_root(args.path)
-    with open_index(root) as index:
+    with open_index(root, args.settings) as index:
+        if args.json:
+            stats = index.update(_json_lines)
+            _json_lines(0, index.pending_embeddings(), "embedding")
+            embedded = 0 if args.no_embed else index.embed_pending(_json_lines)
+            sys.stdout.write(json.dumps({
+                "event": "done", "added": stats.added, "changed": stats.changed, "removed": stats.removed,
+                "embedded": embedded, "problems": stats.problems[:20], **index.status(),
+            }) + "\n")
+            return 0
         stats, embed_seconds = build(
             index, show_progress=err.is_terminal or args.progress, embed=not args.no_embed
         )
@@ -226,6 +248,10 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--progress", action="store_true", help="show the progress bar even when not on a terminal"
     )
     p.add_argument("-v", "--verbose", action="store_true", help="list skipped files and why")
+    p.add_argument(
+        "--json", action="store_true", help="print progress and the result as JSON lines (for programs)"
+    )
+    p.add_argument("--settings", metavar="JSON", help="a JSON object layered over the config files")
     p.set_defaults(run=_index)
 
     p = sub.add_parser("search", help="search the index (builds it first if there is none)")

@@ -168,14 +168,7 @@ def _recipes(args: argparse.Namespace) -> int:
     root = resolve_root(args.root)
     reg = registry.load(root)
     if args.json:
-        sys.stdout.write(json.dumps({
-            "recipes": [
-                {"name": r.name, "title": r.title, "output": r.output, "role": r.role, "runner": r.runner,
-                 "context": list(r.context), "origin": r.origin, "overrides": reg.overridden.get(r.name, [])}
-                for r in reg.recipes.values()
-            ],
-            "problems": [{"path": p.path, "line": p.line, "message": p.message} for p in reg.problems],
-        }) + "\n")
+        sys.stdout.write(json.dumps(reg.as_json()) + "\n")
         return 0
     table = Table(title="recipes")
     for column in ("name", "title", "output", "role", "context", "from"):

@@ -112,14 +112,15 @@ def relative(index: Index, file: str | Path, cwd: Path | None = None) -> str:
 
 
 def select(index: Index, file: str | Path, start: int | None = None, end: int | None = None,
-           cwd: Path | None = None) -> Selection:
+           cwd: Path | None = None, text: str | None = None) -> Selection:
     """The selection ``file[:start[-end]]``: the whole file without lines; with one line, the
-    innermost definition around it (what "explain line 12" means); a range as given."""
+    innermost definition around it (what "explain line 12" means); a range as given. ``text`` is
+    the editor's unsaved buffer of the file, read instead of the disk."""
     rel = relative(index, file, cwd)
     if index.rules.secret.match_file(rel):
         raise SelectionError(f"{rel} looks like a secret-bearing file; ragls never sends it to a model")
     try:
-        data = (index.root / rel).read_bytes()
+        data = (index.root / rel).read_bytes() if text is None else text.encode("utf-8", "replace")
     except OSError as exc:
         raise SelectionError(f"{rel}: cannot read ({exc.strerror or exc})") from None
     if b"\0" in data[:8192]:

@@ -103,6 +103,18 @@ class Registry:
             known = ", ".join(sorted(self.recipes))
             raise KeyError(f"no recipe named {name!r}; known recipes: {known}") from None
 
+    def as_json(self) -> dict:
+        """What ``ragls recipes --json`` prints and the server's ``ragls/recipes`` returns."""
+        return {
+            "recipes": [
+                {"name": r.name, "title": r.title, "description": r.description, "output": r.output,
+                 "role": r.role, "runner": r.runner, "context": list(r.context), "origin": r.origin,
+                 "overrides": self.overridden.get(r.name, [])}
+                for r in self.recipes.values()
+            ],
+            "problems": [{"path": p.path, "line": p.line, "message": p.message} for p in self.problems],
+        }
+
     def add(self, recipe: Recipe) -> None:
         if recipe.name in self.recipes:
             self.overridden.setdefault(recipe.name, []).append(self.recipes[recipe.name].origin)

@@ -100,13 +100,14 @@ class Prepared:
 
 
 def prepare(index: Index, recipe: Recipe, target: str, *, question: str = "",
-            cwd: Path | None = None) -> Prepared:
-    """Check ``target`` and gather the recipe's context; bad input raises :class:`SelectionError`."""
+            cwd: Path | None = None, text: str | None = None) -> Prepared:
+    """Check ``target`` and gather the recipe's context; bad input raises :class:`SelectionError`.
+    ``text`` is the editor's unsaved buffer of the target file."""
     started = time.perf_counter()
     file, start, end = parse_target(target)
     if recipe.runner == "complete":
         return Prepared(recipe, question, cursor=_cursor(index, file, start, cwd))
-    sel = select(index, file, start, end, cwd)
+    sel = select(index, file, start, end, cwd, text)
     if (recipe.runner == "ask" or "{question}" in recipe.template) and not question.strip():
         raise SelectionError(f"recipe {recipe.name!r} answers a question: pass --question")
     gathered = [] if recipe.runner == "ask" else _gather(index, recipe, sel, question)
