@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from ragls import __version__, cli_complete, cli_index, cli_llm, cli_recipes
+from ragls import __version__, cli_complete, cli_index, cli_llm, cli_recipes, cli_serve
 from ragls.config import ConfigError
 
 
@@ -16,7 +16,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"ragls {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for module in (cli_index, cli_recipes, cli_complete, cli_llm):
+    for module in (cli_index, cli_recipes, cli_complete, cli_llm, cli_serve):
         module.register(sub)
     return parser
 

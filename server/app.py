@@ -1,0 +1,548 @@
+"""``ragls serve``: the language server. Each handler here adapts one LSP or ``ragls/`` method to
+the session, the completer, the chats or the index; the work itself lives in those modules and in
+the indexer and recipes the CLI uses too. See ``server/PROTOCOL.md`` for the custom methods."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import hashlib
+import logging
+import os
+import socket
+import subprocess
+import threading
+from pathlib import Path
+from typing import Any, BinaryIO
+
+from lsprotocol import types
+from pygls.exceptions import JsonRpcInvalidParams
+from pygls.lsp.server import LanguageServer
+
+from ragls import __version__
+from ragls.indexer.watcher import SKIPPED_DIRS, Watcher
+from ragls.privacy import Privacy
+from ragls.recipes import registry
+from ragls.server.chat import BadRequest, Chats, location
+from ragls.server.completion import Completer
+from ragls.server.documents import Documents, uri_to_path
+from ragls.server.edits import Edits, citation_range
+from ragls.server.protocol import RaglsProtocol
+from ragls.server.session import Session
+from ragls.server.transport import FrameWriter, read_frames
+from ragls.server.workspaces import Workspace
+
+log = logging.getLogger(__name__)
+
+RECIPE_ACTION_KIND = "refactor.ragls"
+UNSAVED_DELAY = 0.75  # seconds of no typing before a buffer's unsaved text is indexed
+PARENT_POLL = 3.0  # seconds between checks that the editor process is still alive
+
+
+class RaglsServer(LanguageServer):
+    def __init__(self) -> None:
+        super().__init__("ragls", __version__, protocol_cls=RaglsProtocol)
+        self.documents = Documents()
+        self.session = Session(self)
+        self.completer = Completer(self)
+        self.chats = Chats(self)
+        self.edits = Edits(self)
+        self.exit_code = 1
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stopped: asyncio.Event | None = None
+        self._unsaved_timers: dict[str, asyncio.TimerHandle] = {}
+        self.pending_folders: list[Path] = []  # from initialize, opened once the client is initialized
+
+    # -- running ----------------------------------------------------------------------------
+
+    def run(self, reader: BinaryIO, writer: BinaryIO) -> int:
+        """Serve one client over a pair of byte streams until ``exit`` or the end of the input."""
+        loop = asyncio.new_event_loop()
+        asyncio.set_event_loop(loop)
+        self._loop, self._stopped = loop, asyncio.Event()
+        self.protocol.set_writer(FrameWriter(writer, on_lost=lambda: self.stop(1)))
+
+        def pump() -> None:
+            for body in read_frames(reader):
+                loop.call_soon_threadsafe(self.protocol.handle_frame, body)
+            self.stop(0 if self.protocol._shutdown else 1)
+
+        threading.Thread(target=pump, name="ragls-reader", daemon=True).start()
+        try:
+            loop.run_until_complete(self._stopped.wait())
+        finally:
+            self.chats.cancel_all()
+            self.session.close()
+            for task in asyncio.all_tasks(loop):
+                task.cancel()
+            loop.run_until_complete(asyncio.sleep(0))
+            loop.close()
+        return self.exit_code
+
+    def stop(self, code: int) -> None:
+        """End the session (from any thread)."""
+        loop, stopped = self._loop, self._stopped
+        if loop is None or stopped is None or loop.is_closed():
+            return
+        self.exit_code = code
+
+        def stop_now() -> None:
+            stopped.set()
+
+        loop.call_soon_threadsafe(stop_now)
+
+    def report_server_error(self, error: Exception, source: Any) -> None:
+        """pygls' hook for failures it caught: logged, never shown as a popup."""
+        log.error("%s: %s", getattr(source, "__name__", source), error)
+
+    def adjust_capabilities(self, caps: types.ServerCapabilities) -> None:
+        """Offer the ``textDocument/completion`` fallback only to clients without inline completion."""
+        if self.session.client_capability("text_document.inline_completion") is not None:
+            caps.completion_provider = None
+        caps.experimental = {"ragls": {"version": __version__, "chatDelta": True}}
+
+    def watch_parent(self, pid: int | None) -> None:
+        """Exit when the editor that started us is gone (the LSP processId rule)."""
+        if not pid or pid == os.getpid():
+            return
+
+        def poll() -> None:
+            while self._stopped is not None and not self._stopped.is_set():
+                try:
+                    os.kill(pid, 0)
+                except ProcessLookupError:
+                    log.warning("the editor (process %d) is gone; exiting", pid)
+                    self.stop(1)
+                    return
+                except PermissionError:
+                    pass  # it exists, under another user
+                threading.Event().wait(PARENT_POLL)
+
+        threading.Thread(target=poll, name="ragls-parent", daemon=True).start()
+
+    # -- documents and workspaces -----------------------------------------------------------
+
+    def open_folders(self, params: types.InitializeParams) -> list[Path]:
+        uris = [f.uri for f in params.workspace_folders or []]
+        if not uris and params.root_uri:
+            uris = [params.root_uri]
+        paths = [uri_to_path(u) for u in uris]
+        if not uris and params.root_path:
+            paths = [Path(params.root_path)]
+        return [p for p in paths if p is not None]
+
+    def workspace_of(self, uri: str) -> tuple[Path | None, Workspace | None]:
+        path = uri_to_path(uri)
+        path = path.resolve() if path is not None else None
+        return path, self.session.workspace_for(path)
+
+    def adopt_folder(self, path: Path) -> None:
+        """A file opened with no workspace folder at all: its git repository becomes one."""
+        try:
+            top = subprocess.run(
+                ["git", "-C", str(path.parent), "rev-parse", "--show-toplevel"],
+                capture_output=True,
+                text=True,
+                timeout=10,
+            ).stdout.strip()
+        except (OSError, subprocess.SubprocessError):
+            return
+        if top:
+            self.open_workspace(Path(top))
+
+    def open_workspace(self, root: Path) -> None:
+        ws = self.session.open_workspace(root)
+        if ws is None or ws.watcher is not None:
+            return
+        mode = ws.cfg.server.watch
+        client_watches = self.session.client_can("workspace.did_change_watched_files.dynamic_registration")
+        if mode == "watchdog" or (mode == "auto" and not client_watches):
+            ws.watcher = Watcher(ws.index, apply=lambda batch: ws.changed([Path(p) for p in batch])).start()
+
+    def schedule_unsaved(self, uri: str) -> None:
+        """Index the buffer's text once typing pauses (retrieval then sees what the user sees)."""
+        assert self._loop is not None
+        timer = self._unsaved_timers.pop(uri, None)
+        if timer is not None:
+            timer.cancel()
+
+        def fire() -> None:
+            self._unsaved_timers.pop(uri, None)
+            doc = self.documents.get(uri)
+            path, ws = self.workspace_of(uri)
+            if doc is not None and ws is not None and path is not None:
+                ws.unsaved(path, doc.text)
+
+        self._unsaved_timers[uri] = self._loop.call_later(UNSAVED_DELAY, fire)
+
+
+def _params(handler):
+    """Wrong parameters of our own methods are the client's error: InvalidParams, with the reason."""
+
+    @functools.wraps(handler)
+    async def wrapped(params: Any) -> Any:
+        try:
+            result = handler(params)
+            return await result if asyncio.iscoroutine(result) else result
+        except BadRequest as exc:
+            raise JsonRpcInvalidParams(str(exc)) from None
+
+    return wrapped
+
+
+def create_server() -> RaglsServer:
+    server = RaglsServer()
+    session = server.session
+
+    # -- lifecycle --------------------------------------------------------------------------
+
+    @server.feature(types.INITIALIZE)
+    def initialize(params: types.InitializeParams) -> None:
+        session.set_settings(init_options=params.initialization_options or {})
+        server.pending_folders = server.open_folders(params)
+        server.watch_parent(params.process_id)
+
+    @server.feature(types.INITIALIZED)
+    async def initialized(params: types.InitializedParams) -> None:
+        if session.client_can("workspace.configuration"):
+            await pull_configuration()
+        for folder in server.pending_folders:
+            server.open_workspace(folder)
+        if session.client_can("workspace.did_change_watched_files.dynamic_registration") and any(
+            ws.cfg.server.watch in ("auto", "client") for ws in session.workspaces.values()
+        ):
+            watchers = [types.FileSystemWatcher(glob_pattern="**/*")]
+            server.client_register_capability(
+                types.RegistrationParams(
+                    registrations=[
+                        types.Registration(
+                            id="ragls-watch",
+                            method=types.WORKSPACE_DID_CHANGE_WATCHED_FILES,
+                            register_options=types.DidChangeWatchedFilesRegistrationOptions(
+                                watchers=watchers
+                            ),
+                        )
+                    ]
+                )
+            )
+
+    @server.feature(types.SHUTDOWN)
+    def shutdown(params: None) -> None:
+        server.chats.cancel_all()
+        for ws in session.workspaces.values():
+            ws.cancel_build()
+
+    async def pull_configuration() -> None:
+        try:
+            answer = await server.workspace_configuration_async(
+                types.ConfigurationParams(items=[types.ConfigurationItem(section="ragls")])
+            )
+        except Exception as exc:  # a client that advertises the request but fails it
+            log.warning("workspace/configuration failed: %s", exc)
+            return
+        if answer and isinstance(answer[0], dict):
+            session.set_settings(client_settings=answer[0])
+
+    @server.feature(types.WORKSPACE_DID_CHANGE_CONFIGURATION)
+    async def did_change_configuration(params: types.DidChangeConfigurationParams) -> None:
+        if isinstance(params.settings, dict) and params.settings:
+            session.set_settings(client_settings=params.settings)
+        elif session.client_can("workspace.configuration"):
+            await pull_configuration()
+
+    @server.feature(types.WORKSPACE_DID_CHANGE_WORKSPACE_FOLDERS)
+    def did_change_folders(params: types.DidChangeWorkspaceFoldersParams) -> None:
+        for folder in params.event.removed:
+            path = uri_to_path(folder.uri)
+            if path is not None:
+                session.close_workspace(path)
+        for folder in params.event.added:
+            path = uri_to_path(folder.uri)
+            if path is not None:
+                server.open_workspace(path)
+
+    @server.feature(types.WORKSPACE_DID_CHANGE_WATCHED_FILES)
+    def did_change_watched_files(params: types.DidChangeWatchedFilesParams) -> None:
+        by_workspace: dict[Path, list[Path]] = {}
+        for change in params.changes:
+            path, ws = server.workspace_of(change.uri)
+            if ws is None or path is None or any(p in SKIPPED_DIRS for p in path.relative_to(ws.root).parts):
+                continue
+            by_workspace.setdefault(ws.root, []).append(path)
+        for root, paths in by_workspace.items():
+            session.workspaces[root].changed(paths)
+
+    @server.feature(types.WINDOW_WORK_DONE_PROGRESS_CANCEL)
+    def cancel_progress(params: types.WorkDoneProgressCancelParams) -> None:
+        session.cancel_progress(params.token)
+
+    # -- text sync --------------------------------------------------------------------------
+
+    @server.feature(types.TEXT_DOCUMENT_DID_OPEN)
+    def did_open(params: types.DidOpenTextDocumentParams) -> None:
+        path, ws = server.workspace_of(params.text_document.uri)
+        if path is None:
+            session.log(f"{params.text_document.uri}: not a local file; ragls skips it")
+        elif ws is None and not session.workspaces:
+            server.adopt_folder(path)
+
+    @server.feature(types.TEXT_DOCUMENT_DID_CHANGE)
+    def did_change(params: types.DidChangeTextDocumentParams) -> None:
+        path, ws = server.workspace_of(params.text_document.uri)
+        if ws is not None and path is not None:
+            session.touched(path)
+            server.schedule_unsaved(params.text_document.uri)
+
+    @server.feature(types.TEXT_DOCUMENT_DID_SAVE)
+    def did_save(params: types.DidSaveTextDocumentParams) -> None:
+        path, ws = server.workspace_of(params.text_document.uri)
+        if ws is not None and path is not None:
+            ws.changed([path])
+
+    @server.feature(types.TEXT_DOCUMENT_DID_CLOSE)
+    def did_close(params: types.DidCloseTextDocumentParams) -> None:
+        path, ws = server.workspace_of(params.text_document.uri)
+        timer = server._unsaved_timers.pop(params.text_document.uri, None)
+        if timer is not None:
+            timer.cancel()
+        if ws is not None and path is not None:
+            ws.unsaved(path, None)  # the disk copy is what counts again
+
+    # -- completion -------------------------------------------------------------------------
+
+    def document(uri: str):
+        doc = server.documents.get(uri)
+        if doc is None:
+            raise JsonRpcInvalidParams(f"{uri} is not open (send textDocument/didOpen first)")
+        return doc
+
+    @server.feature(types.TEXT_DOCUMENT_INLINE_COMPLETION, types.InlineCompletionOptions())
+    async def inline_completion(params: types.InlineCompletionParams) -> types.InlineCompletionList:
+        doc = document(params.text_document.uri)
+        automatic = params.context.trigger_kind == types.InlineCompletionTriggerKind.Automatic
+        result = await server.completer.complete(doc, params.position, automatic)
+        return server.completer.inline_items(result, params.position)
+
+    @server.feature(types.TEXT_DOCUMENT_COMPLETION, types.CompletionOptions(trigger_characters=[]))
+    async def completion(params: types.CompletionParams) -> types.CompletionList:
+        doc = document(params.text_document.uri)
+        invoked = params.context is None or params.context.trigger_kind == types.CompletionTriggerKind.Invoked
+        result = await server.completer.complete(doc, params.position, automatic=not invoked)
+        return server.completer.completion_items(result, doc, params.position)
+
+    # -- recipes ----------------------------------------------------------------------------
+
+    @server.feature(
+        types.TEXT_DOCUMENT_CODE_ACTION,
+        types.CodeActionOptions(code_action_kinds=[types.CodeActionKind.Refactor, RECIPE_ACTION_KIND]),
+    )
+    def code_action(params: types.CodeActionParams) -> list[types.CodeAction]:
+        path, ws = server.workspace_of(params.text_document.uri)
+        if (
+            ws is None
+            or path is None
+            or ws.index.rules.secret.match_file(path.relative_to(ws.root).as_posix())
+        ):
+            return []
+        only = params.context.only
+        actions = []
+        for recipe in registry.load(ws.root).recipes.values():
+            if recipe.runner != "prompt" or "{question}" in recipe.template:
+                continue  # completion is inline; questions go through ragls/chat
+            kind = f"{RECIPE_ACTION_KIND}.{recipe.name}"
+            if only and not any(kind == k or kind.startswith(f"{k}.") for k in only):
+                continue
+            argument = {
+                "recipe": recipe.name,
+                "uri": params.text_document.uri,
+                "range": server.protocol._converter.unstructure(params.range),
+            }
+            actions.append(
+                types.CodeAction(
+                    title=f"ragls: {recipe.title}",
+                    kind=kind,
+                    command=types.Command(
+                        title=recipe.title, command="ragls.runRecipe", arguments=[argument]
+                    ),
+                )
+            )
+        return actions
+
+    @server.command("ragls.runRecipe")
+    async def run_recipe_command(*args: Any) -> dict:
+        try:
+            chat_id, future = server.chats.run_recipe(args[0] if args else None)
+        except BadRequest as exc:
+            raise JsonRpcInvalidParams(str(exc)) from None
+        try:
+            final = await asyncio.wrap_future(future)
+        except asyncio.CancelledError:
+            server.chats.cancel({"chatId": chat_id})
+            raise
+        if final.get("output") == "text" and final.get("answer") and not _streams(session):
+            text = final["answer"][:MAX_SHOWN] + ("..." if len(final["answer"]) > MAX_SHOWN else "")
+            server.window_show_message(types.ShowMessageParams(type=types.MessageType.Info, message=text))
+        return final
+
+    @server.command("ragls.openCitation")
+    def open_citation(*args: Any) -> dict:
+        target = args[0] if args and isinstance(args[0], dict) else {}
+        uri, selection = target.get("uri"), citation_range(target.get("range"))
+        if not isinstance(uri, str):
+            raise JsonRpcInvalidParams("ragls.openCitation takes {uri, range}")
+        session.models.submit(server.edits.show, uri, selection)
+        return {"uri": uri}
+
+    @server.command("ragls.reindex")
+    def reindex_command(*args: Any) -> dict:
+        return reindex(args[0] if args else None)
+
+    # -- ragls/ methods ---------------------------------------------------------------------
+
+    @server.feature("ragls/chat")
+    @_params
+    def chat(params: Any) -> dict:
+        return server.chats.ask(params)
+
+    @server.feature("ragls/cancelChat")
+    @_params
+    def cancel_chat(params: Any) -> dict:
+        return server.chats.cancel(params)
+
+    @server.feature("ragls/runRecipe")
+    @_params
+    def run_recipe(params: Any) -> dict:
+        chat_id, _ = server.chats.run_recipe(params)
+        return {"chatId": chat_id}
+
+    @server.feature("ragls/recipes")
+    @_params
+    def recipes(params: Any) -> dict:
+        root = chats_workspace(params)
+        return registry.load(root).as_json()
+
+    def chats_workspace(params: Any) -> Path | None:
+        uri = params.get("uri") if isinstance(params, dict) else None
+        if uri is None:
+            return next(iter(session.workspaces), None)
+        _, ws = server.workspace_of(uri) if isinstance(uri, str) else (None, None)
+        if ws is None:
+            raise BadRequest(f"{uri!r} is not inside a workspace folder")
+        return ws.root
+
+    @server.feature("ragls/search")
+    @_params
+    async def search(params: Any) -> dict:
+        if not isinstance(params, dict) or not isinstance(params.get("query"), str):
+            raise BadRequest("'query' must be a string")
+        top_k = params.get("topK", 10)
+        mode = params.get("mode", "hybrid")
+        if isinstance(top_k, bool) or not isinstance(top_k, int) or not 1 <= top_k <= 100:
+            raise BadRequest("'topK' must be an integer from 1 to 100")
+        if mode not in ("hybrid", "bm25", "dense"):
+            raise BadRequest("'mode' must be 'hybrid', 'bm25' or 'dense'")
+        root = chats_workspace(params) if params.get("uri") else None
+        chosen = [session.workspaces[root]] if root else list(session.workspaces.values())
+        loop = asyncio.get_running_loop()
+
+        def run() -> list[dict]:
+            hits = [(ws, hit) for ws in chosen for hit in ws.index.search(params["query"], top_k, mode)]
+            hits.sort(key=lambda pair: -pair[1].score)
+            return [
+                {
+                    **hit.as_json(),
+                    **location(ws, hit.path, hit.start_line, hit.end_line),
+                    "root": str(ws.root),
+                }
+                for ws, hit in hits[:top_k]
+            ]
+
+        return {"results": await loop.run_in_executor(session.queries, run)}
+
+    @server.feature("ragls/indexStatus")
+    @_params
+    def index_status(params: Any) -> dict:
+        return {"workspaces": [_status(ws) for ws in session.workspaces.values()]}
+
+    @server.feature("ragls/reindex")
+    @_params
+    def reindex(params: Any) -> dict:
+        root = chats_workspace(params) if isinstance(params, dict) and params.get("uri") else None
+        chosen = [session.workspaces[root]] if root else list(session.workspaces.values())
+        return {"started": [str(ws.root) for ws in chosen if ws.build()]}
+
+    @server.feature("ragls/documentState")
+    @_params
+    def document_state(params: Any) -> dict:
+        uri = params.get("uri") if isinstance(params, dict) else None
+        doc = server.documents.get(uri) if isinstance(uri, str) else None
+        if doc is None:
+            raise BadRequest(f"{uri!r} is not open")
+        return {
+            "uri": doc.uri,
+            "version": doc.version,
+            "length": len(doc.text),
+            "lines": doc.line_count,
+            "sha256": hashlib.sha256(doc.text.encode("utf-8", "surrogatepass")).hexdigest(),
+        }
+
+    @server.feature("ragls/privacyAudit")
+    @_params
+    def privacy_audit(params: Any) -> dict:
+        limit = params.get("limit", 100) if isinstance(params, dict) else 100
+        if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
+            raise BadRequest("'limit' must be a positive integer")
+        audit = Privacy(session.settings.privacy).audit
+        try:
+            entries = audit.entries()
+        except ValueError as exc:
+            raise BadRequest(str(exc)) from None
+        return {
+            "mode": session.settings.privacy.mode,
+            "log": str(audit.path),
+            "entries": [entry.__dict__ for entry in entries[-limit:]],
+        }
+
+    return server
+
+
+MAX_SHOWN = 4000  # characters of a text answer shown in window/showMessage
+
+
+def _streams(session: Session) -> bool:
+    """Whether the client shows ``ragls/chatDelta`` streams itself (it says so in its capabilities)."""
+    experimental = session.client_capability("experimental")
+    return isinstance(experimental, dict) and bool((experimental.get("ragls") or {}).get("chatDelta"))
+
+
+def _status(ws: Workspace) -> dict:
+    status = ws.index.status()
+    return {
+        **status,
+        "state": ws.state,
+        "error": ws.error,
+        "progress": {
+            "what": ws.progress.what,
+            "done": ws.progress.done,
+            "total": ws.progress.total,
+            "percentage": ws.progress.percentage,
+        }
+        if ws.building
+        else None,
+    }
+
+
+def serve_stdio() -> int:
+    import sys
+
+    return create_server().run(sys.stdin.buffer, sys.stdout.buffer)
+
+
+def serve_tcp(host: str, port: int) -> int:
+    """Listen on HOST:PORT and serve the first client that connects (for debugging)."""
+    with socket.create_server((host, port)) as listener:
+        log.warning("ragls serve: listening on %s:%d", host, port)
+        conn, peer = listener.accept()
+    log.warning("ragls serve: client %s connected", peer)
+    with conn, conn.makefile("rb") as reader, conn.makefile("wb") as writer:
+        return create_server().run(reader, writer)
