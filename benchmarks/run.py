@@ -59,7 +59,7 @@ def _git(*args: str) -> str:
 
 def snapshot() -> str:
     """What is about to be measured (taken at the start: others may commit during a long run)."""
-    measured = ("pyproject.toml", "ragls", "indexer", "benchmarks")
+    measured = ("pyproject.toml", "ragls", "indexer", "recipes", "server", "benchmarks")
     dirty = " (with uncommitted changes)" if _git("status", "--porcelain", "--", *measured) else ""
     return f"commit `{_git('rev-parse', '--short', 'HEAD')}`{dirty}"
 

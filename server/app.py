@@ -51,6 +51,7 @@ class RaglsServer(LanguageServer):
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stopped: asyncio.Event | None = None
         self._unsaved_timers: dict[str, asyncio.TimerHandle] = {}
+        self._paths: dict[str, Path | None] = {}  # URI -> resolved path (didChange asks on every keystroke)
         self.pending_folders: list[Path] = []  # from initialize, opened once the client is initialized
 
     # -- running ----------------------------------------------------------------------------
@@ -132,8 +133,13 @@ class RaglsServer(LanguageServer):
         return [p for p in paths if p is not None]
 
     def workspace_of(self, uri: str) -> tuple[Path | None, Workspace | None]:
-        path = uri_to_path(uri)
-        path = path.resolve() if path is not None else None
+        """The local path a URI names (symlinks resolved) and the workspace folder holding it."""
+        if uri not in self._paths:
+            path = uri_to_path(uri)
+            if len(self._paths) > 10_000:
+                self._paths.clear()
+            self._paths[uri] = path.resolve() if path is not None else None
+        path = self._paths[uri]
         return path, self.session.workspace_for(path)
 
     def adopt_folder(self, path: Path) -> None:

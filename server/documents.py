@@ -114,13 +114,33 @@ class Document:
 
     def apply(self, change: types.TextDocumentContentChangeEvent) -> None:
         """Apply one change event: a range edit, or the whole text when no range is given."""
-        if isinstance(change, types.TextDocumentContentChangePartial):
-            start = self._clamped(change.range.start)
-            end = max(start, self._clamped(change.range.end))
-            self.text = self.text[:start] + change.text + self.text[end:]
-        else:
+        if not isinstance(change, types.TextDocumentContentChangePartial):
             self.text = change.text
-        self._index()
+            self._index()
+            return
+        start = self._clamped(change.range.start)
+        end = max(start, self._clamped(change.range.end))
+        self.text = self.text[:start] + change.text + self.text[end:]
+        self._reindex(start, end, len(change.text))
+
+    def _reindex(self, start: int, end: int, inserted: int) -> None:
+        """Update the line starts after ``text[start:end]`` became ``inserted`` characters, in time
+        proportional to the lines after the edit rather than the whole text. Starts up to the line
+        before the edit are unchanged, starts two characters past its old end only shift (a CRLF
+        can straddle either boundary); the region between is scanned again."""
+        starts = self._starts
+        line = bisect.bisect_right(starts, start) - 1
+        keep = max(0, line - 1)
+        scan_from = starts[keep]
+        new_end = start + inserted
+        delta = new_end - end
+        tail = bisect.bisect_left(starts, end + 2)
+        region = [
+            m.end()
+            for m in _EOL.finditer(self.text, scan_from, min(len(self.text), new_end + 3))
+            if m.end() < new_end + 2
+        ]
+        starts[keep + 1 :] = region + [s + delta for s in starts[tail:]]
 
     def _clamped(self, position: types.Position) -> int:
         """Edits are applied even when a client overshoots the end (it means 'to the end')."""

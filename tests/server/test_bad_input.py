@@ -8,7 +8,7 @@ import json
 import random
 from pathlib import Path
 
-from lsp_raw import RawServer, frame
+from benchmarks.lsp_client import RawServer, frame
 
 # Models that cannot load: anything reaching a model fails at once with a clear error instead of
 # generating (the fuzz test must not spend minutes in generation).

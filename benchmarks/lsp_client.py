@@ -1,6 +1,7 @@
-"""A bare-bytes LSP client for what a well-behaved client library cannot send: malformed frames,
-broken JSON, wrong types, requests out of order. It answers the server's own requests (progress
-tokens, configuration, edits) like a permissive editor would."""
+"""A bare-bytes LSP client for ``ragls serve``: what the server benchmark times with, and what the
+tests use to send what a well-behaved client library cannot (malformed frames, broken JSON, wrong
+types, requests out of order). It answers the server's own requests (progress tokens,
+configuration, edits) like a permissive editor would, and keeps every notification it receives."""
 
 from __future__ import annotations
 
