@@ -1,12 +1,10 @@
 """``ragls serve``: the language server. Each handler here adapts one LSP or ``ragls/`` method to
 the session, the completer, the chats or the index; the work itself lives in those modules and in
-the indexer and recipes the CLI uses too. See ``server/PROTOCOL.md`` for the custom methods."""
+the indexer and recipes the CLI uses too. The ``ragls/`` methods are in ``methods.py``."""
 
 from __future__ import annotations
 
 import asyncio
-import functools
-import hashlib
 import logging
 import os
 import socket
@@ -20,13 +18,13 @@ from pygls.exceptions import JsonRpcInvalidParams
 from pygls.lsp.server import LanguageServer
 
 from ragls import __version__
-from ragls.indexer.watcher import SKIPPED_DIRS, Watcher
-from ragls.privacy import Privacy
+from ragls.indexer.watcher import SKIPPED_DIRS
 from ragls.recipes import registry
-from ragls.server.chat import BadRequest, Chats, location
+from ragls.server.chat import Chats
 from ragls.server.completion import Completer
 from ragls.server.documents import Documents, uri_to_path
-from ragls.server.edits import Edits, citation_range
+from ragls.server.edits import Edits
+from ragls.server.methods import register_methods
 from ragls.server.protocol import RaglsProtocol
 from ragls.server.session import Session
 from ragls.server.transport import FrameWriter, read_frames
@@ -154,16 +152,7 @@ class RaglsServer(LanguageServer):
         except (OSError, subprocess.SubprocessError):
             return
         if top:
-            self.open_workspace(Path(top))
-
-    def open_workspace(self, root: Path) -> None:
-        ws = self.session.open_workspace(root)
-        if ws is None or ws.watcher is not None:
-            return
-        mode = ws.cfg.server.watch
-        client_watches = self.session.client_can("workspace.did_change_watched_files.dynamic_registration")
-        if mode == "watchdog" or (mode == "auto" and not client_watches):
-            ws.watcher = Watcher(ws.index, apply=lambda batch: ws.changed([Path(p) for p in batch])).start()
+            self.session.open_workspace(Path(top))
 
     def schedule_unsaved(self, uri: str) -> None:
         """Index the buffer's text once typing pauses (retrieval then sees what the user sees)."""
@@ -180,20 +169,6 @@ class RaglsServer(LanguageServer):
                 ws.unsaved(path, doc.text)
 
         self._unsaved_timers[uri] = self._loop.call_later(UNSAVED_DELAY, fire)
-
-
-def _params(handler):
-    """Wrong parameters of our own methods are the client's error: InvalidParams, with the reason."""
-
-    @functools.wraps(handler)
-    async def wrapped(params: Any) -> Any:
-        try:
-            result = handler(params)
-            return await result if asyncio.iscoroutine(result) else result
-        except BadRequest as exc:
-            raise JsonRpcInvalidParams(str(exc)) from None
-
-    return wrapped
 
 
 def create_server() -> RaglsServer:
@@ -213,7 +188,7 @@ def create_server() -> RaglsServer:
         if session.client_can("workspace.configuration"):
             await pull_configuration()
         for folder in server.pending_folders:
-            server.open_workspace(folder)
+            session.open_workspace(folder)
         if session.client_can("workspace.did_change_watched_files.dynamic_registration") and any(
             ws.cfg.server.watch in ("auto", "client") for ws in session.workspaces.values()
         ):
@@ -265,7 +240,7 @@ def create_server() -> RaglsServer:
         for folder in params.event.added:
             path = uri_to_path(folder.uri)
             if path is not None:
-                server.open_workspace(path)
+                session.open_workspace(path)
 
     @server.feature(types.WORKSPACE_DID_CHANGE_WATCHED_FILES)
     def did_change_watched_files(params: types.DidChangeWatchedFilesParams) -> None:
@@ -374,168 +349,8 @@ def create_server() -> RaglsServer:
             )
         return actions
 
-    @server.command("ragls.runRecipe")
-    async def run_recipe_command(*args: Any) -> dict:
-        try:
-            chat_id, future = server.chats.run_recipe(args[0] if args else None)
-        except BadRequest as exc:
-            raise JsonRpcInvalidParams(str(exc)) from None
-        try:
-            final = await asyncio.wrap_future(future)
-        except asyncio.CancelledError:
-            server.chats.cancel({"chatId": chat_id})
-            raise
-        if final.get("output") == "text" and final.get("answer") and not _streams(session):
-            text = final["answer"][:MAX_SHOWN] + ("..." if len(final["answer"]) > MAX_SHOWN else "")
-            server.window_show_message(types.ShowMessageParams(type=types.MessageType.Info, message=text))
-        return final
-
-    @server.command("ragls.openCitation")
-    def open_citation(*args: Any) -> dict:
-        target = args[0] if args and isinstance(args[0], dict) else {}
-        uri, selection = target.get("uri"), citation_range(target.get("range"))
-        if not isinstance(uri, str):
-            raise JsonRpcInvalidParams("ragls.openCitation takes {uri, range}")
-        session.models.submit(server.edits.show, uri, selection)
-        return {"uri": uri}
-
-    @server.command("ragls.reindex")
-    def reindex_command(*args: Any) -> dict:
-        return reindex(args[0] if args else None)
-
-    # -- ragls/ methods ---------------------------------------------------------------------
-
-    @server.feature("ragls/chat")
-    @_params
-    def chat(params: Any) -> dict:
-        return server.chats.ask(params)
-
-    @server.feature("ragls/cancelChat")
-    @_params
-    def cancel_chat(params: Any) -> dict:
-        return server.chats.cancel(params)
-
-    @server.feature("ragls/runRecipe")
-    @_params
-    def run_recipe(params: Any) -> dict:
-        chat_id, _ = server.chats.run_recipe(params)
-        return {"chatId": chat_id}
-
-    @server.feature("ragls/recipes")
-    @_params
-    def recipes(params: Any) -> dict:
-        root = chats_workspace(params)
-        return registry.load(root).as_json()
-
-    def chats_workspace(params: Any) -> Path | None:
-        uri = params.get("uri") if isinstance(params, dict) else None
-        if uri is None:
-            return next(iter(session.workspaces), None)
-        _, ws = server.workspace_of(uri) if isinstance(uri, str) else (None, None)
-        if ws is None:
-            raise BadRequest(f"{uri!r} is not inside a workspace folder")
-        return ws.root
-
-    @server.feature("ragls/search")
-    @_params
-    async def search(params: Any) -> dict:
-        if not isinstance(params, dict) or not isinstance(params.get("query"), str):
-            raise BadRequest("'query' must be a string")
-        top_k = params.get("topK", 10)
-        mode = params.get("mode", "hybrid")
-        if isinstance(top_k, bool) or not isinstance(top_k, int) or not 1 <= top_k <= 100:
-            raise BadRequest("'topK' must be an integer from 1 to 100")
-        if mode not in ("hybrid", "bm25", "dense"):
-            raise BadRequest("'mode' must be 'hybrid', 'bm25' or 'dense'")
-        root = chats_workspace(params) if params.get("uri") else None
-        chosen = [session.workspaces[root]] if root else list(session.workspaces.values())
-        loop = asyncio.get_running_loop()
-
-        def run() -> list[dict]:
-            hits = [(ws, hit) for ws in chosen for hit in ws.index.search(params["query"], top_k, mode)]
-            hits.sort(key=lambda pair: -pair[1].score)
-            return [
-                {
-                    **hit.as_json(),
-                    **location(ws, hit.path, hit.start_line, hit.end_line),
-                    "root": str(ws.root),
-                }
-                for ws, hit in hits[:top_k]
-            ]
-
-        return {"results": await loop.run_in_executor(session.queries, run)}
-
-    @server.feature("ragls/indexStatus")
-    @_params
-    def index_status(params: Any) -> dict:
-        return {"workspaces": [_status(ws) for ws in session.workspaces.values()]}
-
-    @server.feature("ragls/reindex")
-    @_params
-    def reindex(params: Any) -> dict:
-        root = chats_workspace(params) if isinstance(params, dict) and params.get("uri") else None
-        chosen = [session.workspaces[root]] if root else list(session.workspaces.values())
-        return {"started": [str(ws.root) for ws in chosen if ws.build()]}
-
-    @server.feature("ragls/documentState")
-    @_params
-    def document_state(params: Any) -> dict:
-        uri = params.get("uri") if isinstance(params, dict) else None
-        doc = server.documents.get(uri) if isinstance(uri, str) else None
-        if doc is None:
-            raise BadRequest(f"{uri!r} is not open")
-        return {
-            "uri": doc.uri,
-            "version": doc.version,
-            "length": len(doc.text),
-            "lines": doc.line_count,
-            "sha256": hashlib.sha256(doc.text.encode("utf-8", "surrogatepass")).hexdigest(),
-        }
-
-    @server.feature("ragls/privacyAudit")
-    @_params
-    def privacy_audit(params: Any) -> dict:
-        limit = params.get("limit", 100) if isinstance(params, dict) else 100
-        if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
-            raise BadRequest("'limit' must be a positive integer")
-        audit = Privacy(session.settings.privacy).audit
-        try:
-            entries = audit.entries()
-        except ValueError as exc:
-            raise BadRequest(str(exc)) from None
-        return {
-            "mode": session.settings.privacy.mode,
-            "log": str(audit.path),
-            "entries": [entry.__dict__ for entry in entries[-limit:]],
-        }
-
+    register_methods(server)
     return server
-
-
-MAX_SHOWN = 4000  # characters of a text answer shown in window/showMessage
-
-
-def _streams(session: Session) -> bool:
-    """Whether the client shows ``ragls/chatDelta`` streams itself (it says so in its capabilities)."""
-    experimental = session.client_capability("experimental")
-    return isinstance(experimental, dict) and bool((experimental.get("ragls") or {}).get("chatDelta"))
-
-
-def _status(ws: Workspace) -> dict:
-    status = ws.index.status()
-    return {
-        **status,
-        "state": ws.state,
-        "error": ws.error,
-        "progress": {
-            "what": ws.progress.what,
-            "done": ws.progress.done,
-            "total": ws.progress.total,
-            "percentage": ws.progress.percentage,
-        }
-        if ws.building
-        else None,
-    }
 
 
 def serve_stdio() -> int:

@@ -71,6 +71,9 @@ def location(ws: Workspace, path: str, start_line: int, end_line: int) -> dict:
     }
 
 
+MAX_CHATS = 200  # conversations kept; the oldest idle ones are forgotten beyond this
+
+
 class Chats:
     def __init__(self, server: RaglsServer) -> None:
         self.server = server
@@ -118,9 +121,7 @@ class Chats:
         if params.get("range") is not None:
             start, end = lines_of(*_range(params, doc))
             target = f"{path}:{start}-{end}"
-        chat = Chat(uuid.uuid4().hex[:12], ws, turn=1, busy=True)
-        with self._lock:
-            self._chats[chat.id] = chat
+        chat = self._remember(Chat(uuid.uuid4().hex[:12], ws, turn=1, busy=True))
         text = doc.text if doc is not None else None
         future = self.server.session.models.submit(
             self._recipe_turn,
@@ -267,9 +268,14 @@ class Chats:
                 raise BadRequest(f"no chat {chat_id!r} (start one without chatId)")
             return chat
         ws = self._workspace(params)
-        chat = Chat(uuid.uuid4().hex[:12], ws)
+        return self._remember(Chat(uuid.uuid4().hex[:12], ws))
+
+    def _remember(self, chat: Chat) -> Chat:
         with self._lock:
             self._chats[chat.id] = chat
+            idle = [key for key, c in self._chats.items() if not c.busy]
+            for key in idle[: max(0, len(self._chats) - MAX_CHATS)]:
+                del self._chats[key]
         return chat
 
     def _workspace(self, params: dict) -> Workspace:

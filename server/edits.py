@@ -64,7 +64,7 @@ class Edits:
 
     def _replace_lines(self, ws: Workspace, rel: str, start: int, end: int, code: str) -> bool:
         doc, is_open = self._document(ws, rel)
-        first = doc.position(doc.offset(types.Position(line=start - 1, character=0)))
+        first = types.Position(line=start - 1, character=0)
         if end < doc.line_count:
             last = types.Position(line=end, character=0)  # up to the start of the next line
             code = code if code.endswith("\n") else code + "\n"

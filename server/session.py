@@ -24,6 +24,7 @@ from lsprotocol import types
 
 from ragls import config
 from ragls.config import Config, ConfigError
+from ragls.indexer.watcher import Watcher
 from ragls.llm import factory
 from ragls.llm.base import Provider
 from ragls.server.workspaces import BuildEvents, Progress, Workspace
@@ -204,6 +205,10 @@ class Session:
             self.show(types.MessageType.Error, f"ragls: cannot open the index of {root}: {exc}")
             return None
         self.workspaces[root] = ws
+        mode = ws.cfg.server.watch
+        client_watches = self.client_can("workspace.did_change_watched_files.dynamic_registration")
+        if mode == "watchdog" or (mode == "auto" and not client_watches):
+            ws.watcher = Watcher(ws.index, apply=lambda batch: ws.changed([Path(p) for p in batch])).start()
         if ws.cfg.server.index_on_open:
             ws.build()
         return ws

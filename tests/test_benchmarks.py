@@ -3,17 +3,14 @@
 from __future__ import annotations
 
 import math
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
 # benchmarks/ is a top-level folder of the checkout, not part of the installed distribution.
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from benchmarks.corpora import stride_sample  # noqa: E402
-from benchmarks.metrics import Target, covered, ndcg_at_k, path_matches, percentile, score_query  # noqa: E402
+from benchmarks.corpora import stride_sample
+from benchmarks.metrics import Target, covered, ndcg_at_k, path_matches, percentile, score_query
 
 
 @dataclass

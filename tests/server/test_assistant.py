@@ -281,3 +281,33 @@ async def test_completion_is_served_while_a_large_index_is_built(tmp_path: Path)
     assert status["state"] == "indexing" and not ended_before
     assert "cancelled" in end[0].message
     assert after["state"] == "ready" and after["files"] > 0  # what was committed stays usable
+
+
+async def test_model_settings_apply_live_and_the_audit_shows_remote_requests(
+    repo: Path, endpoint, tmp_path: Path
+) -> None:
+    audit = tmp_path / "audit.jsonl"
+    endpoint.replies.append(endpoint.stream("Orders are stored by ", "`shop/storage/pool.py:1-5`."))
+    async with lsp(repo) as (client, recorder):
+        await indexed(client)
+        assert (await request(client, "ragls/privacyAudit", {}))["entries"] == []
+        client.workspace_did_change_configuration(
+            types.DidChangeConfigurationParams(settings={"ragls": endpoint.settings(audit)})
+        )
+        asked = await request(client, "ragls/chat", {"question": "How are orders stored?"})
+        remote = await recorder.final(asked["chatId"])
+        logged = await request(client, "ragls/privacyAudit", {})
+        missing = {"models": {"chat": {"path": str(tmp_path / "no-such-model.gguf")}}}
+        client.workspace_did_change_configuration(types.DidChangeConfigurationParams(settings=missing))
+        again = await request(client, "ragls/chat", {"question": "How are orders stored?"})
+        failed = await recorder.final(again["chatId"])
+        shown = await wait_until(
+            lambda: [m for m in client.messages if "no-such-model.gguf" in m.message],
+            what="the missing model",
+        )
+    assert remote["answer"] == "Orders are stored by `shop/storage/pool.py:1-5`."
+    assert remote["citations"][0]["path"] == "shop/storage/pool.py"
+    assert logged["mode"] == "standard" and len(logged["entries"]) == 1
+    assert logged["entries"][0]["provider"] == "openai" and logged["entries"][0]["bytes"] > 0
+    assert "no-such-model.gguf" in failed["error"] and "models.<role>.path" in failed["error"]
+    assert shown[0].type == types.MessageType.Error
