@@ -310,8 +310,10 @@ class Session:
         self.providers.close()
 
 
-def _section(settings: Any) -> dict:
-    """Editors send either our settings or all settings with ours under ``ragls``."""
-    if isinstance(settings, dict) and isinstance(settings.get(SECTION), dict):
-        return settings[SECTION]
-    return settings if isinstance(settings, dict) else {}
+def _section(settings: Any) -> Any:
+    """Editors send either our settings or all settings with ours under ``ragls``. An empty list
+    counts as an empty object (Lua clients encode an empty table as ``[]``); anything else that is
+    not an object is refused by the config loader, with a message."""
+    if isinstance(settings, dict) and SECTION in settings:
+        settings = settings[SECTION]
+    return {} if settings in ([], None) else settings

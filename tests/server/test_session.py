@@ -190,6 +190,17 @@ async def test_settings_apply_live_and_bad_ones_are_refused(repo: Path) -> None:
             what="the refused setting shown",
         )
         assert message[0].type == types.MessageType.Error and "max_file_bytes" in message[0].message
+        client.workspace_did_change_configuration(
+            types.DidChangeConfigurationParams(settings={"ragls": "fast please"})
+        )
+        await wait_until(
+            lambda: [m for m in client.messages if "settings must be an object" in m.message],
+            what="non-object settings refused",
+        )
+        # Lua clients encode an empty table as []: that is empty settings, not an error.
+        client.workspace_did_change_configuration(types.DidChangeConfigurationParams(settings={"ragls": []}))
+        assert (await request(client, "ragls/indexStatus", {}))["workspaces"][0]["state"] == "ready"
+        assert len([m for m in client.messages if m.type == types.MessageType.Error]) == 2
 
         # A new exclude pattern re-indexes the folder without the excluded files.
         client.workspace_did_change_configuration(
