@@ -324,16 +324,14 @@
       (with-temp-file big
         (dotimes (i 60000) (insert (format "ROW_%d = %d  # a generated constant, not code to read\n" i i))))
       (with-current-buffer (find-file-noselect big)
-        (switch-to-buffer (current-buffer))
         (should (> (buffer-size) ragls-max-buffer-size))
         (ragls-test--wait #'eglot-managed-p "eglot to manage the big file")
         (should (string-match-p "ragls-max-buffer-size"
                                 (cadr (should-error (ragls-inline-complete) :type 'user-error))))
         (goto-char (point-max))
-        (execute-kbd-macro (kbd "x"))
-        (accept-process-output nil 0.5)
-        (should-not ragls--inline-timer) ; fired, and asked nothing
-        (should-not ragls--inline)
+        (let ((ticket ragls--inline-ticket))
+          (ragls--inline-fire (current-buffer) (point) (buffer-modified-tick)) ; the idle trigger
+          (should (= ticket ragls--inline-ticket)))                           ; asked nothing
         (set-buffer-modified-p nil)
         (kill-buffer))
       (should (string-match-p "ready" (ragls-status))))))
