@@ -98,12 +98,13 @@ def decode(data: bytes, name: str) -> tuple[list[str], str | None]:
     return lines, note
 
 
-def relative(index: Index, file: str | Path, cwd: Path | None = None) -> str:
-    """The workspace-relative path of ``file`` (given relative to ``cwd`` or to the root)."""
+def relative(index: Index, file: str | Path, cwd: Path | None = None, *, on_disk: bool = True) -> str:
+    """The workspace-relative path of ``file`` (given relative to ``cwd`` or to the root).
+    ``on_disk=False``: an absolute path need not exist (an editor's buffer not saved yet)."""
     given = Path(file).expanduser()
     candidates = [given] if given.is_absolute() else [(cwd or Path.cwd()) / given, index.root / given]
     for candidate in candidates:
-        if candidate.is_file():
+        if candidate.is_file() or (not on_disk and candidate.is_absolute()):
             try:
                 return candidate.resolve().relative_to(index.root).as_posix()
             except ValueError:
@@ -116,7 +117,7 @@ def select(index: Index, file: str | Path, start: int | None = None, end: int | 
     """The selection ``file[:start[-end]]``: the whole file without lines; with one line, the
     innermost definition around it (what "explain line 12" means); a range as given. ``text`` is
     the editor's unsaved buffer of the file, read instead of the disk."""
-    rel = relative(index, file, cwd)
+    rel = relative(index, file, cwd, on_disk=text is None)
     if index.rules.secret.match_file(rel):
         raise SelectionError(f"{rel} looks like a secret-bearing file; ragls never sends it to a model")
     try:

@@ -311,3 +311,15 @@ async def test_model_settings_apply_live_and_the_audit_shows_remote_requests(
     assert logged["entries"][0]["provider"] == "openai" and logged["entries"][0]["bytes"] > 0
     assert "no-such-model.gguf" in failed["error"] and "models.<role>.path" in failed["error"]
     assert shown[0].type == types.MessageType.Error
+
+
+async def test_a_recipe_runs_on_a_buffer_never_saved(repo: Path) -> None:
+    """An editor's new file exists only as the open buffer: recipes read the buffer."""
+    async with lsp(repo) as (client, recorder):
+        await indexed(client)
+        uri = open_doc(client, repo / "shop" / "calc.py", TYPED + " b\n")
+        started = await request(client, "ragls/runRecipe", {"recipe": "explain", "uri": uri})
+        final = await recorder.final(started["chatId"])
+    assert not (repo / "shop" / "calc.py").exists()
+    assert "error" not in final, final.get("error")
+    assert final["path"] == "shop/calc.py" and final["answer"]
