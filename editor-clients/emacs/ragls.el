@@ -125,7 +125,7 @@ nil: only on demand (\\[ragls-inline-complete])."
       (user-error "ragls: %s is a remote (TRAMP) file; ragls serves local files only, so it is not started"
                   file))
     (unless (or (file-name-absolute-p program) (executable-find program))
-      (user-error "ragls: cannot start `%s': `%s' is not on `exec-path' (pip install ragls, or set `ragls-server-command')"
+      (user-error "ragls: cannot start `%s': `%s' is not on `exec-path' (run `make install' in the ragls repository and put its .venv/bin on PATH, or set `ragls-server-command')"
                   (string-join ragls-server-command " ") program))
     (when (and (file-name-absolute-p program) (not (file-executable-p program)))
       (user-error "ragls: cannot start `%s': %s is not an executable file"
