@@ -20,13 +20,14 @@ def frame(body: bytes) -> bytes:
 
 
 class RawServer:
-    def __init__(self, cwd: Path | None = None, args: tuple[str, ...] = ()) -> None:
+    def __init__(self, cwd: Path | None = None, args: tuple[str, ...] = (), env: dict | None = None) -> None:
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "ragls", "serve", *args],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             cwd=cwd,
+            env=env,
         )
         self.messages: queue.Queue[dict] = queue.Queue()
         self.notifications: list[dict] = []
