@@ -104,13 +104,21 @@ class RawServer:
                 self.messages.put(message)
 
     def initialize(
-        self, root: Path | None, settings: dict | None = None, capabilities: dict | None = None
+        self,
+        root: Path | None,
+        settings: dict | None = None,
+        capabilities: dict | None = None,
+        folders: list[Path] | None = None,
     ) -> dict:
+        """``initialize`` (on ``root``, or on several workspace ``folders``) then ``initialized``."""
         answer = self.request(
             "initialize",
             {
                 "processId": None,
                 "rootUri": root.as_uri() if root else None,
+                "workspaceFolders": [{"uri": f.as_uri(), "name": f.name} for f in folders]
+                if folders
+                else None,
                 "capabilities": capabilities or {},
                 "initializationOptions": settings or {},
             },
