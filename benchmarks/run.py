@@ -16,6 +16,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 from rich.console import Console
@@ -90,12 +91,23 @@ def write_report(
     )
 
 
-def engine_ready(console: Console) -> bool:
-    """Whether ragls' engine imports; says why not on ``console`` when it does not."""
+@dataclass(frozen=True)
+class Session:
+    """What a benchmark run takes before measuring: where it logs, the commit, the load."""
+
+    console: Console
+    code: str
+    load_before: tuple[float, ...]
+
+
+def start() -> Session | None:
+    """Open a run; None (after saying why) when ragls' engine does not import."""
+    session = Session(Console(stderr=True, log_path=False), snapshot(), os.getloadavg())
     missing = ours.engine_available()
     if missing:
-        console.print(f"[red]ragls' engine does not import ({missing}); nothing to benchmark.[/red]")
-    return not missing
+        session.console.print(f"[red]ragls' engine does not import ({missing}); nothing to benchmark.[/red]")
+        return None
+    return session
 
 
 @contextmanager
@@ -118,24 +130,17 @@ def indexing_progress(console: Console) -> Iterator[Callable[[int, int, str], No
 
 
 def finish(
-    tables: list[Table],
-    details: list[dict],
-    out: Path,
-    title: str,
-    command: str,
-    code: str,
-    load_before: tuple[float, ...],
-    console: Console,
+    session: Session, tables: list[Table], details: list[dict], out: Path, title: str, command: str
 ) -> None:
     """Print the tables, write their Markdown copy and (if any) the per-query JSON beside it."""
     terminal = Console()
     print_tables(tables, terminal if terminal.is_terminal else Console(width=200))
-    write_report(out, title, command, code, load_before, tables)
-    console.print(f"Markdown tables written to {out}")
+    write_report(out, title, command, session.code, session.load_before, tables)
+    session.console.print(f"Markdown tables written to {out}")
     if details:
         per_query_file = out.with_suffix(".queries.json")
         per_query_file.write_text(json.dumps(details, indent=1), encoding="utf-8")
-        console.print(f"Per-query results (every system, top 10) written to {per_query_file}")
+        session.console.print(f"Per-query results (every system, top 10) written to {per_query_file}")
 
 
 def _cpuinfo() -> list[str]:
@@ -147,15 +152,13 @@ def _cpuinfo() -> list[str]:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    load_before = os.getloadavg()
-    code = snapshot()
-    console = Console(stderr=True, log_path=False)
-    if not engine_ready(console):
+    session = start()
+    if session is None:
         return 1
-    log = console.log
+    log = session.console.log
     tables: list[Table] = []
     details: list[dict] = []
-    with indexing_progress(console) as progress:
+    with indexing_progress(session.console) as progress:
         if not args.speed_only:
             runs = semble_quality.run_all(
                 fresh=not args.reuse_index, whole_project=args.whole_project, log=log, progress=progress
@@ -166,7 +169,7 @@ def main(argv: list[str] | None = None) -> int:
         if not args.quality_only:
             tables += speed.tables(speed.run_all(dense_10k=args.dense_10k, log=log))
     command = "`python -m benchmarks.run` (or `make bench`)"
-    finish(tables, details, args.out, "ragls search benchmarks", command, code, load_before, console)
+    finish(session, tables, details, args.out, "ragls search benchmarks", command)
     return 0
 
 

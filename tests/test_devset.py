@@ -124,6 +124,18 @@ def test_corpora_carry_split_prefix_and_annotation_file() -> None:
         assert corpus.path_prefix == (repo["prefix"].strip("/") + "/" if repo["prefix"] else "")
 
 
+def test_the_benchmark_runs_report_then_tune_then_sembles_and_rejects_unknown_names() -> None:
+    from benchmarks.devset.__main__ import selected
+
+    every = selected(None)
+    splits = [c.split for c in every]
+    assert splits == sorted(splits, key=["report", "tune", "semble"].index)
+    assert [c.name for c in every[-3:]] == [c.name for c in QUALITY_CORPORA]
+    assert [c.name for c in selected("thor, express")] == ["thor", "express"]
+    with pytest.raises(SystemExit, match="unknown repositories"):
+        selected("thor,no-such-repo")
+
+
 def test_path_prefix_defaults_to_the_benchmark_root() -> None:
     pkg = Package("npm", "express", "5.2.1")
     assert QualityCorpus("express", pkg, "lib").path_prefix == "lib/"

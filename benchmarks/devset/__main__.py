@@ -1,6 +1,6 @@
-"""``python -m benchmarks.devset``: search quality on the dev set's report and tune halves and
-on semble's three shared repositories, in one run.
+"""``python -m benchmarks.devset``: search quality on the dev set's halves and semble's three.
 
+One run covers the report half, the tune half and semble's three shared repositories.
 Every repository is indexed (keyword layer and embeddings) and searched by the plain BM25
 baseline, ragls keyword-only (``bm25`` mode), ragls hybrid and ragls dense-only, scored with
 semble's NDCG@10 (:mod:`benchmarks.semble_quality` does the work). Prints NDCG@10 per
@@ -12,17 +12,14 @@ the tables to ``benchmarks/results/devset.md`` and every query's result to
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from pathlib import Path
-
-from rich.console import Console
 
 from benchmarks import devset, semble_quality
 from benchmarks.corpora import QUALITY_CORPORA, QualityCorpus
 from benchmarks.metrics import mean
 from benchmarks.report import Table, ratio, seconds
-from benchmarks.run import RESULTS, engine_ready, finish, indexing_progress, snapshot
+from benchmarks.run import RESULTS, finish, indexing_progress, start
 from benchmarks.semble_quality import BASELINE, CATEGORIES, CorpusRun
 
 # (system as semble_quality names it, column label), baseline first.
@@ -171,17 +168,15 @@ def speed_table(runs: list[CorpusRun]) -> Table:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    load_before = os.getloadavg()
-    code = snapshot()
-    console = Console(stderr=True, log_path=False)
-    if not engine_ready(console):
-        return 1
     corpora = selected(args.repos)
-    with indexing_progress(console) as progress:
+    session = start()
+    if session is None:
+        return 1
+    with indexing_progress(session.console) as progress:
         runs = semble_quality.run_all(
             fresh=not args.reuse_index,
             whole_project=False,
-            log=console.log,
+            log=session.console.log,
             progress=progress,
             corpora=corpora,
         )
@@ -192,14 +187,12 @@ def main(argv: list[str] | None = None) -> int:
         semble_quality.failures(runs, threshold=args.failures_below),
     ]
     finish(
+        session,
         tables,
         semble_quality.per_query(runs),
         args.out,
         "ragls dev-set search benchmark",
         "`python -m benchmarks.devset` (or `make bench-devset`)",
-        code,
-        load_before,
-        console,
     )
     return 0
 
