@@ -97,6 +97,10 @@ def test_annotations_are_in_sembles_format(repo: dict) -> None:
                 assert set(raw) == {"path", "start_line", "end_line"}, raw
                 assert target.has_span and 1 <= target.start_line <= target.end_line, raw  # type: ignore[operator]
             assert target.path.startswith(prefix) and ".." not in target.path.split("/"), target.path
+        # semble's style: 1 to 3 targets; line spans only where a symbol names a definition.
+        assert len(targets) <= 3, item["query"]
+        if item["category"] != "symbol":
+            assert not any(t.has_span for t in targets), item["query"]
     # Loaded through the benchmark's own loader, nothing is lost.
     loaded = load_queries(repo["name"], devset.ANNOTATIONS / f"{repo['name']}.json")
     assert [q.text for q in loaded] == queries
