@@ -9,7 +9,7 @@ TORCH := torch==2.13.0
 LLAMA_CMAKE_ARGS := -DGGML_NATIVE=OFF -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON \
 	-DGGML_AMX_INT8=OFF -DGGML_AMX_TILE=OFF -DGGML_AMX_BF16=OFF
 
-.PHONY: install install-test demo test lint bench clean
+.PHONY: install install-test demo test lint bench bench-devset clean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -46,6 +46,9 @@ test: install-test
 
 bench: install-test
 	$(BIN)/python -m benchmarks.run
+
+bench-devset: install-test
+	$(BIN)/python -m benchmarks.devset
 
 clean:
 	rm -rf $(VENV) build *.egg-info

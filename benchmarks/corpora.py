@@ -1,8 +1,9 @@
 """Benchmark corpora, fetched from the package registries into a cache and never committed.
 
 The machine reaches only PyPI, Debian and npm, so every corpus is a registry artifact pinned to
-an exact version: the quality corpora are the releases nearest semble's pinned commits, and the
-speed corpora are deterministic stride samples over several big real packages. Everything is
+an exact version: the quality corpora are the releases nearest semble's pinned commits (and the
+dev set's packages, listed in ``benchmarks/devset/repos.json``), and the speed corpora are
+deterministic stride samples over several big real packages. Everything is
 cached under ``benchmarks/.cache/`` (or ``$RAGLS_BENCH_CACHE``) so a second run is offline.
 """
 
@@ -22,7 +23,7 @@ from pathlib import Path
 
 Log = Callable[[str], None]
 
-ARCHIVE_SUFFIXES = (".tar.gz", ".tgz", ".zip")
+ARCHIVE_SUFFIXES = (".tar.gz", ".tgz", ".zip", ".deb")
 
 
 def cache_dir() -> Path:
@@ -35,7 +36,10 @@ def cache_dir() -> Path:
 
 @dataclass(frozen=True)
 class Package:
-    """One pinned registry artifact: ``registry`` is ``"pypi"`` (an sdist) or ``"npm"`` (a tarball)."""
+    """One pinned registry artifact: ``registry`` is ``"pypi"`` (an sdist), ``"npm"`` (a tarball)
+    or ``"debian"`` (a binary package, unpacked without installing: Debian's ``golang-*-dev``,
+    ``librust-*-dev``, ``ruby-*``, ``php-*``, ``lua-*`` and header-only ``*-dev`` packages carry
+    their sources)."""
 
     registry: str
     name: str
@@ -68,7 +72,7 @@ def _atomic_dir(final: Path) -> Iterator[Path]:
 
 
 def _download(pkg: Package, dest: Path) -> None:
-    """Fetch the archive with the registry's ordinary client (pip / npm), into ``dest``."""
+    """Fetch the archive with the registry's ordinary client (pip / npm / apt-get), into ``dest``."""
     if pkg.registry == "pypi":
         _run(
             [
@@ -89,6 +93,12 @@ def _download(pkg: Package, dest: Path) -> None:
     elif pkg.registry == "npm":
         spec = f"{pkg.name}@{pkg.version}"
         _run(["npm", "pack", "--silent", spec, "--pack-destination", str(dest)], cwd=dest)
+    elif pkg.registry == "debian":
+        try:
+            _run(["apt-get", "download", f"{pkg.name}={pkg.version}"], cwd=dest)
+        except RuntimeError as exc:
+            hint = "apt-get needs its package lists: run 'apt-get update' once"
+            raise RuntimeError(f"{exc}\n({hint})") from exc
     else:
         raise ValueError(f"unknown registry {pkg.registry!r}")
 
@@ -98,7 +108,7 @@ def fetch(pkg: Package, log: Log = print) -> Path:
     base = cache_dir()
     unpacked = base / "src" / pkg.registry / pkg.label
     if unpacked.is_dir():
-        return _project_dir(unpacked)
+        return _project_dir(unpacked, pkg.registry)
     archives = base / "downloads" / pkg.registry / pkg.label
     if not archives.is_dir():
         log(f"downloading {pkg.registry} {pkg.name} {pkg.version} ...")
@@ -109,10 +119,13 @@ def fetch(pkg: Package, log: Log = print) -> Path:
         raise RuntimeError(f"expected one archive in {archives}, found {[p.name for p in found]}")
     with _atomic_dir(unpacked) as tmp:
         _unpack(found[0], tmp)
-    return _project_dir(unpacked)
+    return _project_dir(unpacked, pkg.registry)
 
 
 def _unpack(archive: Path, dest: Path) -> None:
+    if archive.name.endswith(".deb"):
+        _run(["dpkg-deb", "--extract", str(archive), str(dest)], cwd=dest)
+        return
     if archive.name.endswith(".zip"):
         shutil.unpack_archive(archive, dest)
         return
@@ -120,8 +133,11 @@ def _unpack(archive: Path, dest: Path) -> None:
         tar.extractall(dest, filter="data")
 
 
-def _project_dir(unpacked: Path) -> Path:
-    """sdists and npm tarballs wrap the project in one top folder (``name-ver/``, ``package/``)."""
+def _project_dir(unpacked: Path, registry: str) -> Path:
+    """sdists and npm tarballs wrap the project in one top folder (``name-ver/``, ``package/``);
+    a Debian package unpacks to the file system tree it would install (``usr/...``)."""
+    if registry == "debian":
+        return unpacked
     entries = [p for p in unpacked.iterdir() if not p.name.startswith(".")]
     return entries[0] if len(entries) == 1 and entries[0].is_dir() else unpacked
 
@@ -131,22 +147,35 @@ def _project_dir(unpacked: Path) -> Path:
 
 @dataclass(frozen=True)
 class QualityCorpus:
-    """An annotated repository; ``benchmark_root`` is semble's ``benchmark_root`` for it.
+    """An annotated repository; ``benchmark_root`` is the folder of the unpacked artifact indexed.
 
     semble indexes only ``<checkout>/<benchmark_root>`` and matches annotation paths (relative to
     the repository root) by suffix against the indexed files' full paths, so result paths are
-    prefixed with ``benchmark_root`` before matching.
+    prefixed with ``prefix`` (by default ``benchmark_root``, as in semble's repositories) before
+    matching. A dev-set corpus whose package lays files out unlike the upstream repository (a
+    Debian package) names the upstream path of its root as ``prefix`` instead. ``annotations``
+    is the corpus's annotation file (None: semble's, found by name).
     """
 
     name: str
     package: Package
     benchmark_root: str
+    prefix: str | None = None
+    annotations: Path | None = None
+    language: str = ""
+    split: str = "semble"
+
+    @property
+    def path_prefix(self) -> str:
+        """What goes before an indexed file's root-relative path to form an annotation path."""
+        prefix = self.benchmark_root if self.prefix is None else self.prefix
+        return prefix.strip("/") + "/" if prefix.strip("/") else ""
 
 
 QUALITY_CORPORA = (
-    QualityCorpus("fastapi", Package("pypi", "fastapi", "0.135.3"), "fastapi"),
-    QualityCorpus("aiohttp", Package("pypi", "aiohttp", "3.13.5"), "aiohttp"),
-    QualityCorpus("express", Package("npm", "express", "5.2.1"), "lib"),
+    QualityCorpus("fastapi", Package("pypi", "fastapi", "0.135.3"), "fastapi", language="python"),
+    QualityCorpus("aiohttp", Package("pypi", "aiohttp", "3.13.5"), "aiohttp", language="python"),
+    QualityCorpus("express", Package("npm", "express", "5.2.1"), "lib", language="javascript"),
 )
 
 

@@ -14,6 +14,9 @@ import platform
 import subprocess
 import sys
 import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 from rich.console import Console
@@ -88,25 +91,28 @@ def write_report(
     )
 
 
-def _cpuinfo() -> list[str]:
-    try:
-        return Path("/proc/cpuinfo").read_text().splitlines()
-    except OSError:
-        return []
+@dataclass(frozen=True)
+class Session:
+    """What a benchmark run takes before measuring: where it logs, the commit, the load."""
+
+    console: Console
+    code: str
+    load_before: tuple[float, ...]
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
-    load_before = os.getloadavg()
-    code = snapshot()
-    console = Console(stderr=True, log_path=False)
+def start() -> Session | None:
+    """Open a run; None (after saying why) when ragls' engine does not import."""
+    session = Session(Console(stderr=True, log_path=False), snapshot(), os.getloadavg())
     missing = ours.engine_available()
     if missing:
-        console.print(f"[red]ragls' engine does not import ({missing}); nothing to benchmark.[/red]")
-        return 1
-    log = console.log
-    tables: list[Table] = []
-    details: list[dict] = []
+        session.console.print(f"[red]ragls' engine does not import ({missing}); nothing to benchmark.[/red]")
+        return None
+    return session
+
+
+@contextmanager
+def indexing_progress(console: Console) -> Iterator[Callable[[int, int, str], None]]:
+    """A transient progress bar for the engine's ``progress(done, total, what)`` callbacks."""
     with Progress(
         TextColumn("{task.description}"),
         BarColumn(),
@@ -120,6 +126,39 @@ def main(argv: list[str] | None = None) -> int:
         def progress(done: int, total: int, what: str) -> None:
             bar.update(task, completed=done, total=total, description=what)
 
+        yield progress
+
+
+def finish(
+    session: Session, tables: list[Table], details: list[dict], out: Path, title: str, command: str
+) -> None:
+    """Print the tables, write their Markdown copy and (if any) the per-query JSON beside it."""
+    terminal = Console()
+    print_tables(tables, terminal if terminal.is_terminal else Console(width=200))
+    write_report(out, title, command, session.code, session.load_before, tables)
+    session.console.print(f"Markdown tables written to {out}")
+    if details:
+        per_query_file = out.with_suffix(".queries.json")
+        per_query_file.write_text(json.dumps(details, indent=1), encoding="utf-8")
+        session.console.print(f"Per-query results (every system, top 10) written to {per_query_file}")
+
+
+def _cpuinfo() -> list[str]:
+    try:
+        return Path("/proc/cpuinfo").read_text().splitlines()
+    except OSError:
+        return []
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    session = start()
+    if session is None:
+        return 1
+    log = session.console.log
+    tables: list[Table] = []
+    details: list[dict] = []
+    with indexing_progress(session.console) as progress:
         if not args.speed_only:
             runs = semble_quality.run_all(
                 fresh=not args.reuse_index, whole_project=args.whole_project, log=log, progress=progress
@@ -129,21 +168,8 @@ def main(argv: list[str] | None = None) -> int:
             details = semble_quality.per_query(runs)
         if not args.quality_only:
             tables += speed.tables(speed.run_all(dense_10k=args.dense_10k, log=log))
-    out = Console()
-    print_tables(tables, out if out.is_terminal else Console(width=200))
-    write_report(
-        args.out,
-        "ragls search benchmarks",
-        "`python -m benchmarks.run` (or `make bench`)",
-        code,
-        load_before,
-        tables,
-    )
-    console.print(f"Markdown tables written to {args.out}")
-    if details:
-        per_query_file = args.out.with_suffix(".queries.json")
-        per_query_file.write_text(json.dumps(details, indent=1), encoding="utf-8")
-        console.print(f"Per-query results (every system, top 10) written to {per_query_file}")
+    command = "`python -m benchmarks.run` (or `make bench`)"
+    finish(session, tables, details, args.out, "ragls search benchmarks", command)
     return 0
 
 

@@ -19,7 +19,7 @@ from pathlib import Path
 from benchmarks import ours
 from benchmarks.baseline import PlainBM25
 from benchmarks.corpora import QUALITY_CORPORA, Log, QualityCorpus, fetch
-from benchmarks.metrics import QueryScore, Target, covered, mean, score_query
+from benchmarks.metrics import QueryScore, Target, covered, mean, percentile, score_query
 from benchmarks.report import Table, fmt, seconds
 
 BASELINE = "plain BM25"
@@ -61,8 +61,9 @@ class Query:
     targets: tuple[Target, ...]  # relevant, then secondary
 
 
-def load_queries(repo: str) -> list[Query]:
-    raw = json.loads((annotations_dir() / f"{repo}.json").read_text(encoding="utf-8"))
+def load_queries(repo: str, path: Path | None = None) -> list[Query]:
+    """The annotated queries of ``repo``: semble's file by that name, or the file at ``path``."""
+    raw = json.loads((path or annotations_dir() / f"{repo}.json").read_text(encoding="utf-8"))
     return [
         Query(
             repo,
@@ -89,6 +90,7 @@ class Outcome:
     system: str
     score: QueryScore
     top: list[Hit]
+    seconds: float  # the search call alone
 
 
 @dataclass
@@ -107,6 +109,7 @@ class CorpusRun:
     chunks: int
     keyword_seconds: float
     embed_seconds: float
+    baseline_seconds: float  # building the plain BM25 baseline over the same root
     targets: TargetCounts
     outcomes: list[Outcome] = field(default_factory=list)
 
@@ -116,6 +119,9 @@ class CorpusRun:
             for o in self.outcomes
             if o.system == system and (category is None or o.query.category == category)
         )
+
+    def query_p50(self, system: str) -> float:
+        return percentile([o.seconds for o in self.outcomes if o.system == system], 0.5)
 
 
 def _present(project: Path, target: Target) -> bool:
@@ -133,8 +139,8 @@ def run_corpus(
 ) -> CorpusRun:
     project = fetch(corpus.package, log)
     root = project if whole_project else project / corpus.benchmark_root
-    prefix = "" if whole_project else corpus.benchmark_root.rstrip("/") + "/"
-    queries = load_queries(corpus.name)
+    prefix = "" if whole_project else corpus.path_prefix
+    queries = load_queries(corpus.name, corpus.annotations)
 
     def hits(rows: Sequence) -> list[Hit]:
         return [Hit(prefix + r.path, r.start_line, r.end_line) for r in rows]
@@ -146,7 +152,12 @@ def run_corpus(
         index.embed_pending(progress=progress)
         embed_seconds = time.perf_counter() - started
         chunks = hits(ours.all_chunks(index))
-        run = CorpusRun(corpus, stats.files, len(chunks), stats.seconds, embed_seconds, TargetCounts())
+        started = time.perf_counter()
+        baseline = PlainBM25.build(root)
+        baseline_seconds = time.perf_counter() - started
+        run = CorpusRun(
+            corpus, stats.files, len(chunks), stats.seconds, embed_seconds, baseline_seconds, TargetCounts()
+        )
         indexed = {q.text: covered(chunks, q.targets) for q in queries}
         for q in queries:
             run.targets.total += len(q.targets)
@@ -156,13 +167,14 @@ def run_corpus(
             mode: (lambda text, mode=mode: hits(index.search(text, top_k=TOP_K, mode=mode)))
             for mode in ours.MODES
         }
-        baseline = PlainBM25.build(root)
         searchers[BASELINE] = lambda text: hits(baseline.search(text, TOP_K))
         for system, search in searchers.items():
             for q in queries:
+                started = time.perf_counter()
                 top = search(q.text)
+                elapsed = time.perf_counter() - started
                 run.outcomes.append(
-                    Outcome(q, system, score_query(top, q.targets, indexed[q.text], TOP_K), top)
+                    Outcome(q, system, score_query(top, q.targets, indexed[q.text], TOP_K), top, elapsed)
                 )
     finally:
         index.close()
@@ -170,11 +182,15 @@ def run_corpus(
 
 
 def run_all(
-    *, fresh: bool, whole_project: bool, log: Log, progress: Callable | None = None
+    *,
+    fresh: bool,
+    whole_project: bool,
+    log: Log,
+    progress: Callable | None = None,
+    corpora: Sequence[QualityCorpus] = QUALITY_CORPORA,
 ) -> list[CorpusRun]:
     return [
-        run_corpus(c, fresh=fresh, whole_project=whole_project, log=log, progress=progress)
-        for c in QUALITY_CORPORA
+        run_corpus(c, fresh=fresh, whole_project=whole_project, log=log, progress=progress) for c in corpora
     ]
 
 
@@ -271,12 +287,14 @@ def per_query(runs: list[CorpusRun]) -> list[dict]:
     return [
         {
             "repo": o.query.repo,
+            "split": run.corpus.split,
             "system": o.system,
             "query": o.query.text,
             "category": o.query.category,
             "ndcg": round(o.score.ndcg, 4),
             "targets": [str(t) for t in o.query.targets],
             "ranks": list(o.score.ranks),
+            "ms": round(o.seconds * 1000, 2),
             "top": [f"{h.path}:{h.start_line}-{h.end_line}" for h in o.top],
         }
         for run in runs
