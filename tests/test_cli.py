@@ -77,7 +77,9 @@ def test_human_search_and_status(repo: Path) -> None:
     assert "shop/auth/tokens.py" in proc.stdout
     status = ragls("status", "--root", str(repo), "--json")
     data = json.loads(status.stdout)
-    assert data["files"] >= 11 and data["pending_embeddings"] == 0 and data["vectors"] == data["embedded"]
+    assert data["files"] >= 11 and data["pending_embeddings"] == 0
+    for tier in ("static", "contextual"):
+        assert data["tiers"][tier]["vectors"] == data["tiers"][tier]["embedded"] == data["chunks"]
 
 
 def test_config_error_is_reported(repo: Path, tmp_path: Path) -> None:
@@ -102,6 +104,8 @@ def test_first_search_on_a_big_folder_answers_before_embedding(tmp_path: Path) -
     proc = ragls("search", "ConnectionPool", "--root", str(root), "--json")
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout)[0]["path"] == "shop/storage/pool.py"
-    assert "chunks still need dense embeddings" in " ".join(proc.stderr.split())
+    assert "chunks still need contextual embeddings" in " ".join(proc.stderr.split())
     status = json.loads(ragls("status", "--root", str(root), "--json").stdout)
-    assert status["embedded"] == 0 and status["pending_embeddings"] == status["chunks"]
+    tiers = status["tiers"]
+    assert tiers["static"]["embedded"] == status["chunks"]  # the fast tier is always built
+    assert tiers["contextual"]["embedded"] == 0 and status["pending_embeddings"] == status["chunks"]

@@ -79,7 +79,7 @@ def test_kill_during_keyword_layer(repo: Path, isolated_env: Path) -> None:
 
 def test_kill_during_embedding_then_resume(repo: Path, isolated_env: Path) -> None:
     proc = start_indexing(repo, isolated_env)
-    seen = kill_when(proc, isolated_env, "SELECT count(*) FROM embeddings", 1, N_FILES)
+    seen = kill_when(proc, isolated_env, "SELECT count(*) FROM vectors WHERE tier = 'contextual'", 1, N_FILES)
     with open_index(repo) as index:
         consistent(index)
         assert index.store.counts()["files"] == N_FILES
