@@ -1,7 +1,8 @@
 """Opening our engine the way the benchmark needs it: isolated, reproducible, optionally cold.
 
 Every benchmark index lives under the bench cache (``RAGLS_CACHE_DIR`` is pointed there), so
-benchmark runs never touch the user's own indexes, and the user's config file is masked
+benchmark runs never touch the user's own indexes; so do the models ragls derives
+(``RAGLS_MODELS_DIR``: the static model, the ONNX export); and the user's config file is masked
 (``RAGLS_CONFIG`` points at a file that does not exist) so the numbers are those of the
 built-in defaults, whoever runs them.
 """
@@ -19,7 +20,16 @@ from benchmarks.corpora import cache_dir
 if TYPE_CHECKING:
     from ragls.indexer.engine import Index
 
-MODES = ("hybrid", "bm25", "dense")
+# Every way the benchmark asks our engine: (search mode, dense tiers used; None = every enabled tier).
+SYSTEMS: dict[str, tuple[str, tuple[str, ...] | None]] = {
+    "hybrid, all tiers": ("hybrid", None),
+    "hybrid, static": ("hybrid", ("static",)),
+    "hybrid, contextual": ("hybrid", ("contextual",)),
+    "hybrid, no dense": ("hybrid", ()),
+    "bm25 only": ("bm25", None),
+    "dense, static": ("dense", ("static",)),
+    "dense, contextual": ("dense", ("contextual",)),
+}
 
 
 def isolate(purpose: str) -> Path:
@@ -28,7 +38,16 @@ def isolate(purpose: str) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     os.environ["RAGLS_CACHE_DIR"] = str(folder)
     os.environ["RAGLS_CONFIG"] = str(cache_dir() / "no-user-config.toml")
+    os.environ["RAGLS_MODELS_DIR"] = str(cache_dir() / "models")
     return folder
+
+
+def default_config():
+    """The built-in configuration (the user's file masked)."""
+    from ragls import config
+
+    isolate("models")
+    return config.load()
 
 
 def engine_available() -> str | None:
