@@ -24,7 +24,8 @@ from benchmarks.metrics import QueryScore, Target, covered, mean, percentile, sc
 from benchmarks.report import Table, fmt, seconds
 
 BASELINE = "plain BM25"
-SYSTEMS = (*ours.SYSTEMS, BASELINE)
+INT8 = "hybrid, contextual int8"  # the contextual tier with int8 ONNX weights, in its own index
+SYSTEMS = (*ours.SYSTEMS, INT8, BASELINE)
 TOP_K = 10
 FAILURE_NDCG = 0.5
 CATEGORIES = ("architecture", "semantic", "symbol")
@@ -171,6 +172,10 @@ def run_corpus(
             for system, (mode, tiers) in ours.SYSTEMS.items()
         }
         searchers[BASELINE] = lambda text: hits(baseline.search(text, TOP_K))
+        int8 = ours.open_index(root, "quality-int8", fresh=fresh, int8=True)
+        int8.update()
+        int8.embed_pending(progress=progress, tiers=["contextual"])
+        searchers[INT8] = lambda text: hits(int8.search(text, TOP_K, tiers=["contextual"]))
         for system, search in searchers.items():
             for q in queries:
                 started = time.perf_counter()
@@ -179,6 +184,7 @@ def run_corpus(
                 run.outcomes.append(
                     Outcome(q, system, score_query(top, q.targets, indexed[q.text], TOP_K), top, elapsed)
                 )
+        int8.close()
     finally:
         index.close()
     return run

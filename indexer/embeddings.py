@@ -126,6 +126,10 @@ class ContextualEncoder:
         int8 = "+int8" if self.cfg.onnx_int8 and self._backend() == "onnx" else ""
         return f"{model_location(self.cfg)}@{self.cfg.max_tokens}{int8}"
 
+    def on_gpu(self) -> bool:
+        self._backend()
+        return self.device == "cuda"
+
     def _backend(self) -> str:
         if not self.backend:
             self.device = pick_device(self.cfg.device, self.notices)

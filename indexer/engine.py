@@ -303,8 +303,21 @@ class Index:
         """The dense tiers this index builds, in the order they are built."""
         if not self.cfg.index.embeddings:
             return []
-        names = ["static", "contextual"] if self.cfg.index.contextual else ["static"]
-        return [self.tiers[n] for n in names]
+        return (
+            [self.tiers["static"], self.tiers["contextual"]]
+            if self.contextual_enabled()
+            else [self.tiers["static"]]
+        )
+
+    def contextual_enabled(self) -> bool:
+        """``index.contextual``: 'auto' builds the contextual tier only where it is cheap (a GPU)."""
+        setting = self.cfg.index.contextual
+        if setting == "auto":
+            encoder = self.tiers["contextual"].encoder
+            on_gpu = encoder.on_gpu()
+            self._take_notices(encoder)  # e.g. CUDA asked for but absent
+            return on_gpu
+        return setting == "on"
 
     def pending_embeddings(self) -> int:
         """Texts that still lack a vector of some enabled tier."""
@@ -342,8 +355,11 @@ class Index:
         try:
             tier.check_model(self.store, self._write, self.notices)
         finally:
-            self.notices += tier.encoder.notices
-            tier.encoder.notices.clear()
+            self._take_notices(tier.encoder)
+
+    def _take_notices(self, encoder) -> None:
+        self.notices += encoder.notices
+        encoder.notices.clear()
 
     def save(self) -> None:
         """Persist the faiss copy under the store's current generation."""

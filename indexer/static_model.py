@@ -66,7 +66,7 @@ class StaticEncoder:
             from model2vec import StaticModel
 
             try:
-                model = StaticModel.from_pretrained(str(derived.path), force_download=False, max_length=None)
+                model = StaticModel.from_pretrained(str(derived.path), force_download=False)
             except Exception as exc:  # verified files that still do not load: say which folder
                 raise EmbeddingError(f"cannot load the static model in {derived.path}: {exc}") from exc
             self._model, self._version = model, derived.version

@@ -124,7 +124,7 @@ def _json_lines(done: int, total: int, what: str) -> None:
 def embed_contextual(index: Index, report, embed_limit: int | None) -> None:
     """The contextual tier in the foreground, unless more than ``embed_limit`` texts wait for it."""
     pending = index.store.count_pending("contextual")
-    if not index.cfg.index.contextual or not pending:
+    if not index.contextual_enabled() or not pending:
         return
     if embed_limit is not None and pending > embed_limit:
         err.print(
@@ -255,7 +255,7 @@ def _show_status(root: Path, as_json: bool) -> int:
     for key, value in status.items():
         if key == "tiers":
             for name, tier in value.items():
-                state = "off (index.contextual = false)"
+                state = f"off (index.contextual = '{index.cfg.index.contextual}')"
                 if tier["enabled"]:
                     state = f"{tier['embedded']} of {status['chunks']} chunks, {tier['pending']} pending"
                 table.add_row(f"{name} tier", f"{state}; model {tier['model'] or '-'}")

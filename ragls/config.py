@@ -51,10 +51,11 @@ class IndexConfig:
     )
     lines_per_chunk: int = opt(60, "lines per chunk for files chunked by lines (text, config, no grammar)")
     embeddings: bool = opt(True, "build dense embeddings (keyword and symbol layers are always built)")
-    contextual: bool = opt(
-        True,
+    contextual: Literal["auto", "on", "off"] = opt(
+        "auto",
         "after the static tier, embed every chunk with the contextual model too (models.embedding), "
-        "in the background; false: static vectors only",
+        "in the background: 'on', 'off', or 'auto' = on when it runs on a GPU, off on a CPU "
+        "(where it costs minutes to an hour of both cores for little NDCG; see the benchmark)",
     )
     watch_debounce_seconds: float = opt(0.3, "quiet time before the watcher applies a burst of changes")
 

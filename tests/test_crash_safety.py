@@ -56,10 +56,9 @@ def kill_when(
 
 @pytest.fixture
 def repo(tmp_path: Path) -> Path:
-    return write_tree(
-        tmp_path / "ws",
-        {f"pkg{i % 7}/mod_{i}.py": PY.format(name=f"handler_{i}") * 3 for i in range(N_FILES)},
-    )
+    files = {f"pkg{i % 7}/mod_{i}.py": PY.format(name=f"handler_{i}") * 3 for i in range(N_FILES)}
+    # the contextual tier commits in small groups: a kill lands mid-pass
+    return write_tree(tmp_path / "ws", {**files, ".ragls/config.toml": '[index]\ncontextual = "on"\n'})
 
 
 def test_kill_during_keyword_layer(repo: Path, isolated_env: Path) -> None:

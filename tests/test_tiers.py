@@ -20,6 +20,8 @@ from ragls.indexer.engine import CONTEXTUAL_GROUP
 from ragls.indexer.store import PendingText
 from ragls.indexer.tiers import retrieval_order
 
+CONTEXTUAL_ON = '[index]\ncontextual = "on"\n'
+
 FILES = {
     "net/server.py": "class HTTPServerError(Exception):\n"
     "    '''Raised when the web server fails to answer.'''\n",
@@ -37,6 +39,7 @@ def workspace_config(root: Path, text: str) -> None:
 
 def test_static_tier_first_then_contextual_each_in_its_own_index(tmp_path: Path) -> None:
     root = write_tree(tmp_path / "ws", FILES)
+    workspace_config(root, CONTEXTUAL_ON)
     with open_index(root) as index:
         index.update()
         assert index.embed_pending(tiers=["static"]) == 3
@@ -61,6 +64,7 @@ def test_search_with_a_partial_contextual_tier(tmp_path: Path) -> None:
     """Before the contextual tier is complete, each tier ranks only its own vectors and the
     fusion still reaches chunks that have no contextual vector yet."""
     root = write_tree(tmp_path / "ws", FILES)
+    workspace_config(root, CONTEXTUAL_ON)
     with open_index(root) as index:
         index.update()
         index.embed_pending(tiers=["static"])
@@ -121,10 +125,11 @@ def test_reference_counts_rank_pending_texts(tmp_path: Path) -> None:
 
 def test_contextual_window_change_reembeds_that_tier_only(tmp_path: Path) -> None:
     root = write_tree(tmp_path / "ws", FILES)
+    workspace_config(root, CONTEXTUAL_ON)
     with open_index(root) as index:
         index.update()
         index.embed_pending()
-    workspace_config(root, "[models.embedding]\nmax_tokens = 128\n")
+    workspace_config(root, CONTEXTUAL_ON + "[models.embedding]\nmax_tokens = 128\n")
     with open_index(root) as index:
         assert index.pending_embeddings() == 0  # not known to be stale until the model is checked
         assert index.embed_pending() == 3
@@ -134,9 +139,9 @@ def test_contextual_window_change_reembeds_that_tier_only(tmp_path: Path) -> Non
         consistent(index)
 
 
-def test_contextual_tier_can_be_turned_off(tmp_path: Path) -> None:
+def test_contextual_tier_is_off_on_a_cpu_by_default(tmp_path: Path) -> None:
+    """index.contextual = 'auto': a GPU would run it; this machine has none."""
     root = write_tree(tmp_path / "ws", FILES)
-    workspace_config(root, "[index]\ncontextual = false\n")
     with open_index(root) as index:
         index.update()
         assert index.embed_pending() == 3
@@ -169,7 +174,7 @@ def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def tiny_static_config(root: Path, model: Path, pca_dims: int = 16) -> None:
     workspace_config(
-        root, f'[index]\ncontextual = false\n[models.static]\nsource = "{model}"\npca_dims = {pca_dims}\n'
+        root, f'[index]\ncontextual = "off"\n[models.static]\nsource = "{model}"\npca_dims = {pca_dims}\n'
     )
 
 
@@ -244,7 +249,7 @@ def test_killed_contextual_pass_resumes_without_half_written_vectors(
 ) -> None:
     files = {f"pkg{i % 5}/mod_{i}.py": PY.format(name=f"handler_{i}") * 4 for i in range(600)}
     root = write_tree(tmp_path / "ws", files)
-    workspace_config(root, "[models.embedding]\nbatch_size = 8\n")
+    workspace_config(root, CONTEXTUAL_ON + "[models.embedding]\nbatch_size = 8\n")
     with open_index(root) as index:
         index.update()
         index.embed_pending(tiers=["static"])
@@ -308,11 +313,18 @@ def test_cli_device_cuda_without_gpu_says_so_and_indexes_on_cpu(tmp_path: Path) 
     )
     assert proc.returncode == 0, proc.stderr
     assert "no CUDA GPU" in " ".join(proc.stderr.split())
-    status = subprocess.run(
+    human = subprocess.run(
         [sys.executable, "-m", "ragls.cli", "index", str(root), "--status"], capture_output=True, text=True
     )
-    lines = " ".join(status.stdout.split())
-    assert "static tier 3 of 3 chunks" in lines and "contextual tier 3 of 3 chunks" in lines
+    assert "static tier" in human.stdout and "contextual tier" in human.stdout
+    status = subprocess.run(
+        [sys.executable, "-m", "ragls.cli", "status", "--root", str(root), "--json"],
+        capture_output=True,
+        text=True,
+    )
+    tiers = json.loads(status.stdout)["tiers"]
+    assert tiers["static"]["embedded"] == 3 and tiers["static"]["vectors"] == 3
+    assert not tiers["contextual"]["enabled"]  # 'auto' on a CPU
 
 
 def test_out_of_memory_batches_are_halved_and_retried() -> None:
