@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import inspect
 import json
+import logging
 import os
 import shutil
 from pathlib import Path
@@ -75,6 +76,8 @@ def _export(source: str, folder: Path) -> None:
 
 def _quantize(fp32: Path, folder: Path) -> None:
     from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    logging.getLogger().setLevel(max(logging.getLogger().level, logging.ERROR))  # its advice is for images
 
     # Per-channel scales: per-tensor int8 moved MiniLM's vectors to a mean cosine of 0.947 with the
     # fp32 ones on sample code, per-channel keeps 0.993.
