@@ -82,7 +82,10 @@ def _quantize(fp32: Path, folder: Path) -> None:
     logging.disable(logging.WARNING)  # the library's pre-processing advice is for image models
     try:
         quantize_dynamic(
-            str(fp32 / "model.onnx"), str(folder / "model.onnx"), weight_type=QuantType.QInt8, per_channel=True
+            str(fp32 / "model.onnx"),
+            str(folder / "model.onnx"),
+            weight_type=QuantType.QInt8,
+            per_channel=True,
         )
     finally:
         logging.disable(logging.NOTSET)
