@@ -31,7 +31,7 @@ EDITS = 5  # files edited one at a time for the re-index timing
 IDENTIFIER_QUERIES = 50
 DEFINITION = re.compile(r"^\s*(?:class|def|function|export function|export class)\s+([A-Za-z_]\w{3,})", re.M)
 
-CONTEXTUAL_SAMPLE = 1024  # texts of the 10k repository's contextual tier measured by default
+CONTEXTUAL_SAMPLE = 1024  # texts of the contextual tier measured by default (the rest extrapolated)
 
 TARGETS = {
     "static_10k": 60.0,  # s, keyword + static tier (hybrid search with a dense tier)
@@ -103,19 +103,21 @@ class SpeedRun:
     encoders: dict  # texts/s of each encoder on the same texts
 
 
-def run_all(*, dense_10k: bool, log: Log) -> SpeedRun:
+def run_all(*, dense_10k: bool, first_use: bool, log: Log) -> SpeedRun:
     repos = {n: speed_repo(n, log) for n in (SMALL, LARGE)}
     baseline: dict[int, Measured] = {}
     engine: dict[int, Measured] = {}
-    log("speed: distilling the static model and exporting the ONNX model (a new machine's first use) ...")
-    models = run_worker({"kind": "models", "root": "", "queries": ""}, log).result
+    models: dict = {}
+    if first_use:
+        log("speed: distilling the static model and exporting the ONNX model (a new machine's first use)")
+        models = run_worker({"kind": "models", "root": "", "queries": ""}, log).result
     for n, repo in repos.items():
         queries_file = cache_dir() / "speed" / f"queries-{n}.json"
         queries_file.write_text(json.dumps(query_set(repo)))
         common = {"root": str(repo), "queries": str(queries_file)}
         log(f"speed, {n} files: plain BM25 baseline ...")
         baseline[n] = run_worker({**common, "kind": "baseline"}, log)
-        whole = n == SMALL or dense_10k
+        whole = dense_10k
         sample = "" if whole else " (sample)"
         log(f"speed, {n} files: ragls keyword layer, static tier, contextual tier{sample} ...")
         engine[n] = run_worker(
@@ -243,28 +245,28 @@ def tables(run: SpeedRun) -> list[Table]:
             "< 1,024 MiB",
             _verdict(max(small[key], large[key]), TARGETS["rss"]),
         )
-    tiers.add(
-        "once per machine: distil the static model (model2vec, offline)",
-        "",
-        seconds(run.models["distill_s"]),
-        "",
-        "",
-        "",
-    )
-    tiers.add(
-        "once per machine: export the contextual model to ONNX",
-        "",
-        seconds(run.models["export_s"]),
-        "",
-        "",
-        "",
-    )
+    if run.models:
+        tiers.add(
+            "once per machine: distil the static model (model2vec, offline)",
+            "",
+            seconds(run.models["distill_s"]),
+            "",
+            "",
+            "",
+        )
+        tiers.add(
+            "once per machine: export the contextual model to ONNX",
+            "",
+            seconds(run.models["export_s"]),
+            "",
+            "",
+            "",
+        )
     tiers.notes += [
         "Each time is from the start of indexing in a fresh process (Index.open + update, then "
-        "embed_pending per tier), with the derived models already on disk (the two 'once per machine' "
-        "rows are that cost, paid by the first index a machine builds).",
-        f"Contextual tier at {LARGE:,} files: {totals[LARGE][1]}; "
-        f"at {SMALL:,}: {totals[SMALL][1]}",
+        "embed_pending per tier), with the derived models already on disk (--first-use adds the "
+        "'once per machine' rows: that cost, paid by the first index a machine builds).",
+        f"Contextual tier at {LARGE:,} files: {totals[LARGE][1]}; at {SMALL:,}: {totals[SMALL][1]}",
         "plain BM25 column: its build time and peak RSS at 500 / 10,000 files (the baseline below).",
     ]
 
