@@ -10,6 +10,7 @@ vocabulary (``model2vec.distill``, offline, a minute or two on two cores) and is
 
 from __future__ import annotations
 
+import re
 import threading
 
 import numpy as np
@@ -20,6 +21,11 @@ from ragls.indexer.embeddings import EmbeddingError, model_location, offline
 
 # Bump when the way a static model is built or fed changes: cached models and vectors are redone.
 STATIC_FORMAT = 2
+MAX_TOKENS = 512  # model2vec's default window: longer texts are truncated
+
+# BERT's pre-tokenizer on ASCII text: runs of letters and digits, and every punctuation mark alone
+# (control characters are dropped by its normaliser).
+_ASCII_WORDS = re.compile(r"[A-Za-z0-9]+|[!-/:-@\[-`{-~]")
 
 
 def _distill(source: str, pca_dims: int, folder) -> None:
@@ -70,6 +76,11 @@ class StaticEncoder:
             except Exception as exc:  # verified files that still do not load: say which folder
                 raise EmbeddingError(f"cannot load the static model in {derived.path}: {exc}") from exc
             self._model, self._version = model, derived.version
+            # float32 rows: numpy sums float16 in software, several times slower
+            self._table = np.asarray(model.embedding, dtype=np.float32)
+            self._word_ids: dict[str, list[int]] = {}
+            self._unk = model.tokenizer.token_to_id(model.tokenizer.model.unk_token)
+            self._fast = model.token_mapping is None and model.weights is None
 
     @property
     def model_id(self) -> str:
@@ -80,8 +91,36 @@ class StaticEncoder:
     def encode(self, texts: list[str]) -> np.ndarray:
         self.load()
         assert self._model is not None
-        vectors = self._model.encode(texts, use_multiprocessing=False, normalize=True)
-        return np.asarray(vectors, dtype=np.float32)
+        if not self._fast:
+            vectors = self._model.encode(texts, use_multiprocessing=False, normalize=True)
+            return np.asarray(vectors, dtype=np.float32)
+        out = np.zeros((len(texts), self._table.shape[1]), dtype=np.float32)
+        for row, text in enumerate(texts):
+            ids = self._token_ids(text)
+            if ids:
+                out[row] = self._table[ids].mean(axis=0)
+        norms = np.linalg.norm(out, axis=1, keepdims=True)
+        return out / np.maximum(norms, 1e-12)
+
+    def _token_ids(self, text: str) -> list[int]:
+        """The model's word-piece ids for ``text``, as its tokenizer gives them. Code repeats its
+        words, so each ASCII word is tokenized once and remembered: the Rust tokenizer on whole
+        chunks was the slowest step of the static tier (a few hundred chunks/s here)."""
+        if not text.isascii():
+            ids = self._model.tokenizer.encode(text, add_special_tokens=False).ids[:MAX_TOKENS]
+            return [i for i in ids if i != self._unk]
+        ids: list[int] = []
+        cache = self._word_ids
+        for word in _ASCII_WORDS.findall(text):
+            pieces = cache.get(word)
+            if pieces is None:
+                pieces = self._model.tokenizer.encode(word, add_special_tokens=False).ids
+                if len(cache) < 500_000:
+                    cache[word] = pieces
+            ids += pieces
+            if len(ids) >= MAX_TOKENS:
+                break
+        return [i for i in ids[:MAX_TOKENS] if i != self._unk]
 
     def encode_query(self, query: str) -> np.ndarray:
         return self.encode([query])[0]

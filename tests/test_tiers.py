@@ -368,3 +368,26 @@ def test_onnx_vectors_match_pytorch() -> None:
     a, b = onnx.encode(texts), torch_.encode(texts)
     assert a.shape == b.shape == (3, 384)
     assert np.min(np.sum(a * b, axis=1)) > 0.9999
+
+
+def test_static_encoder_matches_model2vec() -> None:
+    """The static tier tokenizes ASCII words once and caches them: same vectors as model2vec's own
+    encode (float16 table summed in float32), including non-ASCII text, long text and no text."""
+    from ragls import config
+    from ragls.indexer.static_model import StaticEncoder
+
+    cfg = config.load()
+    encoder = StaticEncoder(cfg.models.static, cfg.models.embedding)
+    source = Path(__file__).resolve().parents[1] / "indexer" / "search.py"
+    texts = [
+        source.read_text(encoding="utf-8"),  # far over 512 tokens: truncated alike
+        "def café_order(x):\n    return 'naïve' + x  # non-ASCII",
+        "class HTTPServerError(Exception): pass\x00\x07",
+        "how are routes registered",
+        "",
+    ]
+    ours = encoder.encode(texts)
+    theirs = np.asarray(encoder._model.encode(texts, normalize=True, use_multiprocessing=False), np.float32)
+    cosine = np.sum(ours * theirs, axis=1)
+    assert np.all(cosine[:4] > 0.9995), cosine
+    assert not ours[4].any()  # no tokens, no direction
