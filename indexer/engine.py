@@ -393,6 +393,8 @@ class Index:
             "root": str(self.root),
             "index_dir": str(self.folder),
             **counts,
+            # chunks with a vector of every enabled tier
+            "embedded": min((self.store.embedded(name) for name in enabled), default=0),
             "pending_embeddings": self.pending_embeddings(),
             "tiers": {
                 name: {"enabled": name in enabled, **tier.status(self.store)}

@@ -116,7 +116,9 @@ class OnnxModel:
 
         self.pooling = pooling_mode(source)
         options = ort.SessionOptions()
-        options.intra_op_num_threads = threads or os.cpu_count() or 1
+        # 0: OMP_NUM_THREADS when set (the language server gives its indexing child one core), else all
+        default = int(os.environ.get("OMP_NUM_THREADS") or os.cpu_count() or 1)
+        options.intra_op_num_threads = threads or default
         options.inter_op_num_threads = 1
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         self.session = ort.InferenceSession(

@@ -133,7 +133,7 @@ class DenseTier:
                 self.vectors.add(pairs)
             done.update(p.hash for p in group)
             if progress:
-                progress(len(done), total, f"embedding ({self.name})")
+                progress(len(done), total, "embedding")  # per tier: static, then contextual
         return done
 
     def status(self, store: Store) -> dict:
