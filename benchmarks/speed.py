@@ -1,15 +1,18 @@
 """Indexing and query speed of our engine, as figures and as ratios to the plain BM25 baseline.
 
 Every measurement runs in its own process (:mod:`benchmarks.speed_worker`), one after the
-other, on the ~500-file and ~10,000-file repositories of :func:`corpora.speed_repo`. Dense
-embedding of the 10k repository takes hours on a 2-core CPU, so by default it is extrapolated
-from the embedding rate measured on the 500-file repository and the 10k repository's exact
-count of texts to embed; ``--dense-10k`` measures it instead.
+other, on the ~500-file and ~10,000-file repositories of :func:`corpora.speed_repo`: first the
+one-time cost of a new machine (distilling the static model, exporting the ONNX model), then per
+repository the keyword layer, the static tier and the contextual tier, then the encoders side by
+side on the same texts. The contextual tier of the 10k repository takes most of an hour on a
+2-core CPU, so by default it is measured over its first ~1,000 texts and extrapolated from that
+rate and the exact count of texts left; ``--dense-10k`` measures all of it.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 import sys
@@ -28,7 +31,11 @@ EDITS = 5  # files edited one at a time for the re-index timing
 IDENTIFIER_QUERIES = 50
 DEFINITION = re.compile(r"^\s*(?:class|def|function|export function|export class)\s+([A-Za-z_]\w{3,})", re.M)
 
+CONTEXTUAL_SAMPLE = 1024  # texts of the contextual tier measured by default (the rest extrapolated)
+
 TARGETS = {
+    "static_10k": 60.0,  # s, keyword + static tier (hybrid search with a dense tier)
+    "rss": 2**30,  # bytes
     "keyword_500": 5.0,  # s
     "query_p95_10k": 50.0,  # ms
     "reindex_keyword": 0.3,  # s
@@ -92,32 +99,43 @@ class SpeedRun:
     baseline: dict[int, Measured]
     engine: dict[int, Measured]
     dense_10k_measured: bool
+    models: dict  # one-time costs of a new machine
+    encoders: dict  # texts/s of each encoder on the same texts
 
 
-def run_all(*, dense_10k: bool, log: Log) -> SpeedRun:
+def run_all(*, dense_10k: bool, first_use: bool, log: Log) -> SpeedRun:
     repos = {n: speed_repo(n, log) for n in (SMALL, LARGE)}
     baseline: dict[int, Measured] = {}
     engine: dict[int, Measured] = {}
+    models: dict = {}
+    if first_use:
+        log("speed: distilling the static model and exporting the ONNX model (a new machine's first use)")
+        models = run_worker({"kind": "models", "root": "", "queries": ""}, log).result
     for n, repo in repos.items():
         queries_file = cache_dir() / "speed" / f"queries-{n}.json"
         queries_file.write_text(json.dumps(query_set(repo)))
         common = {"root": str(repo), "queries": str(queries_file)}
         log(f"speed, {n} files: plain BM25 baseline ...")
         baseline[n] = run_worker({**common, "kind": "baseline"}, log)
-        dense = n == SMALL or dense_10k
-        log(f"speed, {n} files: ragls keyword layer{' + dense layer' if dense else ''} ...")
+        whole = dense_10k
+        sample = "" if whole else " (sample)"
+        log(f"speed, {n} files: ragls keyword layer, static tier, contextual tier{sample} ...")
         engine[n] = run_worker(
             {
                 **common,
                 "kind": "engine",
                 "edits": edit_targets(repo),
-                "dense": dense,
+                "contextual": None if whole else CONTEXTUAL_SAMPLE,
                 "purpose": f"speed-{n}",
             },
             log,
         )
+    log("speed: encoders side by side on the same chunk texts ...")
+    encoders = run_worker(
+        {"kind": "encoders", "root": str(repos[SMALL]), "queries": "", "purpose": f"speed-{SMALL}"}, log
+    )
     files = {n: sum(1 for p in repo.rglob("*") if p.is_file()) for n, repo in repos.items()}
-    return SpeedRun(files, baseline, engine, dense_10k)
+    return SpeedRun(files, baseline, engine, dense_10k, models, encoders.result)
 
 
 # --- tables ---------------------------------------------------------------------------------
@@ -139,15 +157,21 @@ def _verdict(value: float | None, limit: float) -> str:
     return "—" if value is None else ("yes" if value < limit else "NO")
 
 
+def _contextual_total(r: dict) -> tuple[float, str]:
+    """Seconds until the contextual tier is complete, and how that figure was obtained."""
+    if r["contextual_complete"]:
+        return r["dense_s"], "measured"
+    rate = r["contextual_texts"] / r["contextual_embed_s"]
+    left = r["pending_embeddings"] - r["contextual_texts"]
+    return (
+        r["static_s"] + r["contextual_embed_s"] + left / rate,
+        f"EXTRAPOLATED: {r['contextual_texts']:,} texts measured at {rate:.1f}/s, {left:,} more",
+    )
+
+
 def tables(run: SpeedRun) -> list[Table]:
     b, e = run.baseline, run.engine
     small, large = e[SMALL].result, e[LARGE].result
-    rate = small["embedded"] / small["embed_s"] if small.get("embed_s") else float("nan")
-    if run.dense_10k_measured:
-        dense_10k, dense_10k_label = large["dense_s"], "measured"
-    else:
-        dense_10k = large["ready_s"] + large["pending_embeddings"] / rate
-        dense_10k_label = f"EXTRAPOLATED: {large['pending_embeddings']:,} texts at {rate:.1f}/s"
 
     corpus = Table(
         "Speed corpora (deterministic stride samples of real package sources)",
@@ -166,6 +190,116 @@ def tables(run: SpeedRun) -> list[Table]:
     corpus.notes.append(
         "Built from sdists/tarballs of django, sympy, ansible-core, twisted, sqlalchemy, aiohttp, fastapi "
         "(PyPI) and lodash, rxjs, express (npm): .py/.js/.ts/.html/.md/... files, evenly strided."
+    )
+
+    tiers = Table(
+        "Time to each search layer, per tier (2-core CPU, no GPU)",
+        ["measure", "plain BM25", f"ragls {SMALL:,} files", f"ragls {LARGE:,} files", "target", "met"],
+    )
+    tiers.add(
+        "keyword search ready",
+        f"{seconds(b[SMALL].result['ready_s'])} / {seconds(b[LARGE].result['ready_s'])}",
+        seconds(small["ready_s"]),
+        seconds(large["ready_s"]),
+        "",
+        "",
+    )
+    tiers.add(
+        "hybrid search with a dense tier ready (keyword + static tier)",
+        "n/a",
+        seconds(small["static_s"]),
+        seconds(large["static_s"]),
+        f"< {TARGETS['static_10k']:.0f} s at {LARGE:,}",
+        _verdict(large["static_s"], TARGETS["static_10k"]),
+    )
+    totals = {n: _contextual_total(e[n].result) for n in (SMALL, LARGE)}
+    tiers.add(
+        "fully contextual (static + contextual tiers complete)",
+        "n/a",
+        seconds(totals[SMALL][0]),
+        seconds(totals[LARGE][0]),
+        "",
+        "",
+    )
+    for name in ("static", "contextual"):
+        tiers.add(
+            f"{name} tier, chunk texts embedded per second",
+            "n/a",
+            *(
+                f"{e[n].result[f'{name}_texts'] / e[n].result[f'{name}_embed_s']:,.1f}"
+                for n in (SMALL, LARGE)
+            ),
+            "",
+            "",
+        )
+    for key, label in (
+        ("rss_keyword", "peak RSS, keyword layer"),
+        ("rss_static", "peak RSS, keyword + static tier"),
+        ("peak_rss", "peak RSS, whole run (contextual tier, queries, re-index)"),
+    ):
+        tiers.add(
+            label,
+            f"{_mib(b[SMALL].result['peak_rss'])} / {_mib(b[LARGE].result['peak_rss'])}",
+            _mib(small[key]),
+            _mib(large[key]),
+            "< 1,024 MiB",
+            _verdict(max(small[key], large[key]), TARGETS["rss"]),
+        )
+    if run.models:
+        tiers.add(
+            "once per machine: distil the static model (model2vec, offline)",
+            "",
+            seconds(run.models["distill_s"]),
+            "",
+            "",
+            "",
+        )
+        tiers.add(
+            "once per machine: export the contextual model to ONNX",
+            "",
+            seconds(run.models["export_s"]),
+            "",
+            "",
+            "",
+        )
+    tiers.notes += [
+        "Each time is from the start of indexing in a fresh process (Index.open + update, then "
+        "embed_pending per tier), with the derived models already on disk (--first-use adds the "
+        "'once per machine' rows: that cost, paid by the first index a machine builds).",
+        f"Contextual tier at {LARGE:,} files: {totals[LARGE][1]}; at {SMALL:,}: {totals[SMALL][1]}",
+        "plain BM25 column: its build time and peak RSS at 500 / 10,000 files (the baseline below).",
+    ]
+
+    rate = run.encoders["rate"]
+    encoders = Table(
+        f"Encoders on the same {run.encoders['texts']} chunk texts (one process, one after the other)",
+        ["encoder", "texts/s", "vs PyTorch eager (before)", "vectors vs fp32"],
+    )
+    encoders.add(
+        "contextual, PyTorch eager (sentence-transformers; the previous default)", rate["torch"], "×1.00", ""
+    )
+    encoders.add(
+        "contextual, ONNX Runtime fp32, length-sorted batches (the new CPU default)",
+        rate["onnx"],
+        ratio(rate["onnx"], rate["torch"]),
+        f"min cosine {run.encoders['onnx_cosine_min']:.5f}",
+    )
+    encoders.add(
+        "contextual, ONNX Runtime int8 (models.embedding.onnx_int8)",
+        rate["onnx_int8"],
+        ratio(rate["onnx_int8"], rate["torch"]),
+        "cosine mean {mean:.4f}, min {min:.4f}".format(**run.encoders["int8_cosine"]),
+    )
+    encoders.add(
+        "static (model2vec distilled from the same model)",
+        rate["static"],
+        ratio(rate["static"], rate["torch"]),
+        "",
+    )
+    encoders.notes.append(
+        f"Threads: all {os.cpu_count()} cores for each (torch's default; ONNX Runtime intra-op threads = "
+        "cores). Texts: a stride sample of the 500-file repository's chunks as the index embeds them "
+        "(path, symbol, code)."
     )
 
     table = Table(
@@ -191,54 +325,50 @@ def tables(run: SpeedRun) -> list[Table]:
             "",
             "",
         )
-    table.add(
-        f"dense search complete, {SMALL} files",
-        "n/a",
-        seconds(small["dense_s"]),
-        ratio(small["dense_s"], b[SMALL].result["ready_s"]),
-        "",
-        "",
-    )
-    table.add(
-        f"dense search complete, {LARGE:,} files ({dense_10k_label})",
-        "n/a",
-        seconds(dense_10k),
-        ratio(dense_10k, b[LARGE].result["ready_s"]),
-        "",
-        "",
-    )
-    for mode, label in (("bm25", "bm25 mode"), ("hybrid", "hybrid mode")):
-        lat = large["latency_ms"][mode]
-        base = b[LARGE].result["latency_ms"]["bm25"]
-        note = "" if mode == "bm25" or run.dense_10k_measured else ", no dense layer"
-        for q, name in ((0.5, "p50"), (0.95, "p95")):
-            ours_q, base_q = percentile(lat, q), percentile(base, q)
-            limit = TARGETS["query_p95_10k"] if name == "p95" else None
-            table.add(
-                f"query {name}, {LARGE:,} files, {label}{note}",
-                _ms(base_q),
-                _ms(ours_q),
-                ratio(ours_q, base_q),
-                "< 50 ms" if limit else "",
-                _verdict(ours_q, limit) if limit else "",
-            )
-    if "hybrid_synthetic" in large["latency_ms"]:
-        lat = large["latency_ms"]["hybrid_synthetic"]
-        base = b[LARGE].result["latency_ms"]["bm25"]
+        table.add(
+            f"hybrid with the static tier ready, {n:,} files",
+            seconds(b[n].result["ready_s"]),
+            seconds(e[n].result["static_s"]),
+            ratio(e[n].result["static_s"], b[n].result["ready_s"]),
+            "< 60 s" if n == LARGE else "",
+            _verdict(e[n].result["static_s"], TARGETS["static_10k"]) if n == LARGE else "",
+        )
+        table.add(
+            f"fully contextual, {n:,} files ({totals[n][1]})",
+            "n/a",
+            seconds(totals[n][0]),
+            ratio(totals[n][0], b[n].result["ready_s"]),
+            "",
+            "",
+        )
+    base = b[LARGE].result["latency_ms"]["bm25"]
+    for key, label in (
+        ("bm25", "bm25 mode"),
+        ("hybrid_static", "hybrid mode, static tier only"),
+        ("hybrid_synthetic", "hybrid mode, static + one synthetic contextual vector per chunk"),
+        ("hybrid", "hybrid mode, both tiers"),
+    ):
+        lat = large["latency_ms"].get(key)
+        if lat is None:
+            continue
         p95 = percentile(lat, 0.95)
         table.add(
-            f"query p50 / p95, {LARGE:,} files, hybrid mode, one synthetic dense vector per chunk",
+            f"query p50 / p95, {LARGE:,} files, {label}",
             f"{_ms(percentile(base, 0.5))} / {_ms(percentile(base, 0.95))}",
             f"{_ms(percentile(lat, 0.5))} / {_ms(p95)}",
             ratio(p95, percentile(base, 0.95)),
             "< 50 ms",
             _verdict(p95, TARGETS["query_p95_10k"]),
         )
-    for mode in ("hybrid", "dense"):
+    for mode, label in (
+        ("hybrid_static", "hybrid mode, static tier only"),
+        ("hybrid", "hybrid mode, both tiers"),
+        ("dense", "dense mode, both tiers"),
+    ):
         lat = small["latency_ms"][mode]
         base = b[SMALL].result["latency_ms"]["bm25"]
         table.add(
-            f"query p50 / p95, {SMALL} files, {mode} mode (with dense)",
+            f"query p50 / p95, {SMALL} files, {label}",
             f"{_ms(percentile(base, 0.5))} / {_ms(percentile(base, 0.95))}",
             f"{_ms(percentile(lat, 0.5))} / {_ms(percentile(lat, 0.95))}",
             ratio(percentile(lat, 0.95), percentile(base, 0.95)),
@@ -248,6 +378,7 @@ def tables(run: SpeedRun) -> list[Table]:
     for n in (LARGE, SMALL):
         edits = e[n].result["reindex"]
         kw = [x["keyword_s"] for x in edits]
+        dense = [x["dense_s"] for x in edits]
         table.add(
             f"re-index one edited file, keyword, {n:,} files (median; max)",
             f"{seconds(b[n].result['ready_s'])} (full rebuild)",
@@ -256,13 +387,8 @@ def tables(run: SpeedRun) -> list[Table]:
             "< 300 ms",
             _verdict(_median(kw), TARGETS["reindex_keyword"]),
         )
-    for n in (SMALL, LARGE):
-        edits = e[n].result["reindex"]
-        if "dense_s" not in edits[0]:
-            continue
-        dense = [x["dense_s"] for x in edits]
         table.add(
-            f"re-index one edited file, keyword + dense, {n:,} files (median; max)",
+            f"re-index one edited file, keyword + both dense tiers, {n:,} files (median; max)",
             "n/a",
             f"{seconds(_median(dense))}; {seconds(max(dense))}",
             "",
@@ -272,27 +398,18 @@ def tables(run: SpeedRun) -> list[Table]:
     for n in (SMALL, LARGE):
         r = e[n].result
         table.add(
-            f"peak RSS, {n:,} files{' (with dense)' if 'dense_s' in r else ''}",
+            f"peak RSS, {n:,} files",
             _mib(b[n].result["peak_rss"]),
             _mib(r["peak_rss"]),
             ratio(r["peak_rss"], b[n].result["peak_rss"]),
             "",
             "",
         )
-        if "dense_s" in r:
-            table.add(
-                f"  peak RSS, {n:,} files, keyword layer only",
-                "",
-                _mib(r["rss_keyword"]),
-                ratio(r["rss_keyword"], b[n].result["peak_rss"]),
-                "",
-                "",
-            )
     lost = [x["path"] for n in (SMALL, LARGE) for x in e[n].result["reindex"] if not x["found_rank"]]
     table.notes += [
         "plain BM25 = benchmarks/baseline.py: in-memory Okapi BM25 over 50-line windows, bm25s-style "
         "tokens, scipy sparse matrix; no persistence, no incremental update (re-index = full rebuild).",
-        "Times are in-process around the Python API (Index.open + update; embed_pending), each "
+        "Times are in-process around the Python API (Index.open + update; embed_pending per tier), each "
         "configuration in a fresh process; 'from process launch' adds interpreter start and imports.",
         f"Query latency: warm (one untimed pass), {3} timed passes over semble's 50 queries + 50 "
         "identifiers defined in the repo; re-index: a function appended to 5 mid-sized .py files, "
@@ -302,13 +419,13 @@ def tables(run: SpeedRun) -> list[Table]:
             if not lost
             else f"; NOT in the top 10 for the new function's name afterwards: {', '.join(lost)}."
         ),
-        "Peak RSS: VmHWM of the measuring process (the dense rows include torch and the model).",
+        "Peak RSS: VmHWM of the measuring process.",
         "1-min load average at the end of each measurement (2 cores; above ~2 means other work competed): "
         + ", ".join(
             f"{who} {n:,}: {m.result['load_after']:.1f}"
             for n in (SMALL, LARGE)
             for who, m in (("baseline", b[n]), ("ragls", e[n]))
         )
-        + ".",
+        + f", encoders: {run.encoders['load_after']:.1f}.",
     ]
-    return [corpus, table]
+    return [corpus, tiers, encoders, table]

@@ -1,9 +1,10 @@
 """The live index of one workspace: keeps SQLite, faiss and the embedding model open and
 applies file changes incrementally. The CLI, the watcher and the language server all use it.
 
-Indexing runs in two layers. ``update`` discovers files, parses the changed ones and writes
+Indexing runs in layers. ``update`` discovers files, parses the changed ones and writes
 chunks, symbols and keyword rows; search works as soon as it returns. ``embed_pending`` then
-fills in dense vectors behind it, batch by batch, each batch committed before progress moves.
+fills in dense vectors behind it, tier by tier (:mod:`tiers`: static in seconds, then
+contextual), group by group, each group committed before progress moves.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import hashlib
 import os
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -20,12 +21,16 @@ import platformdirs
 
 from ragls.config import Config
 from ragls.indexer import discovery
-from ragls.indexer.embeddings import Embedder
+from ragls.indexer.embeddings import ContextualEncoder
 from ragls.indexer.parsing import parse
+from ragls.indexer.static_model import StaticEncoder
 from ragls.indexer.store import CorruptIndex, FileRecord, Store
-from ragls.indexer.vectors import VectorIndex
+from ragls.indexer.tiers import DenseTier, Progress
 
-Progress = Callable[[int, int, str], None]  # (done, total, what)
+# Texts encoded and committed together, per tier: static encoding is nearly free, so big groups;
+# contextual groups are small enough that a kill loses seconds of work.
+STATIC_GROUP = 4096
+CONTEXTUAL_GROUP = 64
 
 # Files parsed per transaction: each file's rows change atomically either way; batching only
 # saves commits.
@@ -80,12 +85,20 @@ class Index:
         self.notices: list[str] = []  # things the user should be told (e.g. a rebuilt index)
         self.rules = discovery.Rules(root, cfg.index.max_file_bytes, cfg.index.exclude)
         self.store = self._open_store()
-        self.embedder = Embedder(cfg.models.embedding)
-        self.vectors = VectorIndex(folder)
-        self._write = threading.RLock()  # one writer: keeps SQLite and the faiss copy in step
+        self.tiers = {
+            "static": DenseTier(StaticEncoder(cfg.models.static, cfg.models.embedding), folder, STATIC_GROUP),
+            "contextual": DenseTier(ContextualEncoder(cfg.models.embedding), folder, CONTEXTUAL_GROUP),
+        }
+        self._write = threading.RLock()  # one writer: keeps SQLite and the faiss copies in step
         self._vectors_dirty = False
-        self._check_embedding_model()
+        self._hot: tuple[int, set[str]] = (0, set())  # files the editor has open: embedded first
         self._load_vectors()
+
+    def _load_vectors(self) -> None:
+        """Each tier's faiss copy from its file, or rebuilt from SQLite when the file is stale."""
+        generation = self.store.vectors_generation()
+        for tier in self.tiers.values():
+            self._vectors_dirty |= tier.load(self.store, generation)
 
     @classmethod
     def open(cls, root: Path, cfg: Config) -> Index:
@@ -110,24 +123,6 @@ class Index:
                 f"the index could not be used ({exc}); moved aside to {db_path}.corrupt-{stamp}, rebuilding"
             )
             return Store(db_path)
-
-    def _check_embedding_model(self) -> None:
-        """Vectors from another model (or window size) are useless: drop them once."""
-        model_id = self.embedder.model_id
-        known = self.store.meta("embed_model")
-        if known != model_id:
-            if known is not None:
-                self.store.clear_embeddings()
-                self.notices.append(f"embedding model changed ({known} -> {model_id}); re-embedding")
-            with self.store.transaction() as db:
-                self.store.set_meta(db, "embed_model", model_id)
-
-    def _load_vectors(self) -> None:
-        generation = self.store.vectors_generation()
-        expected = self.store.counts()["embedded"]
-        if expected and not self.vectors.load(generation, expected):
-            self.vectors.rebuild(self.store.all_vectors())
-            self._vectors_dirty = True
 
     # -- keyword and symbol layer ----------------------------------------------------------
 
@@ -233,7 +228,8 @@ class Index:
             with self._write:
                 with self.store.transaction() as db:
                     removed = [cid for rel in vanished for cid in self.store.delete_file(db, rel)]
-                self.vectors.remove(removed)
+                for tier in self.tiers.values():
+                    tier.vectors.remove(removed)
                 self._vectors_dirty = True
             stats.removed += len(vanished)
 
@@ -295,63 +291,115 @@ class Index:
                     removed_all += removed
                     added_all += added
             if removed_all or added_all:
-                self.vectors.remove(removed_all)
-                self.vectors.add(self.store.vectors_for(added_all))  # unchanged code keeps its vectors
+                for tier in self.tiers.values():
+                    tier.vectors.remove(removed_all)
+                    # unchanged code keeps its vectors
+                    tier.vectors.add(self.store.vectors_for(tier.name, added_all))
                 self._vectors_dirty = True
 
     # -- dense layer -----------------------------------------------------------------------
 
-    def pending_embeddings(self) -> int:
-        return self.store.count_pending() if self.cfg.index.embeddings else 0
-
-    def embed_pending(self, progress: Progress | None = None, stop: threading.Event | None = None) -> int:
-        """Embed every chunk whose text has no cached vector; returns how many texts were embedded."""
+    def enabled_tiers(self) -> list[DenseTier]:
+        """The dense tiers this index builds, in the order they are built."""
         if not self.cfg.index.embeddings:
-            return 0
-        total = self.store.count_pending()
-        done = 0
-        batch = max(1, self.cfg.models.embedding.batch_size) * 4
-        while not (stop and stop.is_set()):
-            pending = self.store.pending_embeddings(batch)
-            if not pending:
+            return []
+        return (
+            [self.tiers["static"], self.tiers["contextual"]]
+            if self.contextual_enabled()
+            else [self.tiers["static"]]
+        )
+
+    def contextual_enabled(self) -> bool:
+        """``index.contextual``: 'auto' builds the contextual tier only where it is cheap (a GPU)."""
+        setting = self.cfg.index.contextual
+        if setting == "auto":
+            encoder = self.tiers["contextual"].encoder
+            on_gpu = encoder.on_gpu()
+            self._take_notices(encoder)  # e.g. CUDA asked for but absent
+            return on_gpu
+        return setting == "on"
+
+    def pending_embeddings(self) -> int:
+        """Texts that still lack a vector of some enabled tier."""
+        return max((self.store.count_pending(t.name) for t in self.enabled_tiers()), default=0)
+
+    def prioritize(self, paths: Iterable[Path | str]) -> None:
+        """Embed chunks of these files first (e.g. the files open in the editor)."""
+        rels = {rel for rel in map(self._relative, paths) if rel}
+        with self._write:
+            self._hot = (self._hot[0] + 1, rels)
+
+    def embed_pending(
+        self,
+        progress: Progress | None = None,
+        stop: threading.Event | None = None,
+        tiers: Iterable[str] | None = None,
+    ) -> int:
+        """Give every chunk a vector of each enabled tier (or of ``tiers``), static first; returns
+        how many distinct texts got a new vector. ``stop`` ends it after the group in flight."""
+        done: set[str] = set()
+        for tier in self.enabled_tiers():
+            if tiers is not None and tier.name not in tiers:
+                continue
+            if stop and stop.is_set():
                 break
-            inputs = self.store.embed_inputs([cid for _, cid in pending])
-            hashes = [h for h, cid in pending if cid in inputs]
-            vectors = self.embedder.encode([inputs[cid] for _, cid in pending if cid in inputs])
+            self.check_model(tier)
+            done |= tier.embed(self.store, self._write, lambda: self._hot, progress, stop)
             with self._write:
-                pairs = self.store.add_embeddings(dict(zip(hashes, vectors, strict=True)))
-                self.vectors.add(pairs)
                 self._vectors_dirty = True
-            done += len(hashes)
-            if progress:
-                progress(done, max(total, done), "embedding")
-            if len(hashes) < len(pending):
-                break  # chunks vanished under us; the next call picks up what is left
-        self.save()
-        return done
+            self.save()
+        return len(done)
+
+    def check_model(self, tier: DenseTier) -> None:
+        """Drop a tier's vectors if another model made them (loads the model on first call)."""
+        try:
+            tier.check_model(self.store, self._write, self.notices)
+        finally:
+            self._take_notices(tier.encoder)
+
+    def _take_notices(self, encoder) -> None:
+        self.notices += encoder.notices
+        encoder.notices.clear()
 
     def save(self) -> None:
         """Persist the faiss copy under the store's current generation."""
         with self._write:
             if self._vectors_dirty:
-                self.vectors.save(self.store.vectors_generation())
+                for tier in self.tiers.values():
+                    tier.vectors.save(self.store.vectors_generation())
                 self._vectors_dirty = False
 
     # -- reading ---------------------------------------------------------------------------
 
-    def search(self, query: str, top_k: int | None = None, mode: str = "hybrid") -> list:
+    def search(
+        self, query: str, top_k: int | None = None, mode: str = "hybrid", tiers: Iterable[str] | None = None
+    ) -> list:
+        """Ranked results; ``tiers`` limits the dense tiers used (default: every enabled one)."""
         from ragls.indexer.search import search
 
-        return search(self, query, top_k or self.cfg.search.top_k, mode)
+        return search(self, query, top_k or self.cfg.search.top_k, mode, tiers)
+
+    def dense_ranking(self, tier: DenseTier, query: str, k: int) -> list[int]:
+        """Chunk ids by similarity to ``query`` in one tier's own vector space."""
+        if tier.vectors.size == 0:
+            return []  # nothing to compare with: do not load (or distil) a model for it
+        self.check_model(tier)
+        return tier.ranking(query, k)
 
     def status(self) -> dict:
         counts = self.store.counts()
+        enabled = [t.name for t in self.enabled_tiers()]
         return {
             "root": str(self.root),
             "index_dir": str(self.folder),
             **counts,
+            # chunks with a vector of every enabled tier
+            "embedded": min((self.store.embedded(name) for name in enabled), default=0),
             "pending_embeddings": self.pending_embeddings(),
-            "vectors": self.vectors.size,
+            "tiers": {
+                name: {"enabled": name in enabled, **tier.status(self.store)}
+                for name, tier in self.tiers.items()
+            },
             "languages": self.store.languages(),
         }
 

@@ -1,11 +1,12 @@
 """The index on disk: one SQLite database (the source of truth) and a faiss file (a cache).
 
 SQLite holds files, chunks, symbols, the FTS5 keyword table and every embedding vector, keyed
-by the hash of the text that was embedded. Each file's rows change in one transaction (WAL), so
+by its tier (the model that made it: ``static``, ``contextual``) and the hash of the text that
+was embedded. Each file's rows change in one transaction (WAL), so
 a killed process leaves the previous or the next state, never a mix. The faiss file is derived
 from SQLite: it is named after a generation counter that SQLite bumps with every change to the
 set of vectors, so a stale or damaged faiss file is detected and rebuilt from SQLite without
-re-embedding anything.
+re-embedding anything. There is one faiss file per tier: vectors of two models never share one.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import sqlite3
 import threading
+from bisect import bisect_left, bisect_right
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,7 +24,7 @@ import numpy as np
 from ragls.indexer.model import Chunk, Symbol, content_hash
 from ragls.indexer.tokens import index_terms
 
-SCHEMA_VERSION = "2"
+SCHEMA_VERSION = "3"
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -63,7 +65,22 @@ CREATE INDEX IF NOT EXISTS symbols_file ON symbols(file_id);
 CREATE VIRTUAL TABLE IF NOT EXISTS chunks_fts USING fts5(
     body, path, symbol, tokenize = "porter unicode61 remove_diacritics 2"
 );
-CREATE TABLE IF NOT EXISTS embeddings (hash TEXT PRIMARY KEY, vector BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS vectors (
+    tier TEXT NOT NULL,
+    hash TEXT NOT NULL,
+    vector BLOB NOT NULL,
+    PRIMARY KEY (tier, hash)
+) WITHOUT ROWID;
+"""
+
+# Schema 2 kept one model's vectors (the contextual one) in ``embeddings``: keep them, they cost
+# minutes to hours to compute.
+MIGRATE_2_TO_3 = """
+INSERT OR IGNORE INTO vectors SELECT 'contextual', hash, vector FROM embeddings;
+DROP TABLE embeddings;
+UPDATE meta SET key = 'model:contextual' WHERE key = 'embed_model';
+UPDATE meta SET value = '3' WHERE key = 'schema';
+UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'vectors_gen';
 """
 
 
@@ -79,6 +96,17 @@ class FileRecord:
     size: int
     hash: str
     language: str
+
+
+@dataclass(frozen=True)
+class PendingText:
+    """A text some tier has no vector for yet, with what says how soon it will be retrieved."""
+
+    hash: str  # embed hash
+    chunk_id: int  # one chunk holding that text
+    path: str
+    mtime_ns: int
+    references: int  # references, anywhere in the workspace, to the names the chunk defines
 
 
 @dataclass(frozen=True)
@@ -121,6 +149,11 @@ class Store:
             self.db.execute("PRAGMA foreign_keys=ON")
             self._check()
             self.db.executescript(SCHEMA)
+            if self.meta("schema") == "2":
+                with self.transaction() as db:
+                    for statement in MIGRATE_2_TO_3.split(";"):
+                        if statement.strip():
+                            db.execute(statement)
             with self.transaction():
                 self.db.execute(
                     "INSERT OR IGNORE INTO meta VALUES ('schema', ?), ('vectors_gen', '0')", (SCHEMA_VERSION,)
@@ -243,14 +276,16 @@ class Store:
 
     # -- chunks -----------------------------------------------------------------------------
 
-    def _select_in(self, sql: str, ids: list[int]) -> list[tuple]:
-        """Rows of ``sql`` (whose ``{marks}`` is an IN list) for all ``ids``, 500 per query:
-        SQLite caps the number of bound variables."""
+    def _select_in(self, sql: str, ids: list, params: tuple = ()) -> list[tuple]:
+        """Rows of ``sql`` (whose ``{marks}`` is an IN list, after ``params``) for all ``ids``, 500
+        per query: SQLite caps the number of bound variables."""
         rows: list[tuple] = []
         with self.lock:
             for start in range(0, len(ids), 500):
                 part = ids[start : start + 500]
-                rows += self.db.execute(sql.format(marks=",".join("?" * len(part))), part).fetchall()
+                rows += self.db.execute(
+                    sql.format(marks=",".join("?" * len(part))), (*params, *part)
+                ).fetchall()
         return rows
 
     _CHUNK_COLUMNS = "c.id, f.path, c.start_line, c.end_line, c.symbol, c.kind, f.language, c.hash"
@@ -290,10 +325,15 @@ class Store:
                 "files": one("SELECT count(*) FROM files").fetchone()[0],
                 "chunks": one("SELECT count(*) FROM chunks").fetchone()[0],
                 "symbols": one("SELECT count(*) FROM symbols WHERE role = 'definition'").fetchone()[0],
-                "embedded": one(
-                    "SELECT count(*) FROM chunks c JOIN embeddings e ON e.hash = c.embed_hash"
-                ).fetchone()[0],
             }
+
+    def embedded(self, tier: str) -> int:
+        """Chunks that have a vector of ``tier``."""
+        with self.lock:
+            return self.db.execute(
+                "SELECT count(*) FROM chunks c JOIN vectors v ON v.tier = ? AND v.hash = c.embed_hash",
+                (tier,),
+            ).fetchone()[0]
 
     def languages(self) -> dict[str, int]:
         with self.lock:
@@ -335,23 +375,44 @@ class Store:
             ).fetchone()
         return row[0] if row else None
 
-    # -- embeddings -------------------------------------------------------------------------
+    # -- embeddings ---------------------------------------------------------------------------
 
-    def pending_embeddings(self, limit: int) -> list[tuple[str, int]]:
-        """(embed hash, one chunk id with that hash) for chunks whose vector is not cached yet."""
+    _PENDING = (
+        "FROM chunks c LEFT JOIN vectors v ON v.tier = ? AND v.hash = c.embed_hash WHERE v.hash IS NULL"
+    )
+
+    def count_pending(self, tier: str) -> int:
+        """Distinct texts with no vector of ``tier``."""
         with self.lock:
             return self.db.execute(
-                "SELECT c.embed_hash, min(c.id) FROM chunks c LEFT JOIN embeddings e ON e.hash = c.embed_hash"
-                " WHERE e.hash IS NULL GROUP BY c.embed_hash LIMIT ?",
-                (limit,),
-            ).fetchall()
-
-    def count_pending(self) -> int:
-        with self.lock:
-            return self.db.execute(
-                "SELECT count(DISTINCT c.embed_hash) FROM chunks c"
-                " LEFT JOIN embeddings e ON e.hash = c.embed_hash WHERE e.hash IS NULL"
+                f"SELECT count(DISTINCT c.embed_hash) {self._PENDING}", (tier,)
             ).fetchone()[0]
+
+    def pending_texts(self, tier: str) -> list[PendingText]:
+        """Every text with no vector of ``tier``, with the file and reference counts that rank it."""
+        with self.lock:
+            rows = self.db.execute(
+                "SELECT c.embed_hash, c.id, c.file_id, c.start_line, c.end_line, f.path, f.mtime_ns"
+                " FROM chunks c JOIN files f ON f.id = c.file_id"
+                " LEFT JOIN vectors v ON v.tier = ? AND v.hash = c.embed_hash WHERE v.hash IS NULL",
+                (tier,),
+            ).fetchall()
+            refs = dict(
+                self.db.execute("SELECT lname, count(*) FROM symbols WHERE role = 'reference' GROUP BY lname")
+            )
+            definitions: dict[int, list[tuple[int, str]]] = {}
+            for file_id, line, lname in self.db.execute(
+                "SELECT file_id, line, lname FROM symbols WHERE role = 'definition' ORDER BY file_id, line"
+            ):
+                definitions.setdefault(file_id, []).append((line, lname))
+        best: dict[str, PendingText] = {}
+        for digest, chunk_id, file_id, start, end, path, mtime_ns in rows:
+            defs = definitions.get(file_id, [])
+            lo, hi = bisect_left(defs, (start, "")), bisect_right(defs, (end, "\uffff"))
+            text = PendingText(digest, chunk_id, path, mtime_ns, sum(refs.get(n, 0) for _, n in defs[lo:hi]))
+            if digest not in best or text.references > best[digest].references:
+                best[digest] = text
+        return list(best.values())
 
     def embed_inputs(self, chunk_ids: list[int]) -> dict[int, str]:
         """The text to embed for each chunk."""
@@ -362,38 +423,42 @@ class Store:
         )
         return {chunk_id: embed_text(path, symbol, text) for chunk_id, path, symbol, text in rows}
 
-    def add_embeddings(self, vectors: dict[str, np.ndarray]) -> list[tuple[int, np.ndarray]]:
-        """Cache vectors by embed hash; returns the (chunk id, vector) pairs that became searchable."""
+    def add_vectors(self, tier: str, vectors: dict[str, np.ndarray]) -> list[tuple[int, np.ndarray]]:
+        """Store ``tier``'s vectors by embed hash in one transaction (all or none of them, so a killed
+        process leaves no half-written batch); returns the (chunk id, vector) pairs now searchable."""
         with self.transaction() as db:
             db.executemany(
-                "INSERT OR IGNORE INTO embeddings VALUES (?, ?)",
-                [(h, v.astype(np.float32).tobytes()) for h, v in vectors.items()],
+                "INSERT OR IGNORE INTO vectors VALUES (?, ?, ?)",
+                [(tier, h, v.astype(np.float32).tobytes()) for h, v in vectors.items()],
             )
-            marks = ",".join("?" * len(vectors))
-            rows = db.execute(
-                f"SELECT id, embed_hash FROM chunks WHERE embed_hash IN ({marks})", list(vectors)
-            ).fetchall()
+            rows = self._select_in(
+                "SELECT id, embed_hash FROM chunks WHERE embed_hash IN ({marks})", list(vectors)
+            )
             self._bump_vectors(db)
         return [(cid, vectors[h]) for cid, h in rows]
 
-    def vectors_for(self, chunk_ids: list[int]) -> list[tuple[int, np.ndarray]]:
-        """Cached vectors of the given chunks (those already embedded, e.g. unchanged content)."""
+    def vectors_for(self, tier: str, chunk_ids: list[int]) -> list[tuple[int, np.ndarray]]:
+        """Cached ``tier`` vectors of the given chunks (those already embedded, e.g. unchanged content)."""
         rows = self._select_in(
-            "SELECT c.id, e.vector FROM chunks c JOIN embeddings e ON e.hash = c.embed_hash"
+            "SELECT c.id, v.vector FROM chunks c JOIN vectors v ON v.tier = ? AND v.hash = c.embed_hash"
             " WHERE c.id IN ({marks})",
             chunk_ids,
+            (tier,),
         )
         return [(cid, np.frombuffer(blob, dtype=np.float32)) for cid, blob in rows]
 
-    def all_vectors(self) -> Iterator[tuple[int, np.ndarray]]:
+    def all_vectors(self, tier: str) -> Iterator[tuple[int, np.ndarray]]:
         with self.lock:
             rows = self.db.execute(
-                "SELECT c.id, e.vector FROM chunks c JOIN embeddings e ON e.hash = c.embed_hash"
+                "SELECT c.id, v.vector FROM chunks c JOIN vectors v ON v.tier = ? AND v.hash = c.embed_hash",
+                (tier,),
             ).fetchall()
         for cid, blob in rows:
             yield cid, np.frombuffer(blob, dtype=np.float32)
 
-    def clear_embeddings(self) -> None:
+    def clear_vectors(self, tier: str, model_id: str) -> None:
+        """Forget every ``tier`` vector (they came from another model) and record the new model."""
         with self.transaction() as db:
-            db.execute("DELETE FROM embeddings")
+            db.execute("DELETE FROM vectors WHERE tier = ?", (tier,))
+            self.set_meta(db, f"model:{tier}", model_id)
             self._bump_vectors(db)

@@ -1,4 +1,5 @@
-"""The dense vector index: faiss inner product over normalised vectors, keyed by chunk id.
+"""The dense vector index of one tier: faiss inner product over normalised vectors, keyed by
+chunk id. Each tier (each embedding model) has its own: vectors of two models are never compared.
 
 It is a cache of what SQLite holds. The file is written atomically under a name that carries
 the store's vector generation; on open, a missing, stale or unreadable file is rebuilt from the
@@ -27,8 +28,9 @@ def gpu_count() -> int:
 
 
 class VectorIndex:
-    def __init__(self, folder: Path, dim: int | None = None) -> None:
+    def __init__(self, folder: Path, tier: str, dim: int | None = None) -> None:
         self.folder = folder
+        self.tier = tier
         self.dim = dim
         self.index: faiss.IndexIDMap2 | None = None
         self._gpu_copy: faiss.Index | None = None  # searched instead when faiss-gpu sees a GPU
@@ -39,7 +41,7 @@ class VectorIndex:
         return faiss.IndexIDMap2(faiss.IndexFlatIP(dim))
 
     def _file(self, generation: int) -> Path:
-        return self.folder / f"vectors-{generation}.faiss"
+        return self.folder / f"vectors-{self.tier}-{generation}.faiss"
 
     def load(self, generation: int, expected: int) -> bool:
         """Load the file saved at ``generation`` if it holds ``expected`` vectors."""
@@ -82,7 +84,7 @@ class VectorIndex:
             with tmp.open("rb") as f:
                 os.fsync(f.fileno())
             os.replace(tmp, final)
-        for old in self.folder.glob("vectors-*.faiss"):
+        for old in self.folder.glob(f"vectors-{self.tier}-*.faiss"):
             if old != final:
                 with contextlib.suppress(OSError):
                     old.unlink()

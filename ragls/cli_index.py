@@ -42,20 +42,27 @@ def resolve_root(value: str | None) -> Path:
     return root.resolve()
 
 
-def open_index(root: Path, settings: str | None = None) -> Index:
+def open_index(root: Path, settings: str | None = None, device: str | None = None) -> Index:
     """The workspace's index; ``settings`` is a JSON object layered over the config files (what an
-    editor sends the language server, which passes it on to the ``ragls index`` it starts)."""
+    editor sends the language server, which passes it on to the ``ragls index`` it starts);
+    ``device`` (``--device``) overrides models.embedding.device."""
     overrides = []
     if settings:
         try:
             overrides.append(("--settings", json.loads(settings)))
         except json.JSONDecodeError as exc:
             raise config.ConfigError(f"--settings is not valid JSON: {exc}") from None
+    if device:
+        overrides.append(("--device", {"models": {"embedding": {"device": device}}}))
     index = Index.open(root, config.load(root, overrides))
+    print_notices(index)
+    return index
+
+
+def print_notices(index: Index) -> None:
     for notice in index.notices:
         err.print(f"[yellow]note:[/] {notice}")
     index.notices.clear()
-    return index
 
 
 @contextmanager
@@ -83,24 +90,28 @@ def progress_bar(enabled: bool):
 
 
 def build(
-    index: Index, show_progress: bool, embed: bool = True, embed_limit: int | None = None
+    index: Index,
+    show_progress: bool,
+    embed: bool = True,
+    embed_limit: int | None = None,
+    contextual: bool = True,
 ) -> tuple[UpdateStats, float]:
-    """Keyword layer, then dense embeddings (skipped, with a note, when more than ``embed_limit``
-    chunks wait); returns the stats and the seconds spent embedding."""
+    """Keyword layer, then the static tier (seconds), then (``contextual``) the contextual tier,
+    skipped with a note when more than ``embed_limit`` chunks wait; returns the stats and the
+    seconds spent embedding."""
     with progress_bar(show_progress) as report:
         stats = index.update(report)
         started = time.perf_counter()
-        pending = index.pending_embeddings() if embed else 0
-        if embed_limit is not None and pending > embed_limit:
-            err.print(
-                f"note: {pending} chunks still need dense embeddings; answering from the keyword and "
-                "symbol layers (search.first_search_embed_limit); `ragls index` completes the dense layer."
-            )
-        elif pending:
-            try:
-                index.embed_pending(report)
-            except EmbeddingError as exc:
-                err.print(f"[red]dense embeddings unavailable:[/] {exc}")
+        try:
+            if embed:
+                index.embed_pending(report, tiers=["static"])
+                print_notices(index)
+                if contextual:
+                    embed_contextual(index, report, embed_limit)
+        except EmbeddingError as exc:
+            err.print(f"[red]dense embeddings unavailable:[/] {exc}")
+        finally:
+            print_notices(index)
     return stats, time.perf_counter() - started
 
 
@@ -109,9 +120,25 @@ def _json_lines(done: int, total: int, what: str) -> None:
     sys.stdout.flush()
 
 
+def embed_contextual(index: Index, report, embed_limit: int | None) -> None:
+    """The contextual tier in the foreground, unless more than ``embed_limit`` texts wait for it."""
+    pending = index.store.count_pending("contextual")
+    if not index.contextual_enabled() or not pending:
+        return
+    if embed_limit is not None and pending > embed_limit:
+        err.print(
+            f"note: {pending} chunks still need contextual embeddings; answering from the keyword, "
+            "symbol and static layers (search.first_search_embed_limit); `ragls index` completes them."
+        )
+        return
+    index.embed_pending(report, tiers=["contextual"])
+
+
 def _index(args: argparse.Namespace) -> int:
     root = resolve_root(args.path)
-    with open_index(root, args.settings) as index:
+    if args.status:
+        return _show_status(root, as_json=False)
+    with open_index(root, args.settings, args.device) as index:
         if args.json:
             stats = index.update(_json_lines)
             _json_lines(0, index.pending_embeddings(), "embedding")
@@ -131,7 +158,9 @@ def _index(args: argparse.Namespace) -> int:
     table.add_row("  skipped", str(len(stats.skipped)))
     table.add_row("chunks", str(status["chunks"]))
     table.add_row("symbols (definitions)", str(status["symbols"]))
-    table.add_row("embedded chunks", f"{status['embedded']} of {status['chunks']}")
+    for name, tier in status["tiers"].items():
+        if tier["enabled"]:
+            table.add_row(f"embedded chunks, {name} tier", f"{tier['embedded']} of {status['chunks']}")
     langs = ", ".join(f"{k} {v}" for k, v in list(status["languages"].items())[:12])
     table.add_row("languages", langs or "-")
     table.add_row("seconds (keyword layer)", f"{stats.seconds:.2f}")
@@ -159,11 +188,19 @@ def _print_results(results: list[SearchResult], as_json: bool) -> None:
     out.print(table)
 
 
+def embed_in_background(index: Index, stop: threading.Event) -> threading.Thread:
+    """Every tier's missing vectors (static first, then contextual) on a thread; searches meanwhile
+    use whatever each tier has committed."""
+    thread = threading.Thread(target=index.embed_pending, kwargs={"stop": stop}, daemon=True)
+    thread.start()
+    return thread
+
+
 def _search(args: argparse.Namespace) -> int:
     if not args.stdin and not args.query:
         raise SystemExit("ragls search: give a QUERY or --stdin")
     root = resolve_root(args.root)
-    with open_index(root) as index:
+    with open_index(root, args.device) as index:
         if index.is_empty():
             build(
                 index,
@@ -183,8 +220,7 @@ def _serve_stdin(index: Index, args: argparse.Namespace) -> int:
 
     index.update()
     stop = threading.Event()
-    embedder = threading.Thread(target=index.embed_pending, kwargs={"stop": stop}, daemon=True)
-    embedder.start()
+    embedder = embed_in_background(index, stop)
     watcher = Watcher(index).start() if args.watch else None
     try:
         for line in sys.stdin:
@@ -204,14 +240,25 @@ def _serve_stdin(index: Index, args: argparse.Namespace) -> int:
 
 
 def _status(args: argparse.Namespace) -> int:
-    root = resolve_root(args.root)
+    return _show_status(resolve_root(args.root), args.json)
+
+
+def _show_status(root: Path, as_json: bool) -> int:
+    """What the index holds, each dense tier on its own line (no model is loaded for it)."""
     with open_index(root) as index:
         status = index.status()
-    if args.json:
+    if as_json:
         print(json.dumps(status))
         return 0
     table = Table(title=f"ragls status: {root}", show_header=False)
     for key, value in status.items():
+        if key == "tiers":
+            for name, tier in value.items():
+                state = f"off (index.contextual = '{index.cfg.index.contextual}')"
+                if tier["enabled"]:
+                    state = f"{tier['embedded']} of {status['chunks']} chunks, {tier['pending']} pending"
+                table.add_row(f"{name} tier", f"{state}; model {tier['model'] or '-'}")
+            continue
         shown = ", ".join(f"{k} {v}" for k, v in value.items()) if isinstance(value, dict) else str(value)
         table.add_row(key.replace("_", " "), shown)
     out.print(table)
@@ -222,8 +269,10 @@ def _watch(args: argparse.Namespace) -> int:
     from ragls.indexer.watcher import Watcher
 
     root = resolve_root(args.path)
-    with open_index(root) as index:
-        build(index, show_progress=err.is_terminal)
+    with open_index(root, args.device) as index:
+        build(index, show_progress=err.is_terminal, contextual=False)
+        stop = threading.Event()
+        embedder = embed_in_background(index, stop)
 
         def report(stats: UpdateStats) -> None:
             err.print(
@@ -236,14 +285,27 @@ def _watch(args: argparse.Namespace) -> int:
         try:
             threading.Event().wait()
         finally:
+            stop.set()
             watcher.stop()
+            embedder.join()
     return 0
+
+
+def _device_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--device",
+        choices=["auto", "cpu", "cuda"],
+        help="where the contextual model runs (default: models.embedding.device); "
+        "cuda without a GPU falls back to the CPU with a note",
+    )
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("index", help="index a folder (incremental)")
     p.add_argument("path", nargs="?", help="workspace root (default: enclosing git repository or cwd)")
     p.add_argument("--no-embed", action="store_true", help="build only the keyword and symbol layers")
+    p.add_argument("--status", action="store_true", help="only report what the index holds (`ragls status`)")
+    _device_option(p)
     p.add_argument(
         "--progress", action="store_true", help="show the progress bar even when not on a terminal"
     )
@@ -264,6 +326,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--stdin", action="store_true", help="read one query per line, print one JSON list per line"
     )
     p.add_argument("--watch", action="store_true", help="with --stdin: keep the index current while running")
+    _device_option(p)
     p.set_defaults(run=_search)
 
     p = sub.add_parser("status", help="what the index holds")
@@ -273,4 +336,5 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     p = sub.add_parser("watch", help="index, then keep the index current as files change")
     p.add_argument("path", nargs="?")
+    _device_option(p)
     p.set_defaults(run=_watch)

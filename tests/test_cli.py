@@ -77,7 +77,11 @@ def test_human_search_and_status(repo: Path) -> None:
     assert "shop/auth/tokens.py" in proc.stdout
     status = ragls("status", "--root", str(repo), "--json")
     data = json.loads(status.stdout)
-    assert data["files"] >= 11 and data["pending_embeddings"] == 0 and data["vectors"] == data["embedded"]
+    assert data["files"] >= 11 and data["pending_embeddings"] == 0
+    for tier in data["tiers"].values():
+        if tier["enabled"]:
+            assert tier["vectors"] == tier["embedded"] == data["chunks"]
+    assert data["tiers"]["static"]["enabled"]
 
 
 def test_config_error_is_reported(repo: Path, tmp_path: Path) -> None:
@@ -98,10 +102,13 @@ def test_first_search_on_a_big_folder_answers_before_embedding(tmp_path: Path) -
     root = tmp_path / "big"
     shutil.copytree(FIXTURE, root)
     (root / ".ragls").mkdir()
-    (root / ".ragls" / "config.toml").write_text("[search]\nfirst_search_embed_limit = 5\n")
+    config_text = '[search]\nfirst_search_embed_limit = 5\n[index]\ncontextual = "on"\n'
+    (root / ".ragls" / "config.toml").write_text(config_text)
     proc = ragls("search", "ConnectionPool", "--root", str(root), "--json")
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout)[0]["path"] == "shop/storage/pool.py"
-    assert "chunks still need dense embeddings" in " ".join(proc.stderr.split())
+    assert "chunks still need contextual embeddings" in " ".join(proc.stderr.split())
     status = json.loads(ragls("status", "--root", str(root), "--json").stdout)
-    assert status["embedded"] == 0 and status["pending_embeddings"] == status["chunks"]
+    tiers = status["tiers"]
+    assert tiers["static"]["embedded"] == status["chunks"]  # the fast tier is always built
+    assert tiers["contextual"]["embedded"] == 0 and status["pending_embeddings"] == status["chunks"]

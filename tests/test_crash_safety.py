@@ -56,10 +56,9 @@ def kill_when(
 
 @pytest.fixture
 def repo(tmp_path: Path) -> Path:
-    return write_tree(
-        tmp_path / "ws",
-        {f"pkg{i % 7}/mod_{i}.py": PY.format(name=f"handler_{i}") * 3 for i in range(N_FILES)},
-    )
+    files = {f"pkg{i % 7}/mod_{i}.py": PY.format(name=f"handler_{i}") * 3 for i in range(N_FILES)}
+    # the contextual tier commits in small groups: a kill lands mid-pass
+    return write_tree(tmp_path / "ws", {**files, ".ragls/config.toml": '[index]\ncontextual = "on"\n'})
 
 
 def test_kill_during_keyword_layer(repo: Path, isolated_env: Path) -> None:
@@ -79,7 +78,7 @@ def test_kill_during_keyword_layer(repo: Path, isolated_env: Path) -> None:
 
 def test_kill_during_embedding_then_resume(repo: Path, isolated_env: Path) -> None:
     proc = start_indexing(repo, isolated_env)
-    seen = kill_when(proc, isolated_env, "SELECT count(*) FROM embeddings", 1, N_FILES)
+    seen = kill_when(proc, isolated_env, "SELECT count(*) FROM vectors WHERE tier = 'contextual'", 1, N_FILES)
     with open_index(repo) as index:
         consistent(index)
         assert index.store.counts()["files"] == N_FILES

@@ -48,7 +48,7 @@ def test_embeddings_cached_by_content(tmp_path: Path) -> None:
         (root / "a.py").write_text(PY.format(name="alpha"))  # back to content seen before
         index.update()
         assert index.pending_embeddings() == 0  # the cached vector is reused, nothing re-embedded
-        assert index.vectors.size == 1
+        assert [t.vectors.size for t in index.enabled_tiers()] == [1] * len(index.enabled_tiers())
         consistent(index)
 
 
@@ -57,12 +57,14 @@ def test_reopen_uses_saved_vectors_and_detects_stale_file(tmp_path: Path) -> Non
     with open_index(root) as index:
         index.update()
         index.embed_pending()
-        folder = index.folder
+        folder, tiers = index.folder, len(index.enabled_tiers())
     saved = list(folder.glob("vectors-*.faiss"))
-    assert len(saved) == 1
-    saved[0].write_bytes(b"garbage")  # a damaged cache file
+    assert len(saved) == tiers  # one per tier
+    for damaged in saved:
+        damaged.write_bytes(b"garbage")  # a damaged cache file
     with open_index(root) as index:
-        assert index.vectors.size == 2  # rebuilt from SQLite, not re-embedded
+        for tier in index.enabled_tiers():
+            assert tier.vectors.size == 2  # rebuilt from SQLite, not re-embedded
         assert index.pending_embeddings() == 0
         assert index.search("alpha", top_k=1, mode="dense")[0].path == "a.py"
 

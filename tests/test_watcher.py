@@ -30,6 +30,8 @@ def test_watcher_applies_edits_creations_and_deletions(tmp_path: Path) -> None:
             write_tree(root, {"sub/c.py": PY.format(name="gamma")})
             wait_for(lambda: sorted(index.store.files()) == ["a.py", "sub/c.py"])
             wait_for(lambda: index.pending_embeddings() == 0)
+            # the vectors are committed to SQLite a moment before the faiss copy takes them
+            wait_for(lambda: all(t.vectors.size == 2 for t in index.enabled_tiers()))
             assert index.search("changed_alpha", top_k=1)[0].path == "a.py"
             assert index.search("gamma", top_k=1, mode="dense")[0].path == "sub/c.py"
             (root / "sub" / "c.py").rename(root / "sub" / "d.py")
