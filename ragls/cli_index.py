@@ -139,6 +139,7 @@ def _index(args: argparse.Namespace) -> int:
     if args.status:
         return _show_status(root, as_json=False)
     with open_index(root, args.settings, args.device) as index:
+        index.prioritize(args.first)
         if args.json:
             stats = index.update(_json_lines)
             _json_lines(0, index.pending_embeddings(), "embedding")
@@ -314,6 +315,10 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--json", action="store_true", help="print progress and the result as JSON lines (for programs)"
     )
     p.add_argument("--settings", metavar="JSON", help="a JSON object layered over the config files")
+    p.add_argument(
+        "--first", metavar="FILE", action="append", default=[],
+        help="embed this file's chunks first (repeatable; the language server names the open files)",
+    )
     p.set_defaults(run=_index)
 
     p = sub.add_parser("search", help="search the index (builds it first if there is none)")

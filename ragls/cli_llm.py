@@ -13,8 +13,9 @@ import json
 import os
 import platform
 import sys
+import tempfile
 from collections.abc import Callable
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 
 from rich.console import Console
@@ -37,6 +38,11 @@ def _console() -> Console:
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("models", help="configured model roles: provider, model, license, context, location")
     p.add_argument("--root", type=Path, help="workspace whose .ragls/config.toml applies")
+    p.add_argument(
+        "--prepare", action="store_true",
+        help="build the derived embedding models now (distilled and exported locally, once per machine; "
+        "otherwise the first index run does it)",
+    )
     p.set_defaults(run=_models)
 
     p = sub.add_parser("doctor", help="install health: model files load, GPU, privacy mode, network use")
@@ -57,6 +63,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def _models(args: argparse.Namespace) -> int:
     cfg = config.load(args.root)
+    if args.prepare:
+        return _prepare(cfg)
     privacy = Privacy(cfg.privacy)
     table = Table(title=f"ragls models (privacy.mode = {cfg.privacy.mode})")
     for column in ("role", "provider", "model", "license", "context", "where", "allowed"):
@@ -73,6 +81,26 @@ def _models(args: argparse.Namespace) -> int:
     table.add_row("embedding", emb.provider, emb.model, "", str(emb.max_tokens), "local", "yes")
     _console().print(table)
     return 1 if failed else 0
+
+
+def _prepare(cfg: config.Config) -> int:
+    """Load every dense tier the index would build, which distils or exports the models it
+    derives from the bundled one (the first index run on a new machine would do it otherwise)."""
+    from ragls.indexer.embeddings import EmbeddingError
+    from ragls.indexer.engine import Index
+
+    scratch_cfg = replace(cfg, index=replace(cfg.index, location="workspace"))
+    with tempfile.TemporaryDirectory() as scratch, Index.open(Path(scratch), scratch_cfg) as index:
+        for tier in index.enabled_tiers():
+            try:
+                tier.encoder.load()
+            except EmbeddingError as exc:
+                _console().print(f"[red]{tier.name}: {exc}[/]")
+                return 1
+            for notice in tier.encoder.notices:
+                _console().print(f"note: {notice}")
+            _console().print(f"{tier.name} tier: ready ({tier.encoder.model_id})")
+    return 0
 
 
 def _describe_model(model: ModelConfig) -> tuple[str, str, str, str]:

@@ -266,6 +266,8 @@ def create_server() -> RaglsServer:
             session.log(f"{params.text_document.uri}: not a local file; ragls skips it")
         elif ws is None and not session.workspaces:
             server.adopt_folder(path)
+        elif ws is not None:
+            ws.index.prioritize(session.open_paths())  # its vectors are made first from now on
 
     @server.feature(types.TEXT_DOCUMENT_DID_CHANGE)
     def did_change(params: types.DidChangeTextDocumentParams) -> None:

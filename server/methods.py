@@ -169,7 +169,7 @@ def register_methods(server: RaglsServer) -> None:
     def reindex(params: Any) -> dict:
         root = workspace_root(params) if isinstance(params, dict) and params.get("uri") else None
         chosen = [session.workspaces[root]] if root else list(session.workspaces.values())
-        return {"started": [str(ws.root) for ws in chosen if ws.build()]}
+        return {"started": [str(ws.root) for ws in chosen if ws.build(session.open_paths())]}
 
     @server.feature("ragls/documentState")
     @_params

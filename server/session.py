@@ -210,8 +210,12 @@ class Session:
         if mode == "watchdog" or (mode == "auto" and not client_watches):
             ws.watcher = Watcher(ws.index, apply=lambda batch: ws.changed([Path(p) for p in batch])).start()
         if ws.cfg.server.index_on_open:
-            ws.build()
+            ws.build(self.open_paths())
         return ws
+
+    def open_paths(self) -> list[Path]:
+        """The local files open in the editor: their chunks are embedded first."""
+        return [doc.path.resolve() for doc in self.server.documents if doc.path is not None]
 
     def close_workspace(self, root: Path) -> None:
         ws = self.workspaces.pop(root.resolve(), None)

@@ -23,7 +23,7 @@ import os
 import subprocess
 import sys
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -104,8 +104,9 @@ class Workspace:
 
     # -- the background build ---------------------------------------------------------------
 
-    def build(self) -> bool:
-        """Start a full (incremental) index run in a child process; False if one is running."""
+    def build(self, first: Sequence[Path] = ()) -> bool:
+        """Start a full (incremental) index run in a child process, embedding the files in ``first``
+        (the open ones) before the rest; False if a run is already going."""
         with self._lock:
             if self._child is not None:
                 return False
@@ -120,6 +121,7 @@ class Workspace:
                 "--settings",
                 json.dumps(self.settings),
             ]
+            cmd += [arg for path in first if self.contains(path) for arg in ("--first", str(path))]
             env = dict(os.environ)
             # One core for the child's embedding; the models serving the editor keep the rest.
             threads = str(max(1, (os.cpu_count() or 2) // 2))

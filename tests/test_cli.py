@@ -112,3 +112,17 @@ def test_first_search_on_a_big_folder_answers_before_embedding(tmp_path: Path) -
     tiers = status["tiers"]
     assert tiers["static"]["embedded"] == status["chunks"]  # the fast tier is always built
     assert tiers["contextual"]["embedded"] == 0 and status["pending_embeddings"] == status["chunks"]
+
+
+def test_index_json_reports_progress_then_the_result(repo: Path) -> None:
+    """What the language server reads from the `ragls index` child it starts."""
+    settings = json.dumps({"search": {"top_k": 3}})
+    first = str(repo / "shop" / "cart.py")
+    proc = ragls("index", str(repo), "--json", "--settings", settings, "--first", first)
+    assert proc.returncode == 0, proc.stderr
+    events = [json.loads(line) for line in proc.stdout.splitlines()]
+    assert {e["event"] for e in events[:-1]} == {"progress"}
+    done = events[-1]
+    assert done["event"] == "done" and done["files"] >= 8 and done["root"] == str(repo.resolve())
+    bad = ragls("index", str(repo), "--json", "--settings", "{not json")
+    assert bad.returncode == 2 and "--settings is not valid JSON" in bad.stderr
