@@ -255,7 +255,8 @@ async def test_completion_is_served_while_a_large_index_is_built(tmp_path: Path)
             )
         )
     (root / "calc.py").write_text(TYPED)
-    settings = {**FAST_SETTINGS, "index": {"embeddings": True}}  # the dense layer keeps the build busy
+    # The static tier takes seconds; the contextual tier (MiniLM on a CPU) keeps the build busy for minutes.
+    settings = {**FAST_SETTINGS, "index": {"embeddings": True, "contextual": "on"}}
     async with lsp(root, caps=INLINE, settings=settings) as (client, _):
         token = await wait_until(
             lambda: [
