@@ -100,41 +100,32 @@ class DenseTier:
         if not self._running.acquire(blocking=False):
             return set()
         try:
-            return self._embed(store, lock, hot, progress, stop)
+            version, total = -1, 0
+            plan: list[PendingText] = []
+            done: set[str] = set()
+            while not (stop and stop.is_set()):
+                if not plan or hot()[0] != version:  # new texts, or the editor opened other files
+                    version, paths = hot()
+                    plan = retrieval_order(store.pending_texts(self.name), paths)
+                    total = len(done) + len(plan)
+                    if not plan:
+                        break
+                group, plan = plan[: self.group], plan[self.group :]
+                inputs = store.embed_inputs([p.chunk_id for p in group])
+                group = [p for p in group if p.chunk_id in inputs]  # chunks may vanish meanwhile
+                if not group:
+                    continue
+                vectors = self.encoder.encode([inputs[p.chunk_id] for p in group])
+                by_hash = {p.hash: v for p, v in zip(group, vectors, strict=True)}
+                with lock:
+                    pairs = store.add_vectors(self.name, by_hash)
+                    self.vectors.add(pairs)
+                done.update(p.hash for p in group)
+                if progress:
+                    progress(len(done), total, "embedding")  # per tier: static, then contextual
+            return done
         finally:
             self._running.release()
-
-    def _embed(
-        self,
-        store: Store,
-        lock: threading.RLock,
-        hot: Callable[[], tuple[int, set[str]]],
-        progress: Progress | None,
-        stop: threading.Event | None,
-    ) -> set[str]:
-        version, total = -1, 0
-        plan: list[PendingText] = []
-        done: set[str] = set()
-        while not (stop and stop.is_set()):
-            if not plan or hot()[0] != version:  # new texts, or the editor opened other files
-                version, paths = hot()
-                plan = retrieval_order(store.pending_texts(self.name), paths)
-                total = len(done) + len(plan)
-                if not plan:
-                    break
-            group, plan = plan[: self.group], plan[self.group :]
-            inputs = store.embed_inputs([p.chunk_id for p in group])
-            group = [p for p in group if p.chunk_id in inputs]  # chunks may vanish meanwhile
-            if not group:
-                continue
-            vectors = self.encoder.encode([inputs[p.chunk_id] for p in group])
-            with lock:
-                pairs = store.add_vectors(self.name, {p.hash: v for p, v in zip(group, vectors, strict=True)})
-                self.vectors.add(pairs)
-            done.update(p.hash for p in group)
-            if progress:
-                progress(len(done), total, "embedding")  # per tier: static, then contextual
-        return done
 
     def status(self, store: Store) -> dict:
         return {

@@ -178,17 +178,23 @@ def tiny_static_config(root: Path, model: Path, pca_dims: int = 16) -> None:
     )
 
 
-def test_damaged_static_model_is_rebuilt_and_vectors_redone(
-    tmp_path: Path, tiny_model: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+@pytest.fixture
+def static_workspace(tmp_path: Path, tiny_model: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A workspace whose static tier (a tiny model distilled into tmp_path/models) is complete."""
     monkeypatch.setenv("RAGLS_MODELS_DIR", str(tmp_path / "models"))
     root = write_tree(tmp_path / "ws", FILES)
     tiny_static_config(root, tiny_model)
     with open_index(root) as index:
         index.update()
         assert index.embed_pending() == 3
-        first_model = index.status()["tiers"]["static"]["model"]
         assert index.tiers["static"].vectors.dim == 16
+    return root
+
+
+def test_damaged_static_model_is_rebuilt_and_vectors_redone(tmp_path: Path, static_workspace: Path) -> None:
+    root = static_workspace
+    with open_index(root) as index:
+        first_model = index.status()["tiers"]["static"]["model"]
     [built] = (tmp_path / "models" / "static").iterdir()
     weights = built / "model.safetensors"
     weights.write_bytes(weights.read_bytes()[:-100] + b"\0" * 100)  # flipped bytes on disk
@@ -205,15 +211,8 @@ def test_damaged_static_model_is_rebuilt_and_vectors_redone(
         consistent(index)
 
 
-def test_interrupted_static_build_is_not_trusted(
-    tmp_path: Path, tiny_model: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setenv("RAGLS_MODELS_DIR", str(tmp_path / "models"))
-    root = write_tree(tmp_path / "ws", FILES)
-    tiny_static_config(root, tiny_model)
-    with open_index(root) as index:
-        index.update()
-        index.embed_pending()
+def test_interrupted_static_build_is_not_trusted(tmp_path: Path, static_workspace: Path) -> None:
+    root = static_workspace
     [built] = (tmp_path / "models" / "static").iterdir()
     (built / model_cache.MANIFEST).unlink()  # as if the build had died before its manifest
     with open_index(root) as index:
@@ -222,17 +221,9 @@ def test_interrupted_static_build_is_not_trusted(
         assert (built / model_cache.MANIFEST).is_file()
 
 
-def test_another_static_source_is_another_model(
-    tmp_path: Path, tiny_model: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_another_static_source_is_another_model(static_workspace: Path, tiny_model: Path) -> None:
     """Swapping the model between runs: the index notices and re-embeds instead of mixing."""
-    monkeypatch.setenv("RAGLS_MODELS_DIR", str(tmp_path / "models"))
-    root = write_tree(tmp_path / "ws", FILES)
-    tiny_static_config(root, tiny_model)
-    with open_index(root) as index:
-        index.update()
-        index.embed_pending()
-        assert index.tiers["static"].vectors.dim == 16
+    root = static_workspace
     tiny_static_config(root, tiny_model, pca_dims=8)
     with open_index(root) as index:
         assert index.embed_pending() == 3
