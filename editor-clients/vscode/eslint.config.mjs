@@ -1,0 +1,17 @@
+// Flat config: typescript-eslint's type-aware recommended rules for the extension and its tests,
+// eslint's recommended rules for the webview script.
+import js from '@eslint/js';
+import globals from 'globals';
+import tseslint from 'typescript-eslint';
+
+export default tseslint.config(
+  { ignores: ['out/', 'dist/', 'node_modules/'] },
+  js.configs.recommended,
+  {
+    files: ['src/**/*.ts'],
+    extends: [tseslint.configs.recommendedTypeChecked],
+    languageOptions: { parserOptions: { projectService: true, tsconfigRootDir: import.meta.dirname } },
+  },
+  { files: ['media/**/*.js'], languageOptions: { globals: { ...globals.browser, acquireVsCodeApi: 'readonly' } } },
+  { files: ['*.mjs'], languageOptions: { globals: globals.node } },
+);
