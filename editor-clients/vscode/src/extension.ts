@@ -196,7 +196,7 @@ export async function activate(context: vscode.ExtensionContext): Promise<void> 
     vscode.commands.registerCommand('ragls.recipe', () =>
       withClient(async (c) => {
         const here = target();
-        if (!here) throw new Error('open a local file (or an untitled buffer) to run a recipe on');
+        if (!here) throw new Error('open a file of the workspace to run a recipe on it');
         const { recipes: list } = await recipes(c, here.uri);
         const pick = await vscode.window.showQuickPick(
           list.map((r) => ({ label: r.title, description: r.name, detail: r.description, recipe: r })),

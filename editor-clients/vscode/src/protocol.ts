@@ -22,9 +22,10 @@ export interface Connection {
   onNotification<P>(method: string, handler: (params: P) => void): Disposable;
 }
 
-/** Documents the server gets: saved and unsaved local files. Remote (`vscode-remote:`), virtual
- * (`git:`, `vscode-vfs:`) and other schemes are never sent; ragls indexes local files only. */
-export const DOCUMENT_SELECTOR = [{ scheme: 'file' }, { scheme: 'untitled' }];
+/** Documents the server gets: local files, saved or not. ragls serves files inside a workspace
+ * folder, so remote (`vscode-remote:`), virtual (`git:`, `vscode-vfs:`) and `untitled:` buffers are
+ * never sent. */
+export const DOCUMENT_SELECTOR = [{ scheme: 'file' }];
 
 /** Added to the client's capabilities: the server streams answers as `ragls/chatDelta` to clients
  * that declare it (others get a `window/showMessage`). */
@@ -268,7 +269,7 @@ export interface WorkspaceStatus {
   progress?: { what: string; done: number; total: number; percentage: number } | null;
 }
 
-type ProgressValue = WorkDoneProgressBegin | WorkDoneProgressReport | WorkDoneProgressEnd;
+export type ProgressValue = WorkDoneProgressBegin | WorkDoneProgressReport | WorkDoneProgressEnd;
 
 /** The index state for the status bar, from `$/progress` as it happens and `ragls/indexStatus`. */
 export class IndexStatus {
