@@ -70,7 +70,7 @@ def test_vscode_extension_builds_packages_and_drives_the_server(tmp_path: Path) 
     with zipfile.ZipFile(CLIENT / "ragls.vsix") as vsix:
         names = set(vsix.namelist())
         bundle = vsix.read("extension/dist/extension.js").decode()
-    assert {"extension/package.json", "extension/media/chat.js", "extension/README.md"} <= names, names
+    assert {"extension/package.json", "extension/media/chat.js", "extension/readme.md"} <= names, names
     assert not any(name.startswith("extension/node_modules/") for name in names), names
     assert 'require("vscode-languageclient' not in bundle  # bundled: the .vsix needs no node_modules
 

@@ -60,4 +60,5 @@
   });
   document.getElementById('cancel').addEventListener('click', () => vscode.postMessage({ type: 'cancel' }));
   document.getElementById('new').addEventListener('click', () => vscode.postMessage({ type: 'new' }));
+  vscode.postMessage({ type: 'ready' });
 })();

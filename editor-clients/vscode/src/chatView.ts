@@ -10,6 +10,7 @@ import { spansOf, type CodeSpan, type Turn } from './protocol';
 
 /** What the webview script posts. */
 type ViewMessage =
+  | { type: 'ready' }
   | { type: 'ask'; question: string }
   | { type: 'open'; span: CodeSpan }
   | { type: 'cancel' }
@@ -43,10 +44,10 @@ export class ChatView implements vscode.WebviewViewProvider {
 <script src="${script.toString()}"></script></body></html>`;
     view.webview.onDidReceiveMessage((message: ViewMessage) => this.onMessage(message));
     view.onDidDispose(() => (this.view = undefined));
-    this.render();
   }
 
-  /** Send the transcript (with the spans to link under each answer) to the webview, if shown. */
+  /** Send the transcript (with the spans to link under each answer) to the webview, if shown;
+   * a new webview asks for it with `ready` once its script listens. */
   render(): void {
     const turns = this.turns().map((turn) => ({ ...turn, spans: spansOf(turn.final) }));
     void this.view?.webview.postMessage({ type: 'turns', turns });

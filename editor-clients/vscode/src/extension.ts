@@ -41,7 +41,8 @@ export async function activate(context: vscode.ExtensionContext): Promise<void> 
   });
   const chat: Chat = new Chat(() => view.render());
   const view = new ChatView(context.extensionUri, () => chat.turns, (message) => {
-    if (message.type === 'ask') void ask(message.question);
+    if (message.type === 'ready') view.render();
+    else if (message.type === 'ask') void ask(message.question);
     else if (message.type === 'open') void openSpan(message.span);
     else if (message.type === 'cancel') void withClient((c) => chat.cancel(c));
     else chat.newConversation();
@@ -69,6 +70,7 @@ export async function activate(context: vscode.ExtensionContext): Promise<void> 
   let server: ServerProcess | undefined;
   const startServer = async () => {
     const command = vscode.workspace.getConfiguration('ragls').get<string>('client.serverPath') || 'ragls';
+    server = undefined; // a failure below is this start's, not the previous server's
     server = await ServerProcess.start(command, ['serve'], { cwd: vscode.workspace.workspaceFolders?.[0]?.uri.fsPath });
     return server.child;
   };
@@ -134,7 +136,7 @@ export async function activate(context: vscode.ExtensionContext): Promise<void> 
     try {
       await client.start();
     } catch (error) {
-      const message = server?.failure(error) ?? (error as Error).message;
+      const message = server ? await server.failure(error) : (error as Error).message;
       output.appendLine(message);
       void vscode.window.showErrorMessage(message, 'Open settings', 'Show output').then((pick) => {
         if (pick === 'Open settings') void vscode.commands.executeCommand('workbench.action.openSettings', 'ragls.client');

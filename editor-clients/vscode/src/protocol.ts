@@ -94,8 +94,18 @@ export class ServerProcess {
     });
   }
 
-  /** Why the session could not start, naming the command and quoting what it printed. */
-  failure(error: unknown): string {
+  /** Why the session could not start, naming the command and quoting what it printed. The
+   * connection often closes a moment before the exit is reported, so this waits a little for it. */
+  async failure(error: unknown): Promise<string> {
+    if (this.exit === undefined && this.child.exitCode === null) {
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, 1000);
+        this.child.once('exit', () => {
+          clearTimeout(timer);
+          resolve();
+        });
+      });
+    }
     const reason = this.exit !== undefined ? `it exited (${this.exit})` : `${(error as Error)?.message ?? error}`;
     const said = this.stderr.trim().split('\n').slice(-5).join('\n');
     return `ragls: \`${this.commandLine}\` failed to start: ${reason}.${said ? `\n${said}` : ''}\n${PATH_HINT}`;

@@ -301,8 +301,7 @@ describe('starting and restarting the server', () => {
     connection.listen();
     const initialize = connection.sendRequest(InitializeRequest.type, { processId: process.pid, rootUri: null, capabilities: {} });
     const failed = await Promise.race([initialize.then(() => assert.fail('initialize succeeded')), closed]);
-    await until(() => server.exit !== undefined, 'the crashed server to exit');
-    const message = server.failure(failed);
+    const message = await server.failure(failed);
     assert.match(message, /`ragls serve --no-such-option` failed to start: it exited \(2\)/);
     assert.match(message, /unrecognized arguments: --no-such-option/);
     connection.dispose();
