@@ -1,10 +1,11 @@
 // Flat config: typescript-eslint's type-aware recommended rules for the extension and its tests,
 // eslint's recommended rules for the webview script.
 import js from '@eslint/js';
+import { defineConfig } from 'eslint/config';
 import globals from 'globals';
 import tseslint from 'typescript-eslint';
 
-export default tseslint.config(
+export default defineConfig(
   { ignores: ['out/', 'dist/', 'node_modules/'] },
   js.configs.recommended,
   {

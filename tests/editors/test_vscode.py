@@ -24,6 +24,7 @@ EXPECTED = {
     "the status bar follows $/progress while indexing, then ragls/indexStatus",
     "inline completion for an unsaved file (not on disk); huge files get none",
     "a question streams into the chat, its citations point at real code, follow-ups continue it",
+    "Stop cancels the answer being generated",
     "recipes: listed for the palette, run like a code action, text streams and edits come back",
     "a missing binary is reported with the command",
     "a server crashing at start is explained with the command and what it printed",

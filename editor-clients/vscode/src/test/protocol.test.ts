@@ -258,6 +258,14 @@ describe('the extension against ragls serve', () => {
     assert.deepEqual(chat.turns.slice(-2), [turn, followUp]);
   });
 
+  test('Stop cancels the answer being generated', async () => {
+    const turn = await chat.ask(session.connection, 'Explain in detail how Cart computes the total with tax and discounts.');
+    assert.equal(await chat.cancel(session.connection), true);
+    const final = await answered(turn);
+    assert.equal(final.cancelled, true);
+    assert.equal(await chat.cancel(session.connection), false); // nothing left to stop
+  });
+
   test('recipes: listed for the palette, run like a code action, text streams and edits come back', async () => {
     const uri = await session.open('shop/cart.py', readFileSync(path.join(session.root, 'shop/cart.py'), 'utf8'));
     const { recipes: list } = await recipes(session.connection, uri);
