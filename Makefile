@@ -36,6 +36,9 @@ install-test: install
 		echo "  sudo apt-get install -y --no-install-recommends emacs-nox elpa-eglot elpa-lsp-mode"; \
 	fi
 	@# --- end of the Emacs client ---
+	@# --- VS Code client (editor-clients/vscode): its npm packages, from the lockfile ---
+	npm ci --prefix editor-clients/vscode --no-audit --no-fund --loglevel=error
+	@# --- end of the VS Code client ---
 
 demo: install
 	$(BIN)/ragls index .
