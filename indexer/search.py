@@ -78,17 +78,75 @@ def dense_rankings(index: Index, query: str, tiers: Iterable[str] | None) -> dic
     return {t.name: index.dense_ranking(t, query, CANDIDATES) for t in wanted}
 
 
+# A name as a language writes it qualified: a.b.C, Mod::Class#method, Ns\Class::method, obj->f, pl.List:m.
+_QUALIFIED_NAME = re.compile(r"[A-Za-z_$][\w$]*(?:(?:::|\.|#|\\|->|:)[A-Za-z_$][\w$]*)*")
+_NAME_SEPARATOR = re.compile(r"::|\.|#|\\|->|:")
+# Go's receiver notation, (*Type).Method or (Type).Method, read as Type.Method.
+_GO_RECEIVER = re.compile(r"\(\*?([A-Za-z_]\w*)\)\.")
+_PATH_WORD = re.compile(r"[^/.\-]+")
+
+
+def named_symbols(query: str) -> dict[str, tuple[str, list[str]]]:
+    """The definitions a query names: {lower-cased name: (name as typed, its qualifiers lower-cased)}.
+
+    Identifier-looking words count (``Thor::Options#parse`` names ``parse`` qualified by thor and
+    options); a one-word query may name a symbol even in lower case ("response").
+    """
+    words = _QUALIFIED_NAME.findall(_GO_RECEIVER.sub(r"\1.", query))
+    named: dict[str, tuple[str, list[str]]] = {}
+    for word in words:
+        if not (looks_like_identifier(word) or _NAME_SEPARATOR.search(word) or len(words) == 1):
+            continue
+        *qualifiers, name = _NAME_SEPARATOR.split(word)
+        named.setdefault(name.lower(), (name, [q.lower() for q in qualifiers]))
+    return named
+
+
+def _qualifier_match(qualifiers: list[str], path: str, qualified: str) -> tuple[int, bool]:
+    """How many of a query's qualifiers the definition's file path and symbol path hold, and
+    whether its enclosing definition is the one named last (``Options`` in ``Options#parse``)."""
+    if not qualifiers:
+        return 0, False
+    symbol_path = [part.lower() for part in qualified.split(".")]
+    context = set(symbol_path) | {w.lower() for w in _PATH_WORD.findall(path)}
+    parent = symbol_path[-2] if len(symbol_path) > 1 else ""
+    return sum(q in context for q in qualifiers), parent == qualifiers[-1]
+
+
 def symbol_ranking(index: Index, query: str) -> list[int]:
-    """Chunks holding a definition named by the query: identifier-looking words first."""
-    words = re.findall(r"[A-Za-z_][\w.]*", query)
-    names = [w.rsplit(".", 1)[-1] for w in words if looks_like_identifier(w)]
-    if not names and len(words) == 1:
-        names = words  # a single plain word ("response") may still be a symbol
-    hits = index.store.symbol_definitions(names)
-    # A class or module named exactly is the answer; shorter qualified paths are more central.
-    hits.sort(key=lambda h: (SECONDARY_PATH.search(h[0]) is not None, h[2].count("."), h[0]))
+    """Chunks holding a definition the query names, the best qualified match first.
+
+    A qualified name is looked up by its last part and matched by suffix against the symbol path
+    (module, classes, receiver type) and the file path, so ``Faraday::Connection#run_request``
+    finds the method inside ``class Connection`` of ``module Faraday``, not every ``Faraday``.
+    """
+    named = named_symbols(query)
+    hits = index.store.symbol_definitions(list(named))
+
+    def rank(hit: tuple[str, str, str, int, int]) -> tuple:
+        path, name, qualified, line, end = hit
+        typed, qualifiers = named[name.lower()]
+        matched, parent = _qualifier_match(qualifiers, path, qualified)
+        return (
+            -matched,
+            not parent,
+            SECONDARY_PATH.search(path) is not None,
+            name != typed,  # the case the user typed
+            qualified.count("."),  # a class named exactly is more central than a member of that name
+            line >= end,  # a one-line declaration (a prototype) after a definition with a body
+            path,
+        )
+
+    # A definition that matches fewer qualifiers than another of its name is not the one named
+    # (``Thor::Options#parse`` is not ``Thor::Arguments#parse``); keyword search may still find it.
+    keyed = sorted((rank(hit), hit) for hit in hits)
+    best: dict[str, int] = {}
+    for key, hit in keyed:
+        best.setdefault(hit[1].lower(), key[0])
     ranked = []
-    for path, _name, _qualified, line, _end in hits:
+    for key, (path, name, _qualified, line, _end) in keyed:
+        if key[0] > best[name.lower()]:
+            continue
         chunk_id = index.store.chunk_at(path, line)
         if chunk_id is not None and chunk_id not in ranked:
             ranked.append(chunk_id)

@@ -1,0 +1,297 @@
+"""Qualified names in each language's own notation find the nested definition they name.
+
+A small repository per language, written the way those projects write it, with a decoy: the same
+method name on another class (or module), so only a search that matches the qualifiers by suffix
+against the symbol path and the file path puts the right definition first. Real parsing, a real
+index (keyword and symbol layers; no embeddings, so the test stays fast and offline).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+
+from ragls import config
+from ragls.indexer.engine import Index
+from ragls.indexer.parsing import parse
+from ragls.indexer.search import named_symbols
+
+FILES = {
+    # Ruby: modules and classes nest; `#` marks an instance method, `.` a class method.
+    "lib/thor/parser/options.rb": """\
+class Thor
+  class Options < Arguments
+    # Parses the given options, returning the hash of switches.
+    def parse(args)
+      @pile = args.dup
+      check_requirement!
+      assign_result!
+    end
+  end
+end
+""",
+    "lib/thor/parser/arguments.rb": """\
+class Thor
+  class Arguments
+    def parse(args)
+      @pile = args.dup
+      @assigns
+    end
+  end
+end
+""",
+    "lib/thor/util.rb": """\
+class Thor
+  module Util
+    class << self
+      def snake_case(str)
+        return str.downcase if str =~ /^[A-Z_]+$/
+        str.gsub(/\\B[A-Z]/, '_\\&').squeeze("_").downcase
+      end
+    end
+  end
+end
+""",
+    "lib/faraday/connection.rb": """\
+module Faraday
+  class Connection
+    def run_request(method, url, body, headers)
+      request = build_request(method)
+      builder.build_response(self, request)
+    end
+  end
+end
+""",
+    "lib/faraday/adapter.rb": """\
+module Faraday
+  class Adapter
+    def run_request(env)
+      env
+    end
+  end
+end
+""",
+    # Go: methods attach to their receiver's type; the package is the folder.
+    "entry.go": """\
+package logrus
+
+type Entry struct {
+	Data Fields
+}
+
+func (entry *Entry) WithFields(fields Fields) *Entry {
+	data := make(Fields, len(entry.Data)+len(fields))
+	return &Entry{Data: data}
+}
+""",
+    "logger.go": """\
+package logrus
+
+type Logger struct {
+	Level Level
+}
+
+func (logger *Logger) WithFields(fields Fields) *Entry {
+	entry := logger.newEntry()
+	return entry.WithFields(fields)
+}
+""",
+    # Java: the package is the folder, classes nest.
+    "src/main/java/org/jpype/proxy/JPypeProxy.java": """\
+package org.jpype.proxy;
+
+public class JPypeProxy implements InvocationHandler
+{
+  public Object invoke(Object proxy, Method method, Object[] args) throws Throwable
+  {
+    return hostInvoke(method.getName(), args);
+  }
+}
+""",
+    "src/main/java/org/jpype/ref/JPypeReference.java": """\
+package org.jpype.ref;
+
+public class JPypeReference
+{
+  public Object invoke(Object target)
+  {
+    return target;
+  }
+}
+""",
+    # PHP: namespaces with backslashes, `::` for members.
+    "Application.php": """\
+<?php
+namespace Symfony\\Component\\Console;
+
+class Application
+{
+    public function find(string $name)
+    {
+        return $this->get($name);
+    }
+}
+""",
+    "Helper/HelperSet.php": """\
+<?php
+namespace Symfony\\Component\\Console\\Helper;
+
+class HelperSet
+{
+    public function find(string $name)
+    {
+        return $this->helpers[$name];
+    }
+}
+""",
+    # Rust: crate::Trait::method and crate::module::Type.
+    "src/lib.rs": """\
+pub trait Itertools: Iterator {
+    fn group_by<K, F>(self, key: F) -> GroupBy<K, Self, F>
+    where
+        F: FnMut(&Self::Item) -> K,
+    {
+        groupbylazy::new(self, key)
+    }
+}
+""",
+    "src/grouping_map.rs": """\
+pub struct GroupingMap<I> {
+    iter: I,
+}
+
+impl<I> GroupingMap<I> {
+    pub fn group_by(self) -> Self {
+        self
+    }
+}
+""",
+    # C++: namespaces and a member function defined out of its class.
+    "include/spdlog/details/file_helper-inl.h": """\
+namespace spdlog {
+namespace details {
+
+SPDLOG_INLINE void file_helper::open(const filename_t &fname, bool truncate)
+{
+    close();
+    filename_ = fname;
+}
+
+} // namespace details
+} // namespace spdlog
+""",
+    "include/spdlog/sinks/basic_file_sink-inl.h": """\
+namespace spdlog {
+namespace sinks {
+
+template<typename Mutex>
+SPDLOG_INLINE void basic_file_sink<Mutex>::open(const filename_t &filename)
+{
+    file_helper_.open(filename);
+}
+
+} // namespace sinks
+} // namespace spdlog
+""",
+    # Python: package.module.Class.method.
+    "src/jinja2/loaders.py": """\
+class FileSystemLoader(BaseLoader):
+    def get_source(self, environment, template):
+        pieces = split_template_path(template)
+        return pieces
+
+
+class PackageLoader(BaseLoader):
+    def get_source(self, environment, template):
+        return template
+""",
+    # Lua: module.Class:method.
+    "lua/pl/List.lua": """\
+local List = {}
+
+function List:partition (fun,...)
+    local res = {}
+    return res
+end
+
+return List
+""",
+    "lua/pl/tablex.lua": """\
+local tablex = {}
+
+function tablex.partition (t, fun)
+    return t
+end
+
+return tablex
+""",
+}
+
+# (query, file of the definition, the line the definition's name is on)
+QUALIFIED = [
+    ("Thor::Options#parse", "lib/thor/parser/options.rb", 4),
+    ("Thor::Util.snake_case", "lib/thor/util.rb", 4),
+    ("Faraday::Connection#run_request", "lib/faraday/connection.rb", 3),
+    ("logrus.Entry.WithFields", "entry.go", 7),
+    ("(*Entry).WithFields", "entry.go", 7),
+    ("org.jpype.proxy.JPypeProxy.invoke", "src/main/java/org/jpype/proxy/JPypeProxy.java", 5),
+    ("Symfony\\Component\\Console\\Application::find", "Application.php", 6),
+    ("itertools::Itertools::group_by", "src/lib.rs", 2),
+    ("spdlog::details::file_helper::open", "include/spdlog/details/file_helper-inl.h", 4),
+    ("jinja2.loaders.FileSystemLoader.get_source", "src/jinja2/loaders.py", 2),
+    ("pl.List:partition", "lua/pl/List.lua", 3),
+]
+
+
+@pytest.fixture(scope="module")
+def index(tmp_path_factory: pytest.TempPathFactory) -> Index:
+    root = tmp_path_factory.mktemp("polyglot")
+    for path, text in FILES.items():
+        (root / path).parent.mkdir(parents=True, exist_ok=True)
+        (root / path).write_text(text)
+    cache = tmp_path_factory.mktemp("cache")
+    mp = pytest.MonkeyPatch()
+    mp.setenv("RAGLS_CACHE_DIR", str(cache))
+    mp.setenv("RAGLS_CONFIG", str(cache / "none.toml"))
+    cfg = config.load(root)
+    idx = Index.open(root, dataclasses.replace(cfg, index=dataclasses.replace(cfg.index, embeddings=False)))
+    idx.update()
+    yield idx
+    idx.close()
+    mp.undo()
+
+
+@pytest.mark.parametrize(("query", "path", "line"), QUALIFIED)
+def test_qualified_name_finds_the_nested_definition(index: Index, query: str, path: str, line: int) -> None:
+    top = index.search(query, top_k=5)[0]
+    assert (top.path, top.start_line <= line <= top.end_line) == (path, True), (top.path, top.start_line)
+
+
+@pytest.mark.parametrize(
+    ("path", "qualified"),
+    [
+        ("lib/faraday/connection.rb", "connection.Faraday.Connection.run_request"),
+        ("lib/thor/util.rb", "util.Thor.Util.snake_case"),
+        ("entry.go", "entry.Entry.WithFields"),
+        ("src/main/java/org/jpype/proxy/JPypeProxy.java", "JPypeProxy.JPypeProxy.invoke"),
+        ("Application.php", "Application.Application.find"),
+        ("src/lib.rs", "lib.Itertools.group_by"),
+        ("include/spdlog/details/file_helper-inl.h", "file_helper-inl.spdlog.details.file_helper.open"),
+        ("lua/pl/List.lua", "List.List.partition"),
+    ],
+)
+def test_symbol_paths_nest_per_language(path: str, qualified: str) -> None:
+    """Ruby modules nest, Go receivers attach methods to types, C++ namespaces wrap out-of-class members."""
+    symbols = parse(path, FILES[path]).symbols
+    assert qualified in [s.qualified for s in symbols if s.role == "definition"]
+
+
+def test_notations_split_into_name_and_qualifiers() -> None:
+    assert named_symbols("Thor::Options#parse") == {"parse": ("parse", ["thor", "options"])}
+    assert named_symbols("(*Entry).WithFields") == {"withfields": ("WithFields", ["entry"])}
+    assert named_symbols("Ns\\Sub\\Klass::run") == {"run": ("run", ["ns", "sub", "klass"])}
+    assert named_symbols("obj->handler") == {"handler": ("handler", ["obj"])}
+    # prose: only identifier-looking words name symbols
+    assert named_symbols("how does the retry middleware back off") == {}
+    assert named_symbols("where is parse_args called") == {"parse_args": ("parse_args", [])}
