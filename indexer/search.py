@@ -25,7 +25,10 @@ Mode = Literal["hybrid", "bm25", "dense"]
 
 CANDIDATES = 200  # per signal, before fusion
 RRF_K = 10  # small: the top of each ranking should dominate (k=60 flattened it too much)
-WEIGHTS = {"bm25": 1.0, "symbol": 2.0, "path": 0.6}
+WEIGHTS = {"bm25": 1.0, "symbol": 1.0, "path": 0.6}
+# Query-type routing: a query that is nothing but names (``Thor::Group``, ``parse_args``) is
+# answered by the symbol table; in a question, an identifier-looking word is only a hint.
+NAME_QUERY_WEIGHTS = WEIGHTS | {"symbol": 3.0}
 # Dense tiers: each tier's ranking is its own signal (two models' scores are never compared).
 # The static tier at full weight pulled hybrid NDCG@10 on semble's repos down (0.883 at 1.0, 0.902
 # at 0.3, mean over repos): its ranking is noisier than BM25's, so it only nudges.
@@ -95,11 +98,22 @@ def named_symbols(query: str) -> dict[str, tuple[str, list[str]]]:
     words = _QUALIFIED_NAME.findall(_GO_RECEIVER.sub(r"\1.", query))
     named: dict[str, tuple[str, list[str]]] = {}
     for word in words:
-        if not (looks_like_identifier(word) or _NAME_SEPARATOR.search(word) or len(words) == 1):
+        if not (_is_name(word) or len(words) == 1):
             continue
         *qualifiers, name = _NAME_SEPARATOR.split(word)
         named.setdefault(name.lower(), (name, [q.lower() for q in qualifiers]))
     return named
+
+
+def is_name_query(query: str) -> bool:
+    """Whether every word of the query is an identifier or a qualified name: a lookup, not a question."""
+    words = _GO_RECEIVER.sub(r"\1.", query).split()
+    return bool(words) and all(_QUALIFIED_NAME.fullmatch(w) and _is_name(w) for w in words)
+
+
+def _is_name(word: str) -> bool:
+    """camelCase, snake_case, Capitalized or qualified: written as code, not as prose."""
+    return looks_like_identifier(word) or _NAME_SEPARATOR.search(word) is not None
 
 
 def _qualifier_match(qualifiers: list[str], path: str, qualified: str) -> tuple[int, bool]:
@@ -193,7 +207,7 @@ def search(
             **dense_rankings(index, query, tiers),
             "symbol": symbol_ranking(index, query),
         }
-    weights = WEIGHTS | TIER_WEIGHTS
+    weights = (NAME_QUERY_WEIGHTS if is_name_query(query) else WEIGHTS) | TIER_WEIGHTS
     chunk_scores: dict[int, float] = defaultdict(float)
     for signal, ranked in rankings.items():
         for rank, chunk_id in enumerate(ranked):

@@ -15,7 +15,7 @@ import pytest
 from ragls import config
 from ragls.indexer.engine import Index
 from ragls.indexer.parsing import parse
-from ragls.indexer.search import named_symbols
+from ragls.indexer.search import is_name_query, named_symbols
 
 FILES = {
     # Ruby: modules and classes nest; `#` marks an instance method, `.` a class method.
@@ -295,3 +295,20 @@ def test_notations_split_into_name_and_qualifiers() -> None:
     # prose: only identifier-looking words name symbols
     assert named_symbols("how does the retry middleware back off") == {}
     assert named_symbols("where is parse_args called") == {"parse_args": ("parse_args", [])}
+
+
+@pytest.mark.parametrize(
+    ("query", "lookup"),
+    [
+        ("Thor::Group", True),
+        ("find_command_possibilities", True),
+        ("(*Entry).WithFields", True),
+        ("logrus.Entry WithFields", True),
+        ("response", False),  # one plain word is as likely a topic as a name
+        ("where is TokenError raised", False),
+        ("how does Environment.get_template find a template", False),
+    ],
+)
+def test_name_queries_are_told_from_questions(query: str, lookup: bool) -> None:
+    """Query-type routing: the symbol table leads only when the query is nothing but names."""
+    assert is_name_query(query) is lookup
