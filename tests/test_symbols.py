@@ -167,6 +167,86 @@ impl<I> GroupingMap<I> {
     }
 }
 """,
+    "src/either_or_both.rs": """\
+/// Value that either holds a single A or B, or both.
+#[derive(Clone, PartialEq, Eq, Hash, Debug)]
+pub enum EitherOrBoth<A, B> {
+    /// Both values are present.
+    Both(A, B),
+    /// Only the left value of type `A` is present.
+    Left(A),
+    /// Only the right value of type `B` is present.
+    Right(B),
+}
+
+impl<A, B> EitherOrBoth<A, B> {
+    /// If `Left` or `Both`, return true, otherwise false (see `EitherOrBoth::has_left`).
+    pub fn has_left(&self) -> bool {
+        self.as_ref().left().is_some()
+    }
+
+    /// If `Left` or `Both`, return true, otherwise false (see `EitherOrBoth::has_right`).
+    pub fn has_right(&self) -> bool {
+        self.as_ref().right().is_some()
+    }
+
+    /// If `Left` or `Both`, return true, otherwise false (see `EitherOrBoth::is_left`).
+    pub fn is_left(&self) -> bool {
+        matches!(*self, EitherOrBoth::Left(_))
+    }
+
+    /// If `Left` or `Both`, return true, otherwise false (see `EitherOrBoth::is_right`).
+    pub fn is_right(&self) -> bool {
+        matches!(*self, EitherOrBoth::Right(_))
+    }
+
+    /// If `Left` or `Both`, return true, otherwise false (see `EitherOrBoth::is_both`).
+    pub fn is_both(&self) -> bool {
+        matches!(*self, EitherOrBoth::Both(_, _))
+    }
+
+    /// Converts from `&EitherOrBoth<A, B>` to `EitherOrBoth<&A, &B>`.
+    pub fn as_ref(&self) -> EitherOrBoth<&A, &B> {
+        match *self {
+            EitherOrBoth::Left(ref left) => EitherOrBoth::Left(left),
+            EitherOrBoth::Right(ref right) => EitherOrBoth::Right(right),
+            EitherOrBoth::Both(ref left, ref right) => EitherOrBoth::Both(left, right),
+        }
+    }
+
+    /// Converts from `&mut EitherOrBoth<A, B>` to `EitherOrBoth<&mut A, &mut B>`.
+    pub fn as_mut(&mut self) -> EitherOrBoth<&mut A, &mut B> {
+        match *self {
+            EitherOrBoth::Left(ref mut left) => EitherOrBoth::Left(left),
+            EitherOrBoth::Right(ref mut right) => EitherOrBoth::Right(right),
+            EitherOrBoth::Both(ref mut left, ref mut right) => EitherOrBoth::Both(left, right),
+        }
+    }
+
+    /// Convert `EitherOrBoth<A, B>` to `EitherOrBoth<B, A>`.
+    pub fn flip(self) -> EitherOrBoth<B, A> {
+        match self {
+            EitherOrBoth::Left(a) => EitherOrBoth::Right(a),
+            EitherOrBoth::Right(b) => EitherOrBoth::Left(b),
+            EitherOrBoth::Both(a, b) => EitherOrBoth::Both(b, a),
+        }
+    }
+}
+
+impl<T> EitherOrBoth<T, T> {
+    /// Return either value of left, right, or the product of `f` applied where `Both` are present.
+    pub fn reduce<F>(self, f: F) -> T
+    where
+        F: FnOnce(T, T) -> T,
+    {
+        match self {
+            EitherOrBoth::Left(a) => a,
+            EitherOrBoth::Right(b) => b,
+            EitherOrBoth::Both(a, b) => f(a, b),
+        }
+    }
+}
+""",
     # C++: namespaces and a member function defined out of its class.
     "include/spdlog/details/file_helper-inl.h": """\
 namespace spdlog {
@@ -238,6 +318,7 @@ QUALIFIED = [
     ("org.jpype.proxy.JPypeProxy.invoke", "src/main/java/org/jpype/proxy/JPypeProxy.java", 5),
     ("Symfony\\Component\\Console\\Application::find", "Application.php", 6),
     ("itertools::Itertools::group_by", "src/lib.rs", 2),
+    ("itertools::EitherOrBoth", "src/either_or_both.rs", 4),  # the enum, not one of its impl blocks
     ("spdlog::details::file_helper::open", "include/spdlog/details/file_helper-inl.h", 4),
     ("jinja2.loaders.FileSystemLoader.get_source", "src/jinja2/loaders.py", 2),
     ("pl.List:partition", "lua/pl/List.lua", 3),
