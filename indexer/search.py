@@ -39,6 +39,7 @@ EVIDENCE = 0.25  # share of a file's next three chunk scores added to its best o
 NON_CODE_PENALTY = 0.7
 NON_CODE_LANGUAGES = CONFIG_LANGUAGES | {"markdown", "text"}
 # Files below test/docs/example folders answer "where is X implemented" less often than the code itself.
+SECONDARY_PENALTY = 0.65
 SECONDARY_PATH = re.compile(
     r"(^|/)(tests?|testing|docs?|examples?|benchmarks?|fixtures?)(/|$)|(^|/)test_|_test\."
 )
@@ -218,14 +219,17 @@ def search(
         files = sorted({row.path for row in rows.values()})
         for rank, path in enumerate(path_ranking(index, query, files)):
             path_bonus[path] = WEIGHTS["path"] / (RRF_K + rank + 1)
-    return _by_file(rows, chunk_scores, path_bonus, top_k)
+    # A question about tests or docs wants those folders as much as the code.
+    secondary = 1.0 if SECONDARY_PATH.search("/".join(query_terms(query)) + "/") else SECONDARY_PENALTY
+    return _by_file(rows, chunk_scores, path_bonus, top_k, secondary)
 
 
 def _by_file(
-    rows: dict, chunk_scores: dict[int, float], path_bonus: dict[str, float], top_k: int
+    rows: dict, chunk_scores: dict[int, float], path_bonus: dict[str, float], top_k: int, secondary: float
 ) -> list[SearchResult]:
-    """Rank files by their best chunk plus a little for further evidence, then take each
-    file's best chunk in file order; further chunks of a file only after every file had one."""
+    """Rank files by their best chunk plus a little for further evidence (times ``secondary``
+    below test and docs folders), then take each file's best chunk in file order; further chunks
+    of a file only after every file had one."""
     per_file: dict[str, list[tuple[float, int]]] = defaultdict(list)
     for chunk_id, row in rows.items():
         per_file[row.path].append((chunk_scores[chunk_id], chunk_id))
@@ -233,7 +237,7 @@ def _by_file(
     for path, scored in per_file.items():
         scored.sort(reverse=True)
         evidence = sum(s for s, _ in scored[1:4]) * EVIDENCE
-        penalty = 0.8 if SECONDARY_PATH.search(path) else 1.0
+        penalty = secondary if SECONDARY_PATH.search(path) else 1.0
         if rows[scored[0][1]].language in NON_CODE_LANGUAGES:
             penalty *= NON_CODE_PENALTY
         file_scores[path] = (scored[0][0] + evidence + path_bonus.get(path, 0.0)) * penalty
