@@ -38,10 +38,13 @@ EVIDENCE = 0.25  # share of a file's next three chunk scores added to its best o
 # they match much better than any code.
 NON_CODE_PENALTY = 0.7
 NON_CODE_LANGUAGES = CONFIG_LANGUAGES | {"markdown", "text"}
-# Files below test/docs/example folders answer "where is X implemented" less often than the code itself.
+# Files below test/docs/example folders, and test files by each ecosystem's naming convention
+# (test_x.py, x_test.go, x_spec.rb, x.test.ts, XTest.java), answer "where is X implemented" less
+# often than the code itself.
 SECONDARY_PENALTY = 0.65
 SECONDARY_PATH = re.compile(
-    r"(^|/)(tests?|testing|docs?|examples?|benchmarks?|fixtures?)(/|$)|(^|/)test_|_test\."
+    r"(^|/)(tests?|testing|__tests__|spec|docs?|examples?|benchmarks?|fixtures?)(/|$)|(^|/)test_|_test\."
+    r"|_spec\.|\.(test|spec)\.[cm]?[jt]sx?$|(Tests?|Spec)\.(java|kt|cs|swift|scala|php)$"
 )
 
 
