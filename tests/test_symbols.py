@@ -393,3 +393,42 @@ def test_notations_split_into_name_and_qualifiers() -> None:
 def test_name_queries_are_told_from_questions(query: str, lookup: bool) -> None:
     """Query-type routing: the symbol table leads only when the query is nothing but names."""
     assert is_name_query(query) is lookup
+
+
+EXPORTED_PROTOTYPES = """\
+/**
+ * Decompresses the input stream to the output stream.
+ * @returns ::BROTLI_DECODER_RESULT_ERROR if input is corrupted
+ */
+BROTLI_DEC_API BrotliDecoderResult BrotliDecoderDecompressStream(
+  BrotliDecoderState* state, size_t* available_in, const uint8_t** next_in);
+
+BROTLI_DEC_API BROTLI_BOOL BrotliDecoderIsFinished(const BrotliDecoderState* state);
+"""
+
+INLINE_MEMBER = """\
+namespace spdlog {
+namespace details {
+void SPDLOG_INLINE thread_pool::post_flush(async_logger_ptr &&worker_ptr)
+{
+    post_async_msg_(async_msg(std::move(worker_ptr), async_msg_type::flush), overflow_policy::block);
+}
+} // namespace details
+} // namespace spdlog
+"""
+
+
+@pytest.mark.parametrize("language", ["c", "cpp"])
+def test_an_export_macro_before_the_return_type_does_not_rename_the_function(language: str) -> None:
+    """``API Result name(...)``: the C++ grammar reads ``Result name`` as ``Result::name`` with an
+    invented ``::``; the definition keeps the function's name, not its return type's."""
+    symbols = parse("include/brotli/decode.h", EXPORTED_PROTOTYPES, language=language).symbols
+    names = {s.name for s in symbols if s.role == "definition"}
+    assert names == {"BrotliDecoderDecompressStream", "BrotliDecoderIsFinished"}
+
+
+def test_a_macro_before_an_out_of_class_member_does_not_become_its_class() -> None:
+    """``void INLINE Class::method(...)`` reads as ``INLINE::method`` the same way."""
+    symbols = parse("details/thread_pool-inl.h", INLINE_MEMBER, language="cpp").symbols
+    qualified = [s.qualified for s in symbols if s.role == "definition"]
+    assert "thread_pool-inl.spdlog.details.thread_pool.post_flush" in qualified
