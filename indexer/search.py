@@ -85,12 +85,20 @@ def dense_rankings(index: Index, query: str, tiers: Iterable[str] | None) -> dic
     return {t.name: index.dense_ranking(t, query, CANDIDATES) for t in wanted}
 
 
-# A name as a language writes it qualified: a.b.C, Mod::Class#method, Ns\Class::method, obj->f, pl.List:m.
-_QUALIFIED_NAME = re.compile(r"[A-Za-z_$][\w$]*(?:(?:::|\.|#|\\|->|:)[A-Za-z_$][\w$]*)*")
+# A name as a language writes it qualified: a.b.C, Mod::Class#method, Ns\Class::method, obj->f,
+# pl.List:m; Ruby's predicate and bang methods end in ? or !.
+_QUALIFIED_NAME = re.compile(r"[A-Za-z_$][\w$]*(?:(?:::|\.|#|\\|->|:)[A-Za-z_$][\w$]*)*[?!]?")
 _NAME_SEPARATOR = re.compile(r"::|\.|#|\\|->|:")
 # Go's receiver notation, (*Type).Method or (Type).Method, read as Type.Method.
 _GO_RECEIVER = re.compile(r"\(\*?([A-Za-z_]\w*)\)\.")
+# Elixir and Erlang name a function with its arity: Phoenix.Router.scope/4.
+_ARITY = re.compile(r"(?<=\w)/\d+\b")
 _PATH_WORD = re.compile(r"[^/.\-]+")
+
+
+def _as_names(query: str) -> str:
+    """The query with receiver and arity notations read as plain qualified names."""
+    return _ARITY.sub("", _GO_RECEIVER.sub(r"\1.", query))
 
 
 def named_symbols(query: str) -> dict[str, tuple[str, list[str]]]:
@@ -99,19 +107,22 @@ def named_symbols(query: str) -> dict[str, tuple[str, list[str]]]:
     Identifier-looking words count (``Thor::Options#parse`` names ``parse`` qualified by thor and
     options); a one-word query may name a symbol even in lower case ("response").
     """
-    words = _QUALIFIED_NAME.findall(_GO_RECEIVER.sub(r"\1.", query))
+    words = _QUALIFIED_NAME.findall(_as_names(query))
     named: dict[str, tuple[str, list[str]]] = {}
     for word in words:
         if not (_is_name(word) or len(words) == 1):
             continue
         *qualifiers, name = _NAME_SEPARATOR.split(word)
-        named.setdefault(name.lower(), (name, [q.lower() for q in qualifiers]))
+        found = (name, [q.lower() for q in qualifiers])
+        named.setdefault(name.lower(), found)
+        # "empty?" may be a Ruby predicate or a question mark: the bare name is looked up too
+        named.setdefault(name.rstrip("?!").lower(), found)
     return named
 
 
 def is_name_query(query: str) -> bool:
     """Whether every word of the query is an identifier or a qualified name: a lookup, not a question."""
-    words = _GO_RECEIVER.sub(r"\1.", query).split()
+    words = _as_names(query).split()
     return bool(words) and all(_QUALIFIED_NAME.fullmatch(w) and _is_name(w) for w in words)
 
 

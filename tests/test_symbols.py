@@ -72,6 +72,40 @@ module Faraday
   end
 end
 """,
+    "lib/rack/request.rb": """\
+module Rack
+  class Request
+    # Checks the HTTP request method (or verb) to see if it was of type XMLHttpRequest.
+    def xhr?
+      get_header("HTTP_X_REQUESTED_WITH") == "XMLHttpRequest"
+    end
+  end
+end
+""",
+    "lib/rack/mock_request.rb": """\
+module Rack
+  class MockRequest
+    def xhr?
+      false
+    end
+  end
+end
+""",
+    # Elixir: modules are dotted, functions are named with their arity.
+    "lib/phoenix/router.ex": """\
+defmodule Phoenix.Router do
+  defmacro scope(path, options, do: context) do
+    add_scope(path, options, context)
+  end
+end
+""",
+    "lib/phoenix/router/scope.ex": """\
+defmodule Phoenix.Router.Scope do
+  def scope(module, path) do
+    {module, path}
+  end
+end
+""",
     # Go: methods attach to their receiver's type; the package is the folder.
     "entry.go": """\
 package logrus
@@ -313,6 +347,8 @@ QUALIFIED = [
     ("Thor::Options#parse", "lib/thor/parser/options.rb", 4),
     ("Thor::Util.snake_case", "lib/thor/util.rb", 4),
     ("Faraday::Connection#run_request", "lib/faraday/connection.rb", 3),
+    ("Rack::Request#xhr?", "lib/rack/request.rb", 4),
+    ("Phoenix.Router.scope/3", "lib/phoenix/router.ex", 2),
     ("logrus.Entry.WithFields", "entry.go", 7),
     ("(*Entry).WithFields", "entry.go", 7),
     ("org.jpype.proxy.JPypeProxy.invoke", "src/main/java/org/jpype/proxy/JPypeProxy.java", 5),
@@ -373,6 +409,8 @@ def test_notations_split_into_name_and_qualifiers() -> None:
     assert named_symbols("(*Entry).WithFields") == {"withfields": ("WithFields", ["entry"])}
     assert named_symbols("Ns\\Sub\\Klass::run") == {"run": ("run", ["ns", "sub", "klass"])}
     assert named_symbols("obj->handler") == {"handler": ("handler", ["obj"])}
+    assert named_symbols("Phoenix.Router.scope/4") == {"scope": ("scope", ["phoenix", "router"])}
+    assert named_symbols("Request#xhr?") == {"xhr?": ("xhr?", ["request"]), "xhr": ("xhr?", ["request"])}
     # prose: only identifier-looking words name symbols
     assert named_symbols("how does the retry middleware back off") == {}
     assert named_symbols("where is parse_args called") == {"parse_args": ("parse_args", [])}
