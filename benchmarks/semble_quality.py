@@ -137,8 +137,16 @@ def _present(project: Path, target: Target) -> bool:
 
 
 def run_corpus(
-    corpus: QualityCorpus, *, fresh: bool, whole_project: bool, log: Log, progress: Callable | None = None
+    corpus: QualityCorpus,
+    *,
+    fresh: bool,
+    whole_project: bool,
+    log: Log,
+    progress: Callable | None = None,
+    systems: Sequence[str] = SYSTEMS,
 ) -> CorpusRun:
+    """Index ``corpus`` and score every query for each of ``systems``; only the dense tiers those
+    systems use are embedded (the contextual tier costs minutes per repository on a CPU)."""
     project = fetch(corpus.package, log)
     root = project if whole_project else project / corpus.benchmark_root
     prefix = "" if whole_project else corpus.path_prefix
@@ -151,7 +159,7 @@ def run_corpus(
     try:
         stats = index.update(progress=progress)
         started = time.perf_counter()
-        index.embed_pending(progress=progress)
+        index.embed_pending(progress=progress, tiers=_tiers_used(systems))
         embed_seconds = time.perf_counter() - started
         chunks = hits(ours.all_chunks(index))
         started = time.perf_counter()
@@ -170,12 +178,15 @@ def run_corpus(
                 lambda text, mode=mode, tiers=tiers: hits(index.search(text, TOP_K, mode=mode, tiers=tiers))
             )
             for system, (mode, tiers) in ours.SYSTEMS.items()
+            if system in systems
         }
         searchers[BASELINE] = lambda text: hits(baseline.search(text, TOP_K))
-        int8 = ours.open_index(root, "quality-int8", fresh=fresh, int8=True)
-        int8.update()
-        int8.embed_pending(progress=progress, tiers=["contextual"])
-        searchers[INT8] = lambda text: hits(int8.search(text, TOP_K, tiers=["contextual"]))
+        int8 = None
+        if INT8 in systems:
+            int8 = ours.open_index(root, "quality-int8", fresh=fresh, int8=True)
+            int8.update()
+            int8.embed_pending(progress=progress, tiers=["contextual"])
+            searchers[INT8] = lambda text: hits(int8.search(text, TOP_K, tiers=["contextual"]))
         for system, search in searchers.items():
             for q in queries:
                 started = time.perf_counter()
@@ -184,7 +195,8 @@ def run_corpus(
                 run.outcomes.append(
                     Outcome(q, system, score_query(top, q.targets, indexed[q.text], TOP_K), top, elapsed)
                 )
-        int8.close()
+        if int8 is not None:
+            int8.close()
     finally:
         index.close()
     return run
@@ -197,10 +209,26 @@ def run_all(
     log: Log,
     progress: Callable | None = None,
     corpora: Sequence[QualityCorpus] = QUALITY_CORPORA,
+    systems: Sequence[str] = SYSTEMS,
 ) -> list[CorpusRun]:
     return [
-        run_corpus(c, fresh=fresh, whole_project=whole_project, log=log, progress=progress) for c in corpora
+        run_corpus(c, fresh=fresh, whole_project=whole_project, log=log, progress=progress, systems=systems)
+        for c in corpora
     ]
+
+
+def _tiers_used(systems: Sequence[str]) -> set[str] | None:
+    """The dense tiers ``systems`` search (None: every enabled tier)."""
+    used: set[str] = set()
+    for system in systems:
+        if system not in ours.SYSTEMS:
+            continue
+        mode, tiers = ours.SYSTEMS[system]
+        if mode != "bm25":
+            if tiers is None:
+                return None
+            used |= set(tiers)
+    return used
 
 
 # --- tables ---------------------------------------------------------------------------------

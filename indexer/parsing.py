@@ -436,6 +436,10 @@ def _name_parts(node: Node) -> tuple[Node, SymbolPath]:
                 break
             inner = named[-1]
         node = inner
+    if any(child.is_missing for child in node.children) and (name := node.child_by_field_name("name")):
+        # Error recovery invented a separator: ``EXPORT_API Result Decode(...)`` (an export macro
+        # before the return type) reads as ``Result::Decode``; the name is still the name.
+        node = name
     raw = _text(node)[:_MAX_NAME]
     parts = tuple(m[0] for piece in _SEPARATORS.split(raw) if (m := _IDENTIFIER.search(piece)))
     return node, parts or (raw.strip() or node.type,)

@@ -25,7 +25,10 @@ Mode = Literal["hybrid", "bm25", "dense"]
 
 CANDIDATES = 200  # per signal, before fusion
 RRF_K = 10  # small: the top of each ranking should dominate (k=60 flattened it too much)
-WEIGHTS = {"bm25": 1.0, "symbol": 2.0, "path": 0.6}
+WEIGHTS = {"bm25": 1.0, "symbol": 1.0, "path": 0.6}
+# Query-type routing: a query that is nothing but names (``Thor::Group``, ``parse_args``) is
+# answered by the symbol table; in a question, an identifier-looking word is only a hint.
+NAME_QUERY_WEIGHTS = WEIGHTS | {"symbol": 3.0}
 # Dense tiers: each tier's ranking is its own signal (two models' scores are never compared).
 # The static tier at full weight pulled hybrid NDCG@10 on semble's repos down (0.883 at 1.0, 0.902
 # at 0.3, mean over repos): its ranking is noisier than BM25's, so it only nudges.
@@ -35,9 +38,13 @@ EVIDENCE = 0.25  # share of a file's next three chunk scores added to its best o
 # they match much better than any code.
 NON_CODE_PENALTY = 0.7
 NON_CODE_LANGUAGES = CONFIG_LANGUAGES | {"markdown", "text"}
-# Files below test/docs/example folders answer "where is X implemented" less often than the code itself.
+# Files below test/docs/example folders, and test files by each ecosystem's naming convention
+# (test_x.py, x_test.go, x_spec.rb, x.test.ts, XTest.java), answer "where is X implemented" less
+# often than the code itself.
+SECONDARY_PENALTY = 0.65
 SECONDARY_PATH = re.compile(
-    r"(^|/)(tests?|testing|docs?|examples?|benchmarks?|fixtures?)(/|$)|(^|/)test_|_test\."
+    r"(^|/)(tests?|testing|__tests__|spec|docs?|examples?|benchmarks?|fixtures?)(/|$)|(^|/)test_|_test\."
+    r"|_spec\.|\.(test|spec)\.[cm]?[jt]sx?$|(Tests?|Spec)\.(java|kt|cs|swift|scala|php)$"
 )
 
 
@@ -78,17 +85,97 @@ def dense_rankings(index: Index, query: str, tiers: Iterable[str] | None) -> dic
     return {t.name: index.dense_ranking(t, query, CANDIDATES) for t in wanted}
 
 
+# A name as a language writes it qualified: a.b.C, Mod::Class#method, Ns\Class::method, obj->f,
+# pl.List:m; Ruby's predicate and bang methods end in ? or !.
+_QUALIFIED_NAME = re.compile(r"[A-Za-z_$][\w$]*(?:(?:::|\.|#|\\|->|:)[A-Za-z_$][\w$]*)*[?!]?")
+_NAME_SEPARATOR = re.compile(r"::|\.|#|\\|->|:")
+# Go's receiver notation, (*Type).Method or (Type).Method, read as Type.Method.
+_GO_RECEIVER = re.compile(r"\(\*?([A-Za-z_]\w*)\)\.")
+# Elixir and Erlang name a function with its arity: Phoenix.Router.scope/4.
+_ARITY = re.compile(r"(?<=\w)/\d+\b")
+_PATH_WORD = re.compile(r"[^/.\-]+")
+
+
+def _as_names(query: str) -> str:
+    """The query with receiver and arity notations read as plain qualified names."""
+    return _ARITY.sub("", _GO_RECEIVER.sub(r"\1.", query))
+
+
+def named_symbols(query: str) -> dict[str, tuple[str, list[str]]]:
+    """The definitions a query names: {lower-cased name: (name as typed, its qualifiers lower-cased)}.
+
+    Identifier-looking words count (``Thor::Options#parse`` names ``parse`` qualified by thor and
+    options); a one-word query may name a symbol even in lower case ("response").
+    """
+    words = _QUALIFIED_NAME.findall(_as_names(query))
+    named: dict[str, tuple[str, list[str]]] = {}
+    for word in words:
+        if not (_is_name(word) or len(words) == 1):
+            continue
+        *qualifiers, name = _NAME_SEPARATOR.split(word)
+        found = (name, [q.lower() for q in qualifiers])
+        named.setdefault(name.lower(), found)
+        # "empty?" may be a Ruby predicate or a question mark: the bare name is looked up too
+        named.setdefault(name.rstrip("?!").lower(), found)
+    return named
+
+
+def is_name_query(query: str) -> bool:
+    """Whether every word of the query is an identifier or a qualified name: a lookup, not a question."""
+    words = _as_names(query).split()
+    return bool(words) and all(_QUALIFIED_NAME.fullmatch(w) and _is_name(w) for w in words)
+
+
+def _is_name(word: str) -> bool:
+    """camelCase, snake_case, Capitalized or qualified: written as code, not as prose."""
+    return looks_like_identifier(word) or _NAME_SEPARATOR.search(word) is not None
+
+
+def _qualifier_match(qualifiers: list[str], path: str, qualified: str) -> tuple[int, bool]:
+    """How many of a query's qualifiers the definition's file path and symbol path hold, and
+    whether its enclosing definition is the one named last (``Options`` in ``Options#parse``)."""
+    if not qualifiers:
+        return 0, False
+    symbol_path = [part.lower() for part in qualified.split(".")]
+    context = set(symbol_path) | {w.lower() for w in _PATH_WORD.findall(path)}
+    parent = symbol_path[-2] if len(symbol_path) > 1 else ""
+    return sum(q in context for q in qualifiers), parent == qualifiers[-1]
+
+
 def symbol_ranking(index: Index, query: str) -> list[int]:
-    """Chunks holding a definition named by the query: identifier-looking words first."""
-    words = re.findall(r"[A-Za-z_][\w.]*", query)
-    names = [w.rsplit(".", 1)[-1] for w in words if looks_like_identifier(w)]
-    if not names and len(words) == 1:
-        names = words  # a single plain word ("response") may still be a symbol
-    hits = index.store.symbol_definitions(names)
-    # A class or module named exactly is the answer; shorter qualified paths are more central.
-    hits.sort(key=lambda h: (SECONDARY_PATH.search(h[0]) is not None, h[2].count("."), h[0]))
+    """Chunks holding a definition the query names, the best qualified match first.
+
+    A qualified name is looked up by its last part and matched by suffix against the symbol path
+    (module, classes, receiver type) and the file path, so ``Faraday::Connection#run_request``
+    finds the method inside ``class Connection`` of ``module Faraday``, not every ``Faraday``.
+    """
+    named = named_symbols(query)
+    hits = index.store.symbol_definitions(list(named))
+
+    def rank(hit: tuple[str, str, str, int, int]) -> tuple:
+        path, name, qualified, line, end = hit
+        typed, qualifiers = named[name.lower()]
+        matched, parent = _qualifier_match(qualifiers, path, qualified)
+        return (
+            -matched,
+            not parent,
+            SECONDARY_PATH.search(path) is not None,
+            name != typed,  # the case the user typed
+            qualified.count("."),  # a class named exactly is more central than a member of that name
+            line >= end,  # a one-line declaration (a prototype) after a definition with a body
+            path,
+        )
+
+    # A definition that matches fewer qualifiers than another of its name is not the one named
+    # (``Thor::Options#parse`` is not ``Thor::Arguments#parse``); keyword search may still find it.
+    keyed = sorted((rank(hit), hit) for hit in hits)
+    best: dict[str, int] = {}
+    for key, hit in keyed:
+        best.setdefault(hit[1].lower(), key[0])
     ranked = []
-    for path, _name, _qualified, line, _end in hits:
+    for key, (path, name, _qualified, line, _end) in keyed:
+        if key[0] > best[name.lower()]:
+            continue
         chunk_id = index.store.chunk_at(path, line)
         if chunk_id is not None and chunk_id not in ranked:
             ranked.append(chunk_id)
@@ -135,7 +222,7 @@ def search(
             **dense_rankings(index, query, tiers),
             "symbol": symbol_ranking(index, query),
         }
-    weights = WEIGHTS | TIER_WEIGHTS
+    weights = (NAME_QUERY_WEIGHTS if is_name_query(query) else WEIGHTS) | TIER_WEIGHTS
     chunk_scores: dict[int, float] = defaultdict(float)
     for signal, ranked in rankings.items():
         for rank, chunk_id in enumerate(ranked):
@@ -146,14 +233,17 @@ def search(
         files = sorted({row.path for row in rows.values()})
         for rank, path in enumerate(path_ranking(index, query, files)):
             path_bonus[path] = WEIGHTS["path"] / (RRF_K + rank + 1)
-    return _by_file(rows, chunk_scores, path_bonus, top_k)
+    # A question about tests or docs wants those folders as much as the code.
+    secondary = 1.0 if SECONDARY_PATH.search("/".join(query_terms(query)) + "/") else SECONDARY_PENALTY
+    return _by_file(rows, chunk_scores, path_bonus, top_k, secondary)
 
 
 def _by_file(
-    rows: dict, chunk_scores: dict[int, float], path_bonus: dict[str, float], top_k: int
+    rows: dict, chunk_scores: dict[int, float], path_bonus: dict[str, float], top_k: int, secondary: float
 ) -> list[SearchResult]:
-    """Rank files by their best chunk plus a little for further evidence, then take each
-    file's best chunk in file order; further chunks of a file only after every file had one."""
+    """Rank files by their best chunk plus a little for further evidence (times ``secondary``
+    below test and docs folders), then take each file's best chunk in file order; further chunks
+    of a file only after every file had one."""
     per_file: dict[str, list[tuple[float, int]]] = defaultdict(list)
     for chunk_id, row in rows.items():
         per_file[row.path].append((chunk_scores[chunk_id], chunk_id))
@@ -161,7 +251,7 @@ def _by_file(
     for path, scored in per_file.items():
         scored.sort(reverse=True)
         evidence = sum(s for s, _ in scored[1:4]) * EVIDENCE
-        penalty = 0.8 if SECONDARY_PATH.search(path) else 1.0
+        penalty = secondary if SECONDARY_PATH.search(path) else 1.0
         if rows[scored[0][1]].language in NON_CODE_LANGUAGES:
             penalty *= NON_CODE_PENALTY
         file_scores[path] = (scored[0][0] + evidence + path_bonus.get(path, 0.0)) * penalty

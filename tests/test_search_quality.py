@@ -7,6 +7,7 @@ import pytest
 
 from ragls import config
 from ragls.indexer.engine import Index
+from ragls.indexer.search import SECONDARY_PATH
 
 FIXTURE = Path(__file__).parent / "fixtures" / "minirepo"
 
@@ -26,6 +27,8 @@ QUERIES = [
     ("turn a title into a url safe identifier", "web/slug.go"),
     ("rate limiting requests per second", "web/retry.js"),
     ("Router dispatch path parameters", "shop/web/router.py"),
+    # a question about tests lifts the test folders' demotion
+    ("tests of dispatching path parameters", "tests/test_router.py"),
     ("where is TokenError raised", "shop/auth/tokens.py"),
 ]
 
@@ -78,3 +81,24 @@ def test_empty_and_punctuation_queries(index: Index) -> None:
     assert index.search("   ", top_k=5) == []
     # FTS syntax characters are data, not operators
     assert index.search('"ConnectionPool" AND ( NEAR*', top_k=5)[0].path == "shop/storage/pool.py"
+
+
+@pytest.mark.parametrize(
+    ("path", "secondary"),
+    [
+        ("tests/test_router.py", True),
+        ("logrus/entry_test.go", True),
+        ("spec/thor/options_spec.rb", True),
+        ("src/core/immer.test.ts", True),
+        ("src/__tests__/patch.js", True),
+        ("src/test/java/org/jpype/ProxyTest.java", True),
+        ("Tests/ApplicationTest.php", True),
+        ("docs/deploy.md", True),
+        ("src/core/immer.ts", False),
+        ("lib/thor/parser/options.rb", False),
+        ("src/main/java/org/jpype/manager/TypeManager.java", False),
+        ("lib/contest.js", False),
+    ],
+)
+def test_test_files_are_told_by_each_ecosystems_convention(path: str, secondary: bool) -> None:
+    assert (SECONDARY_PATH.search(path) is not None) is secondary
