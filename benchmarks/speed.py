@@ -383,7 +383,8 @@ def tables(run: SpeedRun) -> list[Table]:
             _verdict(_median(kw), TARGETS["reindex_keyword"]),
         )
         table.add(
-            f"re-index one edited file, keyword + both dense tiers, {n:,} files (median; max)",
+            f"re-index one edited file, keyword + {' + '.join(e[n].result['reindex_tiers'])} tier,"
+            f" {n:,} files (median; max)",
             "n/a",
             f"{seconds(_median(dense))}; {seconds(max(dense))}",
             "",
