@@ -80,7 +80,7 @@ class EmbeddingModelConfig:
     onnx_int8: bool = opt(False, "onnx backend: int8 weights (faster on a CPU, vectors slightly different)")
     threads: int = opt(0, "CPU threads for embedding; 0 = all cores")
     batch_size: int = opt(
-        0, "texts per forward pass; 0 = 256 on a GPU, 32 on a CPU (halved on out-of-memory)"
+        0, "texts per forward pass; 0 = 256 on a GPU, 8 on a CPU (halved on out-of-memory)"
     )
     max_tokens: int = opt(256, "tokens per embedded window; longer chunks are truncated for embedding")
 
