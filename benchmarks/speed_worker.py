@@ -176,6 +176,7 @@ def models_job() -> dict:
     into the benchmark's (emptied) models folder that the other jobs then use."""
     from ragls.indexer import model_cache
 
+    ours.isolate("first-use")  # the benchmark's models folder: never the user's derived models
     shutil.rmtree(model_cache.models_dir(), ignore_errors=True)
     index_cfg = ours.default_config()
     out: dict = {"ready_wall": time.time(), "ready_s": 0.0}
