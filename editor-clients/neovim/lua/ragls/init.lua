@@ -1,0 +1,291 @@
+--- ragls for Neovim: starts `ragls serve` per project and adds what Neovim lacks (ghost text on
+--- Neovim < 0.12, a streaming chat buffer, search into quickfix, index status).
+local M = {}
+
+--- Defaults; `setup()` merges the user's options over them.
+M.config = {
+  cmd = { 'ragls', 'serve' },
+  -- Sent as initializationOptions and as the `ragls` settings section (the config file's shape),
+  -- e.g. { privacy = { mode = 'local' }, server = { debounce_ms = 75 } }.
+  settings = {},
+  root_markers = { '.git', 'pyproject.toml', 'package.json', 'go.mod', 'Cargo.toml' },
+  filetypes = {
+    'python', 'javascript', 'javascriptreact', 'typescript', 'typescriptreact', 'go', 'rust',
+    'c', 'cpp', 'java', 'ruby', 'sh', 'bash', 'lua', 'markdown',
+  },
+  -- Bigger buffers get no inline completion (bytes).
+  max_file_size = 2 * 1024 * 1024,
+  inline = {
+    -- 'auto': Neovim's vim.lsp.inline_completion where it exists (0.12+), else ragls' own
+    -- extmarks; 'builtin' or 'extmark' force one; false turns inline completion off.
+    engine = 'auto',
+    delay_ms = 150, -- after typing stops (the extmark engine; the built-in one waits 200 ms)
+  },
+  keymaps = { accept = '<Tab>', dismiss = '<C-]>', next = '<M-]>', prev = '<M-[>', trigger = '<M-\\>' },
+  search_top_k = 20,
+}
+
+local group = vim.api.nvim_create_augroup('ragls', { clear = true })
+local warned = {} ---@type table<string, true> failed commands already reported this session
+local restarts = {} ---@type table<string, number[]> root -> times of automatic restarts
+local stderr = {} ---@type table<string, string[]> program -> its last stderr lines
+
+--- Neovim writes a server's stderr to its log and offers no other hook; keep the last lines of
+--- ours so that a server which dies while starting can be explained in the message itself.
+local log = require('vim.lsp.log')
+local log_error = log.error
+log.error = function(...)
+  local what, program, stream, chunk = ...
+  if what == 'rpc' and stream == 'stderr' and type(chunk) == 'string' and stderr[program] then
+    vim.list_extend(stderr[program], vim.split(vim.trim(chunk), '\n', { trimempty = true }))
+    while #stderr[program] > 5 do
+      table.remove(stderr[program], 1)
+    end
+  end
+  return log_error(...)
+end
+
+--- Call a client method: Neovim 0.11 made them take self (`client:request`), 0.10 does not.
+function M.call(client, method, ...)
+  if vim.fn.has('nvim-0.11') == 1 then
+    return client[method](client, ...)
+  end
+  return client[method](...)
+end
+
+local function notify(msg, level)
+  vim.notify('ragls: ' .. msg, level or vim.log.levels.INFO)
+end
+M.notify = notify
+
+--- Why ragls must not serve buffer `bufnr`, or nil: remote and non-file buffers are skipped.
+---@param bufnr integer
+---@return string?
+function M.skip_reason(bufnr)
+  local name = vim.api.nvim_buf_get_name(bufnr)
+  if vim.bo[bufnr].buftype ~= '' then
+    return 'not a file buffer'
+  elseif name == '' then
+    return 'the buffer has no file name'
+  elseif name:match('^%a[%w+.-]*://') then
+    return ('%s is not a local file (ragls serves local files only)'):format(name)
+  end
+end
+
+--- Whether buffer `bufnr` is too big for inline completion.
+function M.too_big(bufnr)
+  return vim.api.nvim_buf_get_offset(bufnr, vim.api.nvim_buf_line_count(bufnr)) > M.config.max_file_size
+end
+
+local function command_line()
+  return table.concat(M.config.cmd, ' ')
+end
+
+--- Say once why the server command cannot run; true if it can.
+local function check_command()
+  local program = M.config.cmd[1]
+  if vim.fn.executable(program) == 1 then
+    return true
+  end
+  if not warned[command_line()] then
+    warned[command_line()] = true
+    notify(
+      ("cannot start `%s`: `%s` is not an executable on PATH (run `make install` in the ragls repository"
+        .. " and put its .venv/bin on PATH, or set cmd in require('ragls').setup{})"):format(command_line(), program),
+      vim.log.levels.ERROR
+    )
+  end
+  return false
+end
+
+--- Restart the server of `root` for `buffers` after it died, unless it keeps dying.
+local function restart(root, buffers)
+  local now = vim.uv.now()
+  local recent = vim.tbl_filter(function(t)
+    return now - t < 60000
+  end, restarts[root] or {})
+  if #recent >= 3 then
+    notify(('`%s` died 3 times in a minute; not restarting it (:RaglsStart tries again)'):format(command_line()),
+      vim.log.levels.ERROR)
+    return
+  end
+  table.insert(recent, now)
+  restarts[root] = recent
+  for _, bufnr in ipairs(buffers) do
+    if vim.api.nvim_buf_is_loaded(bufnr) then
+      M.start(bufnr)
+    end
+  end
+end
+
+--- What to do when the server process ends: explain a failed start, restart after a crash.
+local function on_exit(code, signal, client_id)
+  local client = vim.lsp.get_client_by_id(client_id)
+  local started = client and client.initialized
+  local root = client and client.root_dir
+  local buffers = client and vim.tbl_keys(client.attached_buffers) or {}
+  local program = M.config.cmd[1]
+  require('ragls.chat').forget(client_id, 'the server exited')
+  -- The rest of its stderr may still be on the way: look a moment later.
+  vim.defer_fn(function()
+    local how = signal ~= 0 and ('signal %d'):format(signal) or ('exit %d'):format(code)
+    if not started then
+      local last = stderr[program] or {}
+      notify(('`%s` exited (%s) before it started%s\n(see :LspLog; check cmd in require("ragls").setup{})')
+        :format(command_line(), how, #last > 0 and (':\n  ' .. table.concat(last, '\n  ')) or ''),
+        vim.log.levels.ERROR)
+    elseif code ~= 0 or (signal ~= 0 and signal ~= 15) then
+      notify(('`%s` exited (%s); restarting it'):format(command_line(), how), vim.log.levels.WARN)
+      restart(root, buffers)
+    end
+  end, 300)
+end
+
+--- The client capabilities: Neovim's, plus inline completion (Neovim < 0.12 lacks it) and the
+--- streamed chat messages this plugin shows.
+local function capabilities()
+  local caps = vim.lsp.protocol.make_client_capabilities()
+  caps.textDocument.inlineCompletion = caps.textDocument.inlineCompletion or { dynamicRegistration = false }
+  caps.experimental = { ragls = { chatDelta = true } }
+  return caps
+end
+
+--- Start (or reuse) the ragls server for buffer `bufnr`'s project and attach the buffer.
+---@param bufnr integer?
+---@return integer? client_id
+function M.start(bufnr)
+  bufnr = (bufnr == nil or bufnr == 0) and vim.api.nvim_get_current_buf() or bufnr
+  local reason = M.skip_reason(bufnr)
+  if reason then
+    return nil, reason
+  end
+  if not check_command() then
+    return nil, 'the command is missing'
+  end
+  local path = vim.api.nvim_buf_get_name(bufnr)
+  stderr[M.config.cmd[1]] = {}
+  return vim.lsp.start({
+    name = 'ragls',
+    cmd = M.config.cmd,
+    root_dir = vim.fs.root(bufnr, M.config.root_markers) or vim.fs.dirname(path),
+    init_options = M.config.settings,
+    settings = { ragls = M.config.settings },
+    capabilities = capabilities(),
+    handlers = { ['ragls/chatDelta'] = require('ragls.chat').on_delta },
+    commands = { ['ragls.runRecipe'] = require('ragls.chat').run_recipe_command },
+    on_exit = function(...)
+      local args = { ... }
+      vim.schedule(function()
+        on_exit(unpack(args))
+      end)
+    end,
+  }, { bufnr = bufnr })
+end
+
+--- The ragls client serving buffer `bufnr` (or the project of the current directory), or nil and
+--- a message saying why there is none.
+---@param bufnr integer?
+---@return vim.lsp.Client?, string?
+function M.client(bufnr)
+  bufnr = (bufnr == nil or bufnr == 0) and vim.api.nvim_get_current_buf() or bufnr
+  local reason = M.skip_reason(bufnr)
+  if reason and vim.bo[bufnr].buftype == '' and vim.api.nvim_buf_get_name(bufnr) ~= '' then
+    return nil, reason -- a remote buffer: nothing to ask about
+  end
+  local attached = vim.lsp.get_clients({ name = 'ragls', bufnr = bufnr })[1]
+  if attached then
+    return attached
+  end
+  local dir = vim.b[bufnr].ragls_root or vim.fn.getcwd()
+  for _, client in ipairs(vim.lsp.get_clients({ name = 'ragls' })) do
+    if client.root_dir and (dir == client.root_dir or vim.startswith(dir, client.root_dir .. '/')) then
+      return client
+    end
+  end
+  return nil, ('no ragls server for %s; open a file of the project (or :RaglsStart)'):format(dir)
+end
+
+--- Show the state of each workspace's index; returns the text.
+function M.status()
+  local client, why = M.client()
+  if not client then
+    return notify(why, vim.log.levels.ERROR)
+  end
+  local answer, err = M.call(client, 'request_sync', 'ragls/indexStatus', vim.empty_dict(), 10000)
+  if not answer or answer.err then
+    return notify('ragls/indexStatus failed: ' .. vim.inspect(err or answer.err), vim.log.levels.ERROR)
+  end
+  local lines = {}
+  for _, ws in ipairs(answer.result.workspaces) do
+    local p = ws.progress
+    table.insert(lines, ('ragls %s: %s, %d files, %d chunks, %d embedded%s%s'):format(
+      vim.fn.fnamemodify(ws.root, ':~'), ws.state, ws.files, ws.chunks, ws.embedded,
+      type(p) == 'table' and (' (%s %d/%d, %d%%)'):format(p.what, p.done, p.total, p.percentage) or '',
+      type(ws.error) == 'string' and (' error: ' .. ws.error) or ''))
+  end
+  local text = #lines > 0 and table.concat(lines, '\n') or 'ragls: no workspace folder is open'
+  vim.notify(text)
+  return text
+end
+
+--- Search the project; the results go to the quickfix list, which is opened.
+---@param query string
+function M.search(query)
+  local client, why = M.client()
+  if not client then
+    return notify(why, vim.log.levels.ERROR)
+  end
+  M.call(client, 'request', 'ragls/search', { query = query, topK = M.config.search_top_k }, function(err, result)
+    if err then
+      return notify('search failed: ' .. err.message, vim.log.levels.ERROR)
+    end
+    local items = {}
+    for _, hit in ipairs(result.results) do
+      table.insert(items, {
+        filename = vim.uri_to_fname(hit.uri),
+        lnum = hit.startLine,
+        end_lnum = hit.endLine,
+        col = 1,
+        text = ('%s  %.3f  lines %d-%d'):format(hit.symbol or hit.path, hit.score or 0, hit.startLine, hit.endLine),
+      })
+    end
+    if #items == 0 then
+      return notify(('nothing found for %q'):format(query))
+    end
+    vim.fn.setqflist({}, ' ', { title = 'ragls search: ' .. query, items = items })
+    vim.cmd('botright copen')
+  end)
+end
+
+--- Apply the settings to running servers (workspace/didChangeConfiguration, applied live).
+function M.send_settings()
+  for _, client in ipairs(vim.lsp.get_clients({ name = 'ragls' })) do
+    client.settings = { ragls = M.config.settings }
+    M.call(client, 'notify', 'workspace/didChangeConfiguration', { settings = { ragls = M.config.settings } })
+  end
+end
+
+---@param opts table? overrides of M.config (see README.md)
+function M.setup(opts)
+  M.config = vim.tbl_deep_extend('force', M.config, opts or {})
+  vim.api.nvim_clear_autocmds({ group = group })
+  vim.api.nvim_create_autocmd('FileType', {
+    group = group,
+    pattern = M.config.filetypes,
+    callback = function(args)
+      M.start(args.buf)
+    end,
+  })
+  vim.api.nvim_create_autocmd('LspAttach', {
+    group = group,
+    callback = function(args)
+      local client = vim.lsp.get_client_by_id(args.data.client_id)
+      if client and client.name == 'ragls' then
+        require('ragls.inline').attach(args.buf)
+      end
+    end,
+  })
+  M.send_settings()
+end
+
+return M

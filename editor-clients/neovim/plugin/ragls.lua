@@ -1,0 +1,32 @@
+-- ragls user commands; servers start once require('ragls').setup{} has been called.
+if vim.g.loaded_ragls then
+  return
+end
+vim.g.loaded_ragls = true
+
+local function command(name, fn, opts)
+  vim.api.nvim_create_user_command(name, fn, opts)
+end
+
+command('RaglsAsk', function(args)
+  require('ragls.chat').ask(args.args, args.range > 0 and { args.line1, args.line2 } or nil)
+end, { nargs = '+', range = true, desc = 'ragls: ask about the project (the answer streams into a chat buffer)' })
+
+command('RaglsSearch', function(args)
+  require('ragls').search(args.args)
+end, { nargs = '+', desc = 'ragls: search the project into the quickfix list' })
+
+command('RaglsStatus', function()
+  require('ragls').status()
+end, { desc = 'ragls: show the state of the index' })
+
+command('RaglsStart', function()
+  local _, why = require('ragls').start(0)
+  if why then
+    require('ragls').notify('not started: ' .. why, vim.log.levels.WARN)
+  end
+end, { desc = 'ragls: start the server for this buffer, whatever its filetype' })
+
+command('RaglsComplete', function()
+  require('ragls.inline').complete()
+end, { desc = 'ragls: ask for an inline completion at the cursor now' })
