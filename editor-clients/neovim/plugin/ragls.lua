@@ -17,7 +17,8 @@ command('RaglsSearch', function(args)
 end, { nargs = '+', desc = 'ragls: search the project into the quickfix list' })
 
 command('RaglsStatus', function()
-  require('ragls').status()
+  local text, why = require('ragls').status()
+  vim.notify(text or ('ragls: ' .. why), text and vim.log.levels.INFO or vim.log.levels.ERROR)
 end, { desc = 'ragls: show the state of the index' })
 
 command('RaglsStart', function()

@@ -119,23 +119,24 @@ local function restart(root, buffers)
 end
 
 --- What to do when the server process ends: explain a failed start, restart after a crash.
+--- Called as the process ends, before Neovim forgets the client: read it now, act later.
 local function on_exit(code, signal, client_id)
   local client = vim.lsp.get_client_by_id(client_id)
   local started = client and client.initialized
   local root = client and client.root_dir
   local buffers = client and vim.tbl_keys(client.attached_buffers) or {}
-  local program = M.config.cmd[1]
-  require('ragls.chat').forget(client_id, 'the server exited')
+  local program, line = M.config.cmd[1], command_line()
   -- The rest of its stderr may still be on the way: look a moment later.
   vim.defer_fn(function()
+    require('ragls.chat').forget(client_id, 'the server exited')
     local how = signal ~= 0 and ('signal %d'):format(signal) or ('exit %d'):format(code)
     if not started then
       local last = stderr[program] or {}
       notify(('`%s` exited (%s) before it started%s\n(see :LspLog; check cmd in require("ragls").setup{})')
-        :format(command_line(), how, #last > 0 and (':\n  ' .. table.concat(last, '\n  ')) or ''),
+        :format(line, how, #last > 0 and (':\n  ' .. table.concat(last, '\n  ')) or ''),
         vim.log.levels.ERROR)
     elseif code ~= 0 or (signal ~= 0 and signal ~= 15) then
-      notify(('`%s` exited (%s); restarting it'):format(command_line(), how), vim.log.levels.WARN)
+      notify(('`%s` exited (%s); restarting it'):format(line, how), vim.log.levels.WARN)
       restart(root, buffers)
     end
   end, 300)
@@ -173,12 +174,7 @@ function M.start(bufnr)
     capabilities = capabilities(),
     handlers = { ['ragls/chatDelta'] = require('ragls.chat').on_delta },
     commands = { ['ragls.runRecipe'] = require('ragls.chat').run_recipe_command },
-    on_exit = function(...)
-      local args = { ... }
-      vim.schedule(function()
-        on_exit(unpack(args))
-      end)
-    end,
+    on_exit = on_exit,
   }, { bufnr = bufnr })
 end
 
@@ -205,15 +201,16 @@ function M.client(bufnr)
   return nil, ('no ragls server for %s; open a file of the project (or :RaglsStart)'):format(dir)
 end
 
---- Show the state of each workspace's index; returns the text.
+--- The state of each workspace's index, one line each (nil and the reason if unknown).
+---@return string?, string?
 function M.status()
   local client, why = M.client()
   if not client then
-    return notify(why, vim.log.levels.ERROR)
+    return nil, why
   end
   local answer, err = M.call(client, 'request_sync', 'ragls/indexStatus', vim.empty_dict(), 10000)
   if not answer or answer.err then
-    return notify('ragls/indexStatus failed: ' .. vim.inspect(err or answer.err), vim.log.levels.ERROR)
+    return nil, 'ragls/indexStatus failed: ' .. vim.inspect(err or answer.err)
   end
   local lines = {}
   for _, ws in ipairs(answer.result.workspaces) do
@@ -223,9 +220,7 @@ function M.status()
       type(p) == 'table' and (' (%s %d/%d, %d%%)'):format(p.what, p.done, p.total, p.percentage) or '',
       type(ws.error) == 'string' and (' error: ' .. ws.error) or ''))
   end
-  local text = #lines > 0 and table.concat(lines, '\n') or 'ragls: no workspace folder is open'
-  vim.notify(text)
-  return text
+  return #lines > 0 and table.concat(lines, '\n') or 'ragls: no workspace folder is open'
 end
 
 --- Search the project; the results go to the quickfix list, which is opened.
