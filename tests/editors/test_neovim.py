@@ -72,7 +72,7 @@ def test_neovim_client(tmp_path: Path) -> None:
         ],
         capture_output=True,
         text=True,
-        timeout=1200,
+        timeout=540,  # under pytest-timeout (600 s), so a hung Neovim still shows its log
         env=env,
         cwd=tmp_path,
     )
