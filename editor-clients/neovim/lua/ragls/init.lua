@@ -262,6 +262,7 @@ end
 
 ---@param opts table? overrides of M.config (see README.md)
 function M.setup(opts)
+  local settings = M.config.settings
   M.config = vim.tbl_deep_extend('force', M.config, opts or {})
   vim.api.nvim_clear_autocmds({ group = group })
   vim.api.nvim_create_autocmd('FileType', {
@@ -280,7 +281,9 @@ function M.setup(opts)
       end
     end,
   })
-  M.send_settings()
+  if not vim.deep_equal(settings, M.config.settings) then
+    M.send_settings()
+  end
 end
 
 return M
