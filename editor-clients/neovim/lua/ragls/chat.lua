@@ -83,6 +83,8 @@ local function open_turn(client, heading, focus)
   local win = vim.fn.bufwinid(buf)
   if win == -1 then
     win = vim.api.nvim_open_win(buf, focus, { split = 'below', win = -1 })
+    vim.wo[win].linebreak = true
+    vim.api.nvim_win_set_cursor(win, { vim.api.nvim_buf_line_count(buf), 0 }) -- and follow the answer
   elseif focus then
     vim.api.nvim_set_current_win(win)
   end
@@ -113,7 +115,7 @@ end
 
 --- Finish `turn` with the final message: citations, sources, notes, errors.
 local function finish(turn, msg)
-  local out, at = { '' }, {}
+  local out, at = { '', '' }, {} -- a blank line after the answer
   local search = msg.route == 'search'
   local citations, sources = msg.citations or {}, msg.sources or {}
   if search then

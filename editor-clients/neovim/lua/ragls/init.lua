@@ -240,8 +240,7 @@ function M.search(query)
         filename = vim.uri_to_fname(hit.uri),
         lnum = hit.startLine,
         end_lnum = hit.endLine,
-        col = 1,
-        text = ('%s  %.3f  lines %d-%d'):format(hit.symbol or hit.path, hit.score or 0, hit.startLine, hit.endLine),
+        text = ('%s  %.3f'):format(hit.symbol or hit.path, hit.score or 0),
       })
     end
     if #items == 0 then
