@@ -360,8 +360,16 @@ test('missing-binary-names-the-command', function()
   check(note_matching('cannot start `ragls%-no%-such%-program serve`: `ragls%-no%-such%-program` is not an executable'),
     'no message: ' .. tostring(notes[#notes]))
   eq({}, vim.lsp.get_clients({ bufnr = 0 }), 'clients')
+  -- the command fixed: setup() serves the buffers opened before it (as with a lazily loaded plugin)
   ragls.setup({ cmd = { 'ragls', 'serve' } })
+  local client = wait(function()
+    local c = vim.lsp.get_clients({ name = 'ragls', bufnr = 0 })[1]
+    return c and c.initialized and c
+  end, 'a server for the repository')
+  eq(root, client.root_dir, 'root_dir')
   vim.cmd.bwipeout()
+  vim.lsp.stop_client(client.id)
+  wait(function() return client:is_stopped() end, 'the server to stop')
 end)
 
 test('server-crashing-at-start-is-explained', function()
@@ -372,9 +380,9 @@ test('server-crashing-at-start-is-explained', function()
   local msg = wait(function() return note_matching('before it started') end, 'the message')
   check(msg:find('`ragls serve --no-such-flag` exited (exit 2) before it started', 1, true), msg)
   check(msg:find('unrecognized arguments: --no-such-flag', 1, true), msg)
-  ragls.setup({ cmd = { 'ragls', 'serve' } })
   eq({}, vim.lsp.get_clients({ bufnr = 0 }), 'clients')
   vim.cmd.bwipeout()
+  ragls.setup({ cmd = { 'ragls', 'serve' } })
 end)
 
 test('remote-and-non-file-buffers-are-skipped', function()
@@ -439,14 +447,13 @@ end)
 test('reconnects-after-the-server-is-killed', function()
   session()
   local old = vim.lsp.get_clients({ name = 'ragls', bufnr = calc })[1]
-  local pid
-  for _, child in ipairs(api.nvim_get_proc_children(vim.fn.getpid())) do
-    local cmdline = table.concat(vim.fn.readfile('/proc/' .. child .. '/cmdline', 'b'), ' ')
-    if cmdline:find('serve', 1, true) then
-      pid = child
-    end
-  end
-  vim.uv.kill(check(pid, 'no server process'), 'sigkill')
+  local servers = wait(function() -- (the other tests' servers are gone)
+    local found = vim.tbl_filter(function(child)
+      return table.concat(vim.fn.readfile('/proc/' .. child .. '/cmdline', 'b'), ' '):find('serve', 1, true) ~= nil
+    end, api.nvim_get_proc_children(vim.fn.getpid()))
+    return #found == 1 and found
+  end, 'one ragls serve process', 30)
+  vim.uv.kill(servers[1], 'sigkill')
   wait(function()
     local new = vim.lsp.get_clients({ name = 'ragls', bufnr = calc })[1]
     return new and new.id ~= old.id and new.initialized

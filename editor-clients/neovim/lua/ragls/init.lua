@@ -58,6 +58,11 @@ local function notify(msg, level)
 end
 M.notify = notify
 
+--- Whether a buffer name is a URL (scp://, fugitive://, oil://...) rather than a local file.
+local function remote(name)
+  return name:match('^%a[%w+.-]*://') ~= nil
+end
+
 --- Why ragls must not serve buffer `bufnr`, or nil: remote and non-file buffers are skipped.
 ---@param bufnr integer
 ---@return string?
@@ -67,7 +72,7 @@ function M.skip_reason(bufnr)
     return 'not a file buffer'
   elseif name == '' then
     return 'the buffer has no file name'
-  elseif name:match('^%a[%w+.-]*://') then
+  elseif remote(name) then
     return ('%s is not a local file (ragls serves local files only)'):format(name)
   end
 end
@@ -154,6 +159,7 @@ end
 --- Start (or reuse) the ragls server for buffer `bufnr`'s project and attach the buffer.
 ---@param bufnr integer?
 ---@return integer? client_id
+---@return string? why_not
 function M.start(bufnr)
   bufnr = (bufnr == nil or bufnr == 0) and vim.api.nvim_get_current_buf() or bufnr
   local reason = M.skip_reason(bufnr)
@@ -184,9 +190,8 @@ end
 ---@return vim.lsp.Client?, string?
 function M.client(bufnr)
   bufnr = (bufnr == nil or bufnr == 0) and vim.api.nvim_get_current_buf() or bufnr
-  local reason = M.skip_reason(bufnr)
-  if reason and vim.bo[bufnr].buftype == '' and vim.api.nvim_buf_get_name(bufnr) ~= '' then
-    return nil, reason -- a remote buffer: nothing to ask about
+  if vim.bo[bufnr].buftype == '' and remote(vim.api.nvim_buf_get_name(bufnr)) then
+    return nil, M.skip_reason(bufnr) -- nothing there ragls could know about
   end
   local attached = vim.lsp.get_clients({ name = 'ragls', bufnr = bufnr })[1]
   if attached then
@@ -282,6 +287,13 @@ function M.setup(opts)
   })
   if not vim.deep_equal(settings, M.config.settings) then
     M.send_settings()
+  end
+  -- Buffers opened before setup() (a lazily loaded plugin) are served too.
+  for _, bufnr in ipairs(vim.api.nvim_list_bufs()) do
+    if vim.api.nvim_buf_is_loaded(bufnr) and vim.tbl_contains(M.config.filetypes, vim.bo[bufnr].filetype)
+        and #vim.lsp.get_clients({ name = 'ragls', bufnr = bufnr }) == 0 then
+      M.start(bufnr)
+    end
   end
 end
 
