@@ -151,8 +151,8 @@ local function finish(turn, msg)
   end
 end
 
---- Handler of ragls/chatDelta: stream a piece of an answer, or finish it.
-function M.on_delta(_, msg)
+--- Stream a piece of an answer, or finish it; kept for later if its request has no answer yet.
+local function deliver(msg)
   local k = key(msg.chatId, msg.turn)
   local turn = turns[k]
   if not turn then
@@ -168,6 +168,11 @@ function M.on_delta(_, msg)
   end
 end
 
+--- Handler of the ragls/chatDelta notification.
+function M.on_delta(_, msg)
+  deliver(msg)
+end
+
 --- Stream chat `chat_id`'s answer `n` into `turn`, replaying what arrived before we knew its id.
 local function register(turn, chat_id, n)
   local k = key(chat_id, n)
@@ -175,7 +180,7 @@ local function register(turn, chat_id, n)
   local pending = early[k] or {}
   early[k] = nil
   for _, msg in ipairs(pending) do
-    M.on_delta(nil, msg)
+    deliver(msg)
   end
 end
 
