@@ -14,6 +14,7 @@ vim.cmd('filetype on')
 vim.cmd('runtime! plugin/ragls.lua') -- -u NONE loads no plugins
 vim.o.swapfile = false
 vim.o.hidden = true
+vim.o.showmode = false -- keep '-- INSERT --' out of the results
 
 local ragls = require('ragls')
 local chat = require('ragls.chat')
