@@ -87,7 +87,7 @@ def engine_job(
     stats = index.update()
     out: dict = {
         "ready_s": time.perf_counter() - started,
-        "ready_cpu_s": time.process_time() - cpu_started,  # all threads; barely moved by other load
+        "ready_cpu_s": time.process_time() - cpu_started,  # all threads; load moves it less than wall time
         "ready_wall": time.time(),
         "files": stats.files,
         "chunks": stats.chunks,
