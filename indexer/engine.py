@@ -10,10 +10,13 @@ contextual), group by group, each group committed before progress moves.
 from __future__ import annotations
 
 import hashlib
+import multiprocessing
 import os
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -22,7 +25,7 @@ import platformdirs
 from ragls.config import Config
 from ragls.indexer import discovery
 from ragls.indexer.embeddings import ContextualEncoder
-from ragls.indexer.parsing import parse
+from ragls.indexer.parsing import ParsedFile, parse
 from ragls.indexer.static_model import StaticEncoder
 from ragls.indexer.store import CorruptIndex, FileRecord, Store
 from ragls.indexer.tiers import DenseTier, Progress
@@ -37,6 +40,8 @@ CONTEXTUAL_GROUP = 64
 WRITE_BATCH = 64
 # The (mtime, size) stamp of a row indexed from an editor's buffer: it matches no file on disk.
 UNSAVED = (0, -1)
+# Below this many files to parse, starting worker processes costs more than it saves.
+PARALLEL_FROM = 256
 
 
 @dataclass
@@ -75,6 +80,69 @@ def read_source(path: Path) -> tuple[str, str, str | None]:
     text, bad_at = decode_source(data)
     caveat = None if bad_at is None else f"invalid UTF-8 at byte {bad_at} (replaced)"
     return text, hashlib.sha256(data).hexdigest(), caveat
+
+
+@dataclass
+class Prepared:
+    """One file's rows to write; ``parsed`` is None when only its (mtime, size) stamp changed."""
+
+    rel: str
+    stamp: tuple[int, int]
+    digest: str
+    parsed: ParsedFile | None
+    note: str | None
+
+
+def parse_text(
+    rel: str, text: str, digest: str, caveat: str | None, stamp: tuple[int, int], known_hash: str | None,
+    lines_per_chunk: int,
+) -> Prepared:
+    """Parse, unless the text is the one already indexed (the file was only touched)."""
+    if known_hash == digest:
+        return Prepared(rel, stamp, digest, None, None)
+    parsed = parse(rel, text, lines_per_chunk)
+    return Prepared(rel, stamp, digest, parsed, "; ".join(n for n in (caveat, parsed.error) if n) or None)
+
+
+def prepare_file(job: tuple[Path, str, str | None, int]) -> Prepared | str | None:
+    """Read and parse one file: its rows, a problem to report, or None when it was deleted
+    meanwhile (the next update or watcher event removes its rows)."""
+    root, rel, known_hash, lines_per_chunk = job
+    path = root / rel
+    try:
+        st = path.stat()
+        text, digest, caveat = read_source(path)
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        return f"{rel}: unreadable ({exc.strerror or exc}); not indexed"
+    return parse_text(rel, text, digest, caveat, (st.st_mtime_ns, st.st_size), known_hash, lines_per_chunk)
+
+
+def parse_workers() -> int:
+    """Processes that parse beside the writer: OMP_NUM_THREADS when set (the language server gives
+    its indexing child one core, so that typing stays fast), else every core."""
+    return int(os.environ.get("OMP_NUM_THREADS") or os.cpu_count() or 1)
+
+
+def prepare_all(jobs: list[tuple[Path, str, str | None, int]]) -> Iterator[Prepared | str | None]:
+    """``prepare_file`` for every job, in order; in worker processes when there are many jobs and
+    more than one core, so that parsing runs while this process writes. A worker that dies (a
+    parser crash) costs its pool, not the update: what is left is parsed here."""
+    workers = min(parse_workers(), 4)
+    if len(jobs) < PARALLEL_FROM or workers < 2:
+        yield from map(prepare_file, jobs)
+        return
+    # fork: spawn and forkserver would run the program's __main__ again in every worker
+    context = multiprocessing.get_context("fork")
+    done = 0
+    try:
+        with ProcessPoolExecutor(workers, mp_context=context) as pool:
+            for result in pool.map(prepare_file, jobs, chunksize=16):
+                done += 1
+                yield result
+    except BrokenProcessPool:
+        yield from map(prepare_file, jobs[done:])
 
 
 class Index:
@@ -193,7 +261,9 @@ class Index:
             return stats
         digest = hashlib.sha256(data).hexdigest()
         record = self.store.files().get(rel)
-        self._write_batch([self._parsed(rel, text, digest, None, UNSAVED, record, stats)], stats)
+        known_hash = record.hash if record else None
+        prepared = parse_text(rel, text, digest, None, UNSAVED, known_hash, self.cfg.index.lines_per_chunk)
+        self._write_batch([self._counted(prepared, record, stats)], stats)
         stats.chunks = self.store.chunk_count()
         stats.seconds = time.perf_counter() - started
         return stats
@@ -217,12 +287,20 @@ class Index:
     def _apply(
         self, todo: list[str], gone: list[str], known: dict, stats: UpdateStats, progress: Progress | None
     ) -> None:
-        total = len(todo)
-        for start in range(0, total, WRITE_BATCH):
-            batch = [self._prepare(rel, known, stats) for rel in todo[start : start + WRITE_BATCH]]
-            self._write_batch([b for b in batch if b is not None], stats)
-            if progress:
-                progress(min(start + WRITE_BATCH, total), total, "parsing")
+        """Parse ``todo`` (outside the write lock) and write it a batch at a time; remove ``gone``."""
+        lines = self.cfg.index.lines_per_chunk
+        jobs = [(self.root, rel, known[rel].hash if rel in known else None, lines) for rel in todo]
+        batch: list[Prepared] = []
+        for done, result in enumerate(prepare_all(jobs), 1):
+            if isinstance(result, str):
+                stats.problems.append(result)
+            elif result is not None:
+                batch.append(self._counted(result, known.get(result.rel), stats))
+            if len(batch) == WRITE_BATCH or done == len(jobs):
+                self._write_batch(batch, stats)
+                batch = []
+            if progress and (done % WRITE_BATCH == 0 or done == len(jobs)):
+                progress(done, len(jobs), "parsing")
         vanished = [rel for rel in gone if rel in known]
         if vanished:
             with self._write:
@@ -233,60 +311,35 @@ class Index:
                 self._vectors_dirty = True
             stats.removed += len(vanished)
 
-    def _prepare(self, rel: str, known: dict, stats: UpdateStats) -> tuple | None:
-        """Read and parse one file outside the write lock; None when it cannot be indexed now."""
-        path = self.root / rel
-        try:
-            st = path.stat()
-            text, digest, caveat = read_source(path)
-        except FileNotFoundError:
-            return None  # deleted mid-index; the next update or watcher event removes its rows
-        except OSError as exc:
-            stats.problems.append(f"{rel}: unreadable ({exc.strerror or exc}); not indexed")
-            return None
-        return self._parsed(rel, text, digest, caveat, (st.st_mtime_ns, st.st_size), known.get(rel), stats)
+    @staticmethod
+    def _counted(prepared: Prepared, record: FileRecord | None, stats: UpdateStats) -> Prepared:
+        """Count a prepared file as added or changed, and keep its caveat for the report."""
+        if prepared.parsed is not None:
+            if prepared.note:
+                stats.problems.append(f"{prepared.rel}: {prepared.note}")
+            if record:
+                stats.changed += 1
+            else:
+                stats.added += 1
+        return prepared
 
-    def _parsed(
-        self, rel: str, text: str, digest: str, caveat: str | None, stamp: tuple[int, int],
-        record: FileRecord | None, stats: UpdateStats,
-    ) -> tuple:
-        """One file's rows to write: parsed, or only its new (mtime, size) when the text is unchanged."""
-        if record and record.hash == digest:
-            return (rel, stamp, digest, None, None)  # touched, not changed: refresh mtime only
-        parsed = parse(rel, text, self.cfg.index.lines_per_chunk)
-        note = "; ".join(n for n in (caveat, parsed.error) if n) or None
-        if note:
-            stats.problems.append(f"{rel}: {note}")
-        if record:
-            stats.changed += 1
-        else:
-            stats.added += 1
-        return (rel, stamp, digest, parsed, note)
-
-    def _write_batch(self, batch: list[tuple], stats: UpdateStats) -> None:
+    def _write_batch(self, batch: list[Prepared], stats: UpdateStats) -> None:
         if not batch:
             return
         with self._write:
             removed_all: list[int] = []
             added_all: list[int] = []
             with self.store.transaction() as db:
-                for rel, (mtime_ns, size), digest, parsed, note in batch:
-                    if parsed is None:
+                for p in batch:
+                    if p.parsed is None:
                         db.execute(
-                            "UPDATE files SET mtime_ns = ?, size = ? WHERE path = ?", (mtime_ns, size, rel)
+                            "UPDATE files SET mtime_ns = ?, size = ? WHERE path = ?", (*p.stamp, p.rel)
                         )
                         stats.unchanged += 1
                         continue
                     removed, added = self.store.replace_file(
-                        db,
-                        rel,
-                        mtime_ns,
-                        size,
-                        digest,
-                        parsed.language,
-                        note,
-                        parsed.chunks,
-                        parsed.symbols,
+                        db, p.rel, *p.stamp, p.digest, p.parsed.language, p.note,
+                        p.parsed.chunks, p.parsed.symbols,
                     )
                     removed_all += removed
                     added_all += added

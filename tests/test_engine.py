@@ -12,6 +12,8 @@ from pathlib import Path
 import pytest
 from ragls_testing import PY, consistent, file_chunks, open_index, write_tree
 
+from ragls.indexer import engine
+
 
 def test_incremental_update_touches_only_changed_files(tmp_path: Path) -> None:
     root = write_tree(tmp_path, {f"m{i}.py": PY.format(name=f"func_{i}") for i in range(5)})
@@ -201,3 +203,69 @@ def test_index_of_an_older_format_is_rebuilt(tmp_path: Path) -> None:
         assert any("schema '0', expected" in n and "rebuilding" in n for n in index.notices)
         index.update()
         assert index.search("alpha", top_k=1)[0].path == "a.py"
+
+
+def _rows(index) -> list[tuple]:
+    """Everything the keyword and symbol layers hold, ids left out (they depend on write order)."""
+    db = index.store.db
+    return sorted(
+        db.execute(
+            "SELECT f.path, f.hash, c.start_line, c.end_line, c.symbol, c.kind, c.text FROM chunks c"
+            " JOIN files f ON f.id = c.file_id"
+        )
+    ) + sorted(
+        db.execute("SELECT f.path, s.lname, s.role, s.line FROM symbols s JOIN files f ON f.id = s.file_id")
+    )
+
+
+def _many_files(root: Path) -> Path:
+    files: dict[str, str | bytes] = {
+        f"pkg/m{i}.py": PY.format(name=f"func_{i}") for i in range(engine.PARALLEL_FROM)
+    }
+    files["pkg/bad.py"] = b"def broken(:\n  \xff\xfe\n"
+    return write_tree(root, files)
+
+
+def test_parsing_in_worker_processes_writes_what_one_process_writes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")  # serial
+    with open_index(_many_files(tmp_path / "serial")) as index:
+        serial = index.update()
+        expected = _rows(index)
+    monkeypatch.setenv("OMP_NUM_THREADS", "2")  # a pool of two workers
+    with open_index(_many_files(tmp_path / "pool")) as index:
+        pooled = index.update()
+        assert _rows(index) == expected
+        consistent(index)
+    assert (pooled.added, pooled.files, len(pooled.problems)) == (serial.added, serial.files, 1)
+    assert "invalid UTF-8" in pooled.problems[0]
+
+
+PARENT = os.getpid()
+REAL_PREPARE = engine.prepare_file
+
+
+def _dies_in_a_worker(job):
+    """``prepare_file``, but a worker given m7.py ends as a parser crash would end it; every
+    process that parses leaves its pid in ``$PIDS``."""
+    with open(os.environ["PIDS"], "a") as pids:
+        pids.write(f"{os.getpid()}\n")
+    if os.getpid() != PARENT and job[1] == "pkg/m7.py":
+        os._exit(3)
+    return REAL_PREPARE(job)
+
+
+def test_a_worker_that_dies_costs_its_pool_not_the_update(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("OMP_NUM_THREADS", "2")
+    monkeypatch.setenv("PIDS", str(tmp_path / "pids"))
+    monkeypatch.setattr(engine, "prepare_file", _dies_in_a_worker)  # the forked workers inherit it
+    with open_index(_many_files(tmp_path / "ws")) as index:
+        stats = index.update()
+        assert stats.added == engine.PARALLEL_FROM + 1
+        assert index.search("func_7", top_k=1)[0].path == "pkg/m7.py"
+        consistent(index)
+    pids = set((tmp_path / "pids").read_text().split())
+    assert str(PARENT) in pids and len(pids) >= 2  # workers parsed, then this process took over
