@@ -14,10 +14,12 @@ import multiprocessing
 import os
 import threading
 import time
+from collections import deque
 from collections.abc import Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
+from itertools import islice
 from pathlib import Path
 
 import platformdirs
@@ -40,8 +42,10 @@ CONTEXTUAL_GROUP = 64
 WRITE_BATCH = 64
 # The (mtime, size) stamp of a row indexed from an editor's buffer: it matches no file on disk.
 UNSAVED = (0, -1)
-# Below this many files to parse, starting worker processes costs more than it saves.
+# Below this many files to parse, starting worker processes costs more than it saves; above it,
+# files go to the workers this many at a time.
 PARALLEL_FROM = 256
+PARSE_CHUNK = 16
 
 
 @dataclass
@@ -125,22 +129,32 @@ def parse_workers() -> int:
     return int(os.environ.get("OMP_NUM_THREADS") or os.cpu_count() or 1)
 
 
+def prepare_chunk(jobs: list[tuple[Path, str, str | None, int]]) -> list[Prepared | str | None]:
+    """``prepare_file`` for a few files: one round trip to a worker process."""
+    return [prepare_file(job) for job in jobs]
+
+
 def prepare_all(jobs: list[tuple[Path, str, str | None, int]]) -> Iterator[Prepared | str | None]:
     """``prepare_file`` for every job, in order; in worker processes when there are many jobs and
-    more than one core, so that parsing runs while this process writes. A worker that dies (a
-    parser crash) costs its pool, not the update: what is left is parsed here."""
+    more than one core, so that parsing runs while this process writes. Only a few chunks of files
+    are in flight at a time, so parsed files never pile up in memory ahead of the writes. A worker
+    that dies (a parser crash) costs its pool, not the update: what is left is parsed here."""
     workers = min(parse_workers(), 4)
     if len(jobs) < PARALLEL_FROM or workers < 2:
         yield from map(prepare_file, jobs)
         return
-    # fork: spawn and forkserver would run the program's __main__ again in every worker
-    context = multiprocessing.get_context("fork")
+    chunks = iter([jobs[start : start + PARSE_CHUNK] for start in range(0, len(jobs), PARSE_CHUNK)])
     done = 0
     try:
-        with ProcessPoolExecutor(workers, mp_context=context) as pool:
-            for result in pool.map(prepare_file, jobs, chunksize=16):
-                done += 1
-                yield result
+        # fork: spawn and forkserver would run the program's __main__ again in every worker
+        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork")) as pool:
+            in_flight = deque(pool.submit(prepare_chunk, chunk) for chunk in islice(chunks, 4 * workers))
+            while in_flight:
+                results = in_flight.popleft().result()
+                in_flight.extend(pool.submit(prepare_chunk, chunk) for chunk in islice(chunks, 1))
+                for result in results:
+                    done += 1
+                    yield result
     except BrokenProcessPool:
         yield from map(prepare_file, jobs[done:])
 
