@@ -213,7 +213,7 @@ def tables(run: SpeedRun) -> list[Table]:
         _verdict(large["static_s"], TARGETS["static_10k"]),
     )
     tiers.add(
-        "  CPU-seconds the indexing process used for it (all threads; less moved by other load)",
+        "  CPU-seconds of the indexing process itself for it (its threads, not its parse workers)",
         "",
         seconds(small["static_cpu_s"]),
         seconds(large["static_cpu_s"]),
