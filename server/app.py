@@ -212,6 +212,7 @@ def create_server() -> RaglsServer:
         server.chats.cancel_all()
         for ws in session.workspaces.values():
             ws.cancel_build()
+        session.end_progress("ragls is shutting down; the index keeps what was done")
 
     async def pull_configuration() -> None:
         try:

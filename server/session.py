@@ -246,17 +246,30 @@ class Session:
             bar.report(progress)
 
     def _build_finished(self, ws: Workspace, error: str | None) -> None:
-        status = ws.index.status()
-        summary = f"indexed {status['files']} files, {status['chunks']} chunks, {status['embedded']} embedded"
+        bar = self._progress.pop(ws.root, None)
+        try:
+            status = ws.index.status()
+            summary = (
+                f"indexed {status['files']} files, {status['chunks']} chunks, {status['embedded']} embedded"
+            )
+        except Exception as exc:  # the editor's progress must end whatever happens here
+            log.exception("index status of %s", ws.root)
+            summary = f"indexing finished; its summary failed: {exc}"
         if ws.cancelled:
             summary = f"indexing cancelled; the index keeps what was done ({summary})"
-        bar = self._progress.pop(ws.root, None)
         if bar is not None:
             bar.end(error or summary)
         if error:
             self.show(types.MessageType.Error, f"ragls: {error}")
         else:
             self.log(f"{ws.root}: {summary}")
+
+    def end_progress(self, message: str) -> None:
+        """End every progress still shown (at shutdown: no notification may follow the answer)."""
+        for root in list(self._progress):
+            bar = self._progress.pop(root, None)
+            if bar is not None:
+                bar.end(message)
 
     def cancel_progress(self, token: Any) -> None:
         for root, bar in list(self._progress.items()):

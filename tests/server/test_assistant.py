@@ -284,6 +284,24 @@ async def test_completion_is_served_while_a_large_index_is_built(tmp_path: Path)
     assert after["state"] == "ready" and after["files"] > 0  # what was committed stays usable
 
 
+async def test_shutdown_while_indexing_ends_the_progress(tmp_path: Path) -> None:
+    """An editor must not keep a spinner for a build the server stopped: the end comes before
+    the answer to shutdown (no notification may follow it)."""
+    root = tmp_path / "busy"
+    for n in range(300):
+        (root / f"m{n // 50}").mkdir(parents=True, exist_ok=True)
+        (root / f"m{n // 50}" / f"f{n}.py").write_text(f"def f{n}(x):\n    return x * {n}\n")
+    settings = {**FAST_SETTINGS, "index": {"embeddings": True, "contextual": "on"}}
+    async with lsp(root, caps=INLINE, settings=settings) as (client, _):
+        [token] = await wait_until(lambda: list(client.progress_reports), what="a progress token")
+        await wait_until(lambda: len(client.progress_reports[token]) > 1, what="progress reports")
+        await asyncio.wait_for(client.shutdown_async(None), 60)
+        last = client.progress_reports[token][-1]
+        client.exit(None)
+        await asyncio.wait_for(client._server.wait(), 60)
+    assert type(last).__name__ == "WorkDoneProgressEnd" and "shutting down" in last.message
+
+
 async def test_model_settings_apply_live_and_the_audit_shows_remote_requests(
     repo: Path, endpoint, tmp_path: Path
 ) -> None:

@@ -39,5 +39,5 @@ def test_vscode_jsonrpc_client_session(repo: Path) -> None:
     assert {"refactor.ragls.explain", "refactor.ragls.docstring"} <= set(seen["actionKinds"])
     assert seen["explain"]["output"] == "text" and seen["explain"]["path"] == "shop/calc.py"
     assert seen["explain"]["answer"] and seen["explain"]["answer"] == seen["explain"]["streamed"]
-    assert seen["progress"][0] == "begin" and seen["progress"][-1] == "end"
+    assert seen["progress"][0] == "begin" and seen["progress"][-1] == "end", seen["progress"]
     assert seen["edits"] == 0 and seen["exitCode"] == 0
