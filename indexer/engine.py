@@ -9,9 +9,12 @@ contextual), group by group, each group committed before progress moves.
 
 from __future__ import annotations
 
+import ctypes
 import hashlib
 import multiprocessing
 import os
+import signal
+import sys
 import threading
 import time
 from collections import deque
@@ -129,6 +132,15 @@ def parse_workers() -> int:
     return int(os.environ.get("OMP_NUM_THREADS") or os.cpu_count() or 1)
 
 
+def _die_with(parent: int) -> None:
+    """In a parse worker: end when the indexing process ends, even by SIGKILL (Linux), instead of
+    waiting forever on its queue with the parent's files open."""
+    if sys.platform.startswith("linux"):
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    if os.getppid() != parent:  # the parent died before the line above took effect
+        os._exit(1)
+
+
 def prepare_chunk(jobs: list[tuple[Path, str, str | None, int]]) -> list[Prepared | str | None]:
     """``prepare_file`` for a few files: one round trip to a worker process."""
     return [prepare_file(job) for job in jobs]
@@ -147,7 +159,8 @@ def prepare_all(jobs: list[tuple[Path, str, str | None, int]]) -> Iterator[Prepa
     done = 0
     try:
         # fork: spawn and forkserver would run the program's __main__ again in every worker
-        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork")) as pool:
+        fork = multiprocessing.get_context("fork")
+        with ProcessPoolExecutor(workers, fork, initializer=_die_with, initargs=(os.getpid(),)) as pool:
             in_flight = deque(pool.submit(prepare_chunk, chunk) for chunk in islice(chunks, 4 * workers))
             while in_flight:
                 results = in_flight.popleft().result()

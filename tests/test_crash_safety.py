@@ -61,9 +61,27 @@ def repo(tmp_path: Path) -> Path:
     return write_tree(tmp_path / "ws", {**files, ".ragls/config.toml": '[index]\ncontextual = "on"\n'})
 
 
+def _processes_indexing(repo: Path) -> list[str]:
+    """Pids of live processes whose command line names ``repo`` (the indexer and its workers)."""
+    found = []
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            if str(repo).encode() in cmdline.read_bytes() and b"index" in cmdline.read_bytes():
+                stat = (cmdline.parent / "stat").read_text()
+                if stat.rsplit(")", 1)[1].split()[0] != "Z":  # not a zombie
+                    found.append(cmdline.parent.name)
+        except OSError:
+            continue
+    return found
+
+
 def test_kill_during_keyword_layer(repo: Path, isolated_env: Path) -> None:
     proc = start_indexing(repo, isolated_env)
     kill_when(proc, isolated_env, "SELECT count(*) FROM files", 1, N_FILES)
+    deadline = time.monotonic() + 10
+    while _processes_indexing(repo) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not _processes_indexing(repo)  # its parse workers died with it
     with open_index(repo) as index:
         consistent(index)
         partial = index.store.counts()["files"]
