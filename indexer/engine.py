@@ -30,6 +30,7 @@ import platformdirs
 from ragls.config import Config
 from ragls.indexer import discovery
 from ragls.indexer.embeddings import ContextualEncoder
+from ragls.indexer.onnx_encoder import cpu_budget
 from ragls.indexer.parsing import ParsedFile, parse
 from ragls.indexer.static_model import StaticEncoder
 from ragls.indexer.store import CorruptIndex, FileRecord, Store
@@ -126,12 +127,6 @@ def prepare_file(job: tuple[Path, str, str | None, int]) -> Prepared | str | Non
     return parse_text(rel, text, digest, caveat, (st.st_mtime_ns, st.st_size), known_hash, lines_per_chunk)
 
 
-def parse_workers() -> int:
-    """Processes that parse beside the writer: OMP_NUM_THREADS when set (the language server gives
-    its indexing child one core, so that typing stays fast), else every core."""
-    return int(os.environ.get("OMP_NUM_THREADS") or os.cpu_count() or 1)
-
-
 def _die_with(parent: int) -> None:
     """In a parse worker: end when the indexing process ends, even by SIGKILL (Linux), instead of
     waiting forever on its queue with the parent's files open."""
@@ -151,7 +146,7 @@ def prepare_all(jobs: list[tuple[Path, str, str | None, int]]) -> Iterator[Prepa
     more than one core, so that parsing runs while this process writes. Only a few chunks of files
     are in flight at a time, so parsed files never pile up in memory ahead of the writes. A worker
     that dies (a parser crash) costs its pool, not the update: what is left is parsed here."""
-    workers = min(parse_workers(), 4)
+    workers = min(cpu_budget(), 4)  # parse processes beside this writer
     if len(jobs) < PARALLEL_FROM or workers < 2:
         yield from map(prepare_file, jobs)
         return

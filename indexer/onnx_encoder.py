@@ -106,6 +106,12 @@ def obtain(source: str, int8: bool, notices: list[str]) -> model_cache.Derived:
     )
 
 
+def cpu_budget() -> int:
+    """Cores this process's indexing work may use: OMP_NUM_THREADS when set (the language server
+    gives its indexing child half the cores, so that typing stays fast), else every core."""
+    return int(os.environ.get("OMP_NUM_THREADS") or os.cpu_count() or 1)
+
+
 class OnnxModel:
     """One ONNX Runtime session and its tokenizer: ``encode`` gives the model's sentence embedding,
     L2-normalised like every vector the index stores."""
@@ -116,9 +122,7 @@ class OnnxModel:
 
         self.pooling = pooling_mode(source)
         options = ort.SessionOptions()
-        # 0: OMP_NUM_THREADS when set (the language server gives its indexing child one core), else all
-        default = int(os.environ.get("OMP_NUM_THREADS") or os.cpu_count() or 1)
-        options.intra_op_num_threads = threads or default
+        options.intra_op_num_threads = threads or cpu_budget()
         options.inter_op_num_threads = 1
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         self.session = ort.InferenceSession(
