@@ -8,6 +8,9 @@ requests because a ``Llama`` context is not thread-safe.
 
 from __future__ import annotations
 
+import contextlib
+import io
+import logging
 import os
 import threading
 from pathlib import Path
@@ -16,6 +19,8 @@ from typing import Any
 from ragls.config import ModelConfig
 from ragls.llm import gguf
 from ragls.llm.base import Deltas, Message, ModelError, ModelMetadata, Options, Provider
+
+_LOADING = threading.Lock()
 
 
 def resolve_path(config: ModelConfig) -> Path:
@@ -47,17 +52,25 @@ class LlamaCppProvider(Provider):
         # cores made generation 3-8x slower as soon as another process (the embedder) wanted a CPU,
         # and different counts for the two phases made short prompt extensions take seconds.
         threads = config.threads or max(1, (os.cpu_count() or 2) // 2)
+        # verbose=False would make llama-cpp-python point the process's file descriptors 1 and 2 at
+        # /dev/null while it loads: every other thread's output (a language server's answers, its
+        # log) vanished meanwhile. So load verbosely, catch what it prints in Python's sys.stderr
+        # (one load at a time: that swap is process-wide), and keep llama.cpp's own log to errors.
         try:
-            self.llama = Llama(
-                model_path=str(self.path),
-                n_ctx=n_ctx,
-                n_threads=threads,
-                n_threads_batch=threads,
-                n_gpu_layers=config.gpu_layers,
-                verbose=False,
-            )
+            with _LOADING, contextlib.redirect_stderr(io.StringIO()):
+                self.llama = Llama(
+                    model_path=str(self.path),
+                    n_ctx=n_ctx,
+                    n_threads=threads,
+                    n_threads_batch=threads,
+                    n_gpu_layers=config.gpu_layers,
+                    verbose=True,
+                )
         except (ValueError, RuntimeError) as exc:
             raise ModelError(f"{self.path}: llama.cpp could not load this model ({exc})") from exc
+        finally:
+            logging.getLogger("llama-cpp-python").setLevel(logging.ERROR)  # what verbose=False sets
+        self.llama.verbose = False  # no timings printed after each generation
         self._lock = threading.Lock()
 
     def describe(self) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from pathlib import Path
@@ -145,3 +146,26 @@ def test_valid_header_but_truncated_weights_fails_cleanly(tmp_path, gguf_path: P
     cut.write_bytes(gguf_path.read_bytes()[: 4_000_000])  # header intact, tensors missing
     with pytest.raises(ModelError, match="could not load"):
         LlamaCppProvider(ModelConfig(path=str(cut)))
+
+
+def test_loading_leaves_the_process_output_alone(gguf_path: Path, capfd):
+    """Other threads keep writing while a model loads (a language server answering its editor):
+    file descriptors 1 and 2 must keep pointing where they did, and the load prints nothing."""
+    before = {fd: os.readlink(f"/proc/self/fd/{fd}") for fd in (1, 2)}
+    seen: set[tuple[int, str]] = set()
+    loaded = threading.Event()
+
+    def watch() -> None:
+        while not loaded.is_set():
+            seen.update((fd, os.readlink(f"/proc/self/fd/{fd}")) for fd in (1, 2))
+
+    watcher = threading.Thread(target=watch)
+    watcher.start()
+    try:
+        provider = LlamaCppProvider(ModelConfig(path=str(gguf_path), context_length=512))
+    finally:
+        loaded.set()
+        watcher.join()
+    provider.close()
+    assert seen == set(before.items())
+    assert capfd.readouterr() == ("", "")
