@@ -357,9 +357,16 @@ def create_server() -> RaglsServer:
 
 
 def serve_stdio() -> int:
+    """Serve the editor on stdin/stdout. The messages go out on a private copy of stdout, and
+    stdout itself is pointed at stderr (the log): whatever a library prints, or wherever it points
+    file descriptor 1 for a while, can neither corrupt nor swallow a message to the editor."""
     import sys
 
-    return create_server().run(sys.stdin.buffer, sys.stdout.buffer)
+    sys.stdout.flush()
+    channel = os.fdopen(os.dup(sys.stdout.fileno()), "wb")
+    os.dup2(sys.stderr.fileno(), sys.stdout.fileno())
+    with channel:
+        return create_server().run(sys.stdin.buffer, channel)
 
 
 def serve_tcp(host: str, port: int) -> int:

@@ -260,3 +260,15 @@ def test_fuzz_then_a_normal_request_is_answered(repo: Path) -> None:
     assert status["result"]["workspaces"][0]["root"] == str(repo.resolve())
     assert srv.proc.poll() is None
     assert srv.close() == 0
+
+
+def test_what_a_library_prints_goes_to_the_log_not_to_the_editor(repo: Path) -> None:
+    """The messages leave on a private copy of stdout; file descriptor 1 is the log, so a library
+    that prints, or points fd 1 elsewhere while it loads a model, cannot touch the protocol."""
+    srv = RawServer()
+    srv.initialize(repo, NO_MODELS)
+    fds = Path(f"/proc/{srv.proc.pid}/fd")
+    stdout, stderr = (fds / "1").readlink(), (fds / "2").readlink()
+    assert stdout == stderr
+    assert srv.request("ragls/indexStatus", {})["result"]["workspaces"]  # still answers on the pipe
+    assert srv.close() == 0
