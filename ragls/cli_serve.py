@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import faulthandler
 import logging
 import os
+import signal
 import sys
 
 
@@ -18,6 +20,8 @@ def _serve(args: argparse.Namespace) -> int:
     )
     # pygls logs whole messages at INFO: code and answers must not reach a log.
     logging.getLogger("pygls").setLevel(logging.WARNING)
+    # `kill -USR1 <pid>` prints every thread's stack to the log: what a server that seems stuck is doing.
+    faulthandler.register(signal.SIGUSR1, all_threads=True)
     if args.tcp:
         host, _, port = args.tcp.rpartition(":")
         if not port.isdigit():

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import shutil
+import signal
 import subprocess
 import sys
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -143,7 +144,8 @@ async def lsp(
     client = make_test_lsp_client()
     _fix_code_action_hook(client)
     recorder = Recorder(client)
-    await client.start_io(sys.executable, "-m", "ragls", "serve")
+    # pytest-lsp forwards the server's stderr (its log) to the test's captured stderr.
+    await client.start_io(sys.executable, "-m", "ragls", "serve", "--verbose")
     chosen = folders if folders is not None else ([root] if root else [])
     params = types.InitializeParams(
         capabilities=caps or capabilities(),
@@ -151,9 +153,17 @@ async def lsp(
         workspace_folders=[types.WorkspaceFolder(uri=f.as_uri(), name=f.name) for f in chosen] or None,
         initialization_options=FAST_SETTINGS if settings is None else settings,
     )
-    recorder.server_capabilities = (await client.initialize_session(params)).capabilities
     try:
+        recorder.server_capabilities = (await client.initialize_session(params)).capabilities
         yield client, recorder
+    except BaseException:
+        server = client._server
+        if server is not None and server.returncode is None:
+            server.send_signal(signal.SIGUSR1)  # every thread's stack joins the server's log
+            await asyncio.sleep(1)
+            server.kill()
+            await server.wait()
+        raise
     finally:
         if client._server is not None and client._server.returncode is None:
             await asyncio.wait_for(client.shutdown_session(), 60)
