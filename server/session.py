@@ -131,7 +131,11 @@ class IndexProgress:
         self._notify(types.WorkDoneProgressReport(message=progress.message, percentage=progress.percentage))
 
     def end(self, message: str) -> None:
+        """End the progress once; the first caller's message wins (the build finishing and the
+        server shutting down may race)."""
         with self._lock:
+            if self._end is not None:
+                return
             self._end = message
             if self._created:
                 self._notify(types.WorkDoneProgressEnd(message=message))
@@ -246,7 +250,8 @@ class Session:
             bar.report(progress)
 
     def _build_finished(self, ws: Workspace, error: str | None) -> None:
-        bar = self._progress.pop(ws.root, None)
+        # The bar stays listed until it has ended, so a shutdown meanwhile still ends it.
+        bar = self._progress.get(ws.root)
         try:
             status = ws.index.status()
             summary = (
@@ -259,6 +264,8 @@ class Session:
             summary = f"indexing cancelled; the index keeps what was done ({summary})"
         if bar is not None:
             bar.end(error or summary)
+            if self._progress.get(ws.root) is bar:
+                del self._progress[ws.root]
         if error:
             self.show(types.MessageType.Error, f"ragls: {error}")
         else:
@@ -266,10 +273,8 @@ class Session:
 
     def end_progress(self, message: str) -> None:
         """End every progress still shown (at shutdown: no notification may follow the answer)."""
-        for root in list(self._progress):
-            bar = self._progress.pop(root, None)
-            if bar is not None:
-                bar.end(message)
+        for bar in list(self._progress.values()):
+            bar.end(message)
 
     def cancel_progress(self, token: Any) -> None:
         for root, bar in list(self._progress.items()):

@@ -179,8 +179,10 @@ class Workspace:
         except Exception as exc:  # the server goes on with the index as it is
             log.exception("after indexing %s", self.root)
             error = error or f"indexing {self.root}: {exc}"
-        self.state, self.error = ("error", error) if error else ("ready", None)
-        self.events.finished(self, error)
+        try:
+            self.events.finished(self, error)  # first, so a client that sees "ready" saw the progress end
+        finally:
+            self.state, self.error = ("error", error) if error else ("ready", None)
 
     def cancel_build(self) -> None:
         """Stop the child (the index stays consistent: every batch it wrote was committed whole)."""
