@@ -33,6 +33,7 @@ class RawServer:
         self.notifications: list[dict] = []
         self._next = 0
         self.stderr: list[bytes] = []
+        self._writing = threading.Lock()
         threading.Thread(target=self._read, daemon=True).start()
         threading.Thread(target=lambda: self.stderr.extend(self.proc.stderr), daemon=True).start()
 
@@ -72,8 +73,9 @@ class RawServer:
 
     def send_bytes(self, data: bytes) -> None:
         assert self.proc.stdin is not None
-        self.proc.stdin.write(data)
-        self.proc.stdin.flush()
+        with self._writing:  # the reader thread answers the server's requests meanwhile
+            self.proc.stdin.write(data)
+            self.proc.stdin.flush()
 
     def send(self, message: Any) -> None:
         self.send_bytes(frame(json.dumps(message).encode()))
