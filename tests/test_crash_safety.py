@@ -66,7 +66,8 @@ def _processes_indexing(repo: Path) -> list[str]:
     found = []
     for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
         try:
-            if str(repo).encode() in cmdline.read_bytes() and b"index" in cmdline.read_bytes():
+            args = cmdline.read_bytes()
+            if str(repo).encode() in args and b"index" in args:
                 stat = (cmdline.parent / "stat").read_text()
                 if stat.rsplit(")", 1)[1].split()[0] != "Z":  # not a zombie
                     found.append(cmdline.parent.name)
