@@ -293,7 +293,7 @@
       (let ((deadline (+ (float-time) 60)))
         (while (and (not (get-buffer "*Warnings*")) (< (float-time) deadline))
           (condition-case nil (accept-process-output nil 0.05) (error nil))))
-      (let ((warnings (ragls-test--wait (lambda () (get-buffer "*Warnings*")) "a warning")))
+      (let ((warnings (or (get-buffer "*Warnings*") (ert-fail "timed out waiting for a warning"))))
         (with-current-buffer warnings
           (should (string-match-p "`ragls serve --no-such-flag' exited (exit 2) before it started"
                                   (buffer-string)))
