@@ -13,7 +13,7 @@ from pathlib import Path
 
 from rich.markup import escape
 
-from ragls.cli_index import build, err, open_index, out, resolve_root
+from ragls.cli.index import build, err, open_index, out, resolve_root
 from ragls.llm.base import LLMError
 from ragls.recipes.completion import CompletionResult, PositionError, complete, relative_path
 

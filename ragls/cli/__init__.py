@@ -6,7 +6,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from ragls import __version__, cli_complete, cli_index, cli_llm, cli_recipes, cli_serve
+from ragls import __version__
+from ragls.cli import complete, index, llm, recipes, serve
 from ragls.config import ConfigError
 
 
@@ -16,7 +17,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"ragls {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for module in (cli_index, cli_recipes, cli_complete, cli_llm, cli_serve):
+    for module in (index, recipes, complete, llm, serve):
         module.register(sub)
     return parser
 
@@ -31,6 +32,3 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         return 130
 
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -17,8 +17,8 @@ from pathlib import Path
 from rich.markup import escape
 from rich.table import Table
 
-from ragls.cli_index import _print_results as print_results
-from ragls.cli_index import build, err, open_index, out, resolve_root
+from ragls.cli.index import _print_results as print_results
+from ragls.cli.index import build, err, open_index, out, resolve_root
 from ragls.indexer.engine import Index
 from ragls.llm import factory
 from ragls.llm.base import LLMError
