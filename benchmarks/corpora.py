@@ -154,14 +154,15 @@ class QualityCorpus:
     prefixed with ``prefix`` (by default ``benchmark_root``, as in semble's repositories) before
     matching. A dev-set corpus whose package lays files out unlike the upstream repository (a
     Debian package) names the upstream path of its root as ``prefix`` instead. ``annotations``
-    is the corpus's annotation file (None: semble's, found by name).
+    are the corpus's annotation files, whose queries are scored together (empty: semble's file,
+    found by name).
     """
 
     name: str
     package: Package
     benchmark_root: str
     prefix: str | None = None
-    annotations: Path | None = None
+    annotations: tuple[Path, ...] = ()
     language: str = ""
     split: str = "semble"
 
