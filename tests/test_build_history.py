@@ -174,3 +174,17 @@ def test_unreadable_history_and_missing_tags_are_reported_not_raised(tmp_path: P
         commits(repo / ".git", "v9.9.9")
     [only] = commits(repo / ".git", "v0.1.0")
     assert only.message == "Add the library entry point for parsing" and only.files == ("lib.go",)
+
+
+def test_web_edit_defaults_generics_and_a_title_said_twice_are_removed() -> None:
+    message = (
+        "sanitize invalid preloads for workers\n\n"
+        "* sanitize invalid preloads for workers now\n* Update transport.js\n"
+        "Suppress allocations around Task<T> in the pool"
+    )
+    cleaned = clean_message(message, "class Task<T> {}")
+    assert cleaned == "sanitize invalid preloads for workers now Suppress allocations around Task in the pool"
+    assert (
+        clean_message("add plugin hooks for startup add plugin hooks for startup")
+        == "add plugin hooks for startup"
+    )

@@ -43,6 +43,11 @@ HAND_WRITTEN = [r for r in REPOS if (devset.ANNOTATIONS / f"{r['name']}.json").i
 HAND_CATEGORIES = ("architecture", "semantic", "symbol")
 
 
+def len_hand(repo: dict) -> int:
+    """How many hand-written queries a repository has (0: history labels only)."""
+    return len(_annotations(repo["name"])) if repo in HAND_WRITTEN else 0
+
+
 def _annotations(name: str) -> list[dict]:
     return json.loads((devset.ANNOTATIONS / f"{name}.json").read_text(encoding="utf-8"))
 
@@ -52,9 +57,9 @@ def test_manifest_entries_are_complete_and_pinned() -> None:
     assert len(names) == len(set(names))
     for repo in REPOS:
         assert MANIFEST_KEYS <= set(repo) <= MANIFEST_KEYS | OPTIONAL_KEYS, repo["name"]
-        assert all(isinstance(v, str) and (v or k in {"prefix", "upstream_root"}) for k, v in repo.items()), (
-            repo["name"]
-        )
+        assert all(
+            isinstance(v, str) and (v or k in {"root", "prefix", "upstream_root"}) for k, v in repo.items()
+        ), repo["name"]
         assert repo["registry"] in {"pypi", "npm", "debian"}
         assert repo["split"] in devset.SPLITS
         assert re.fullmatch(r"[0-9][0-9A-Za-z.+:~-]*", repo["version"]), repo["version"]  # exact, no range
@@ -62,8 +67,10 @@ def test_manifest_entries_are_complete_and_pinned() -> None:
 
 
 def test_size_languages_and_split() -> None:
-    assert len(REPOS) >= 12
-    assert len({r["language"] for r in REPOS}) >= 8
+    assert len(REPOS) >= 30
+    assert len({r["language"] for r in REPOS}) >= 12
+    languages = Counter(r["language"] for r in REPOS)
+    assert all(languages[lang] >= 2 for lang in ("cpp", "csharp", "java", "ruby", "go")), languages
     for split in devset.SPLITS:
         half = [r for r in REPOS if r["split"] == split]
         assert len(half) >= 6, split
@@ -84,6 +91,14 @@ def test_every_repository_has_annotations_and_provenance_in_the_readme() -> None
         for key in ("package", "version", "registry", "license", "split", "language"):
             assert f" {repo[key]} " in row, (repo["name"], key)
         assert f"`{repo['root']}`" in row, repo["name"]
+        # The history labels' provenance: the upstream tag and how many queries came from it.
+        history = devset.HISTORY / f"{repo['name']}.json"
+        count = len(json.loads(history.read_text(encoding="utf-8"))) if history.is_file() else 0
+        assert any(
+            line.startswith(f"| {repo['name']} |")
+            and line.endswith(f" {repo['tag']} | {len_hand(repo)} | {count} |")
+            for line in readme.splitlines()
+        ), f"README has no history provenance row for {repo['name']}"
 
 
 @pytest.mark.parametrize("repo", HAND_WRITTEN, ids=[r["name"] for r in HAND_WRITTEN])

@@ -77,10 +77,14 @@ ISSUE_REF = re.compile(
     re.IGNORECASE,
 )
 MARKDOWN_LINK = re.compile(r"^\s*\[[^\]]+\]:.*$|\[([^\]]*)\]\[[^\]]*\]|\[([^\]]*)\]\([^)]*\)", re.MULTILINE)
+# "Update changelog", and the default message of an edit on the forge's web page ("Update x.js").
 CHORE_LINE = re.compile(
-    r"^\s*[-*]?\s*(update|add|fix|updated|added)\s+(the\s+)?(changelog|changes|tests?|docs?|authors|news)\.?\s*$",
+    r"^\s*[-*]?\s*((update|add|fix|updated|added)\s+(the\s+)?(changelog|changes|tests?|docs?|authors|news)\.?"
+    r"|(update|create|delete|rename)\s+[\w./-]+\.\w+)\s*$",
     re.IGNORECASE | re.MULTILINE,
 )
+GENERIC_ARGS = re.compile(r"<\s*[\w, ]{0,30}\s*>")  # <T>, <K, V>, and the <> an identifier left
+REPEAT = re.compile(r"\b(\w.{14,}?)\s+\1\b")  # a squashed pull request's title, said twice
 # ``fix(x):``, ``feat:``, ``fix(x)`` and leading tags (``[Console]``); a bare ``Word:`` only if short.
 CONVENTIONAL = re.compile(r"^\s*(\[[^\]]{1,30}\]\s*)*([A-Za-z]+(\([^)]{0,40}\)!?:?|!?:)\s+)?")
 COMMIT_HASH = re.compile(r"\b[0-9a-f]{7,40}\b")
@@ -179,12 +183,14 @@ def clean_message(message: str, code: str = "") -> str:
             return " "
         return token
 
-    text = CODE_TOKEN.sub(drop_code, text)
+    text = GENERIC_ARGS.sub(" ", CODE_TOKEN.sub(drop_code, text))
     text = re.sub(r"^\s*[-*>]+\s*", "", text, flags=re.MULTILINE)  # list bullets, quotes
     text = re.sub(r"^\s*#+\s*", "", text, flags=re.MULTILINE)  # markdown headings
     text = re.sub(r"[ \t]*\n[ \t]*", " ", text)
     text = re.sub(r"\(\s*\)|\[\s*\]|\s+([,.;:!?])", lambda m: m.group(1) or "", text)
     text = re.sub(r"\s{2,}", " ", text).strip(" -:;,")
+    while REPEAT.search(text):
+        text = REPEAT.sub(r"\1", text)
     if len(text) > MAX_QUERY_CHARS:
         text = text[:MAX_QUERY_CHARS].rsplit(" ", 1)[0].rstrip(" ,;:-")
     return text
