@@ -36,7 +36,7 @@ def test_trailers_urls_refs_and_prefixes_are_removed() -> None:
         "PiperOrigin-RevId: 816164347\n"
     )
     assert clean_message(message) == (
-        "keep the trailing slash when a route is mounted The mount point lost its slash, see and."
+        "keep the trailing slash when a route is mounted The mount point lost its slash, and."
     )
 
 
@@ -187,4 +187,14 @@ def test_web_edit_defaults_generics_and_a_title_said_twice_are_removed() -> None
     assert (
         clean_message("add plugin hooks for startup add plugin hooks for startup")
         == "add plugin hooks for startup"
+    )
+
+
+def test_pull_request_template_headings_and_mentions_are_removed() -> None:
+    message = (
+        "prevent crash on appearance change\n\n## Description\n\nThanks to @someone for the report.\n"
+        "Closes https://example.org/issues/3\n\n## Changes\n\n- copy the bitmap before returning it"
+    )
+    assert clean_message(message) == (
+        "prevent crash on appearance change Thanks to for the report. copy the bitmap before returning it"
     )

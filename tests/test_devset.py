@@ -21,7 +21,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks import devset  # noqa: E402
 from benchmarks.corpora import QUALITY_CORPORA, Package, QualityCorpus, fetch  # noqa: E402
 from benchmarks.metrics import Target  # noqa: E402
-from benchmarks.semble_quality import CATEGORIES, load_queries  # noqa: E402
+from benchmarks.semble_quality import CATEGORIES, annotations_dir, load_queries  # noqa: E402
 
 MANIFEST_KEYS = {
     "name",
@@ -77,6 +77,18 @@ def test_size_languages_and_split() -> None:
         assert len({r["language"] for r in half}) >= 6, split
     # No repository of the dev set is one of semble's annotated repositories shared in the project.
     assert not {r["name"] for r in REPOS} & {c.name for c in QUALITY_CORPORA}
+
+
+EXCLUDED = annotations_dir().parent / "excluded-repos.txt"
+
+
+@pytest.mark.skipif(not EXCLUDED.is_file(), reason="shared/ is not beside the checkout")
+def test_no_repository_is_one_of_sembles_benchmark() -> None:
+    excluded = {
+        line.strip().lower() for line in EXCLUDED.read_text().splitlines() if line.strip() and line[0] != "#"
+    }
+    assert len(excluded) > 50
+    assert not {r["upstream"].lower() for r in REPOS} & excluded
 
 
 def test_every_repository_has_annotations_and_provenance_in_the_readme() -> None:

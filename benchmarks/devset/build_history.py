@@ -83,6 +83,11 @@ CHORE_LINE = re.compile(
     r"|(update|create|delete|rename)\s+[\w./-]+\.\w+)\s*$",
     re.IGNORECASE | re.MULTILINE,
 )
+HEADING = re.compile(r"^\s*#{1,6}\s.*$", re.MULTILINE)  # a pull-request template's "## Description"
+MENTION = re.compile(r"(?<![\w.])@[A-Za-z0-9][\w-]*")  # @someone (and @Annotations: code)
+REF_URL = re.compile(
+    r"\b(fix(es|ed)?|close[sd]?|resolve[sd]?|see|refs?)\s*:?\s+(https?://\S+)", re.IGNORECASE
+)
 GENERIC_ARGS = re.compile(r"<\s*[\w, ]{0,30}\s*>")  # <T>, <K, V>, and the <> an identifier left
 REPEAT = re.compile(r"\b(\w.{14,}?)\s+\1\b")  # a squashed pull request's title, said twice
 # ``fix(x):``, ``feat:``, ``fix(x)`` and leading tags (``[Console]``); a bare ``Word:`` only if short.
@@ -162,7 +167,8 @@ def clean_message(message: str, code: str = "") -> str:
     text = CODE_BLOCK.sub(" ", text)
     text = BACKTICKS.sub(" ", text)
     text = MARKDOWN_LINK.sub(lambda m: m.group(1) or m.group(2) or "", text)
-    text = URL.sub(" ", text)
+    text = URL.sub(" ", REF_URL.sub(" ", text))
+    text = MENTION.sub(" ", HEADING.sub("", text))
     text = CHORE_LINE.sub("", BRACKET_TAG.sub(" ", text))
     # Squashed pull requests repeat the subject as a bullet of the body: keep each line once.
     lines: list[str] = []
@@ -185,7 +191,6 @@ def clean_message(message: str, code: str = "") -> str:
 
     text = GENERIC_ARGS.sub(" ", CODE_TOKEN.sub(drop_code, text))
     text = re.sub(r"^\s*[-*>]+\s*", "", text, flags=re.MULTILINE)  # list bullets, quotes
-    text = re.sub(r"^\s*#+\s*", "", text, flags=re.MULTILINE)  # markdown headings
     text = re.sub(r"[ \t]*\n[ \t]*", " ", text)
     text = re.sub(r"\(\s*\)|\[\s*\]|\s+([,.;:!?])", lambda m: m.group(1) or "", text)
     text = re.sub(r"\s{2,}", " ", text).strip(" -:;,")
