@@ -159,7 +159,8 @@ def clean_message(message: str, code: str = "") -> str:
 
     ``code`` is the text of the changed files (and the diff); camelCase/snake_case/qualified
     tokens that occur in it are quoted identifiers and are dropped, as are backticked spans and
-    tokens written as calls (``f()``). Whitespace collapses; the result is cut at a word boundary.
+    tokens written as calls (``f()``); with no ``code`` every such token is. Whitespace collapses;
+    the result is cut at a word boundary.
     """
     text = HTML_COMMENT.sub(" ", message)
     text = CHERRY_PICK.sub("", TRAILER.sub("", text))
