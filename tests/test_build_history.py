@@ -198,3 +198,10 @@ def test_pull_request_template_headings_and_mentions_are_removed() -> None:
     assert clean_message(message) == (
         "prevent crash on appearance change Thanks to for the report. copy the bitmap before returning it"
     )
+
+
+def test_repeated_words_count_once_and_issue_words_go_with_their_reference() -> None:
+    assert meaningful_words("Add Add Add PR Simplify") == 3
+    message = "Fix thread name in async methods (issue #12)\n\nFix thread name in async methods (issue #12)"
+    assert clean_message(message) == "Fix thread name in async methods"
+    assert clean_message("Add the shims and note the PR# in docs") == "Add the shims and note the PR in docs"

@@ -72,7 +72,7 @@ CODE_BLOCK = re.compile(r"```.*?```", re.DOTALL)
 BACKTICKS = re.compile(r"`[^`\n]*`|`[^`'\n]*'|`")  # also `quoted' (old GNU style)
 URL = re.compile(r"(https?://|www\.)\S+", re.IGNORECASE)
 ISSUE_REF = re.compile(
-    r"(\b(fix(es|ed)?|close[sd]?|resolve[sd]?|see|refs?|for|in|via|from)\s+)?"
+    r"(\b(fix(es|ed)?|close[sd]?|resolve[sd]?|see|refs?|for|in|via|from|issue|pr|pull request)\s+)?"
     r"(([\w.-]+/[\w.-]+)?#\d+\b|\b(gh|GH|issue|pr|PR)-\d+\b|\(\s*#?\d+\s*\))",
     re.IGNORECASE,
 )
@@ -89,7 +89,7 @@ REF_URL = re.compile(
     r"\b(fix(es|ed)?|close[sd]?|resolve[sd]?|see|refs?)\s*:?\s+(https?://\S+)", re.IGNORECASE
 )
 GENERIC_ARGS = re.compile(r"<\s*[\w, ]{0,30}\s*>")  # <T>, <K, V>, and the <> an identifier left
-REPEAT = re.compile(r"\b(\w.{14,}?)\s+\1\b")  # a squashed pull request's title, said twice
+REPEAT = re.compile(r"\b(\w.{14,}?)\s+\1(?!\w)")  # a squashed pull request's title, said twice
 # ``fix(x):``, ``feat:``, ``fix(x)`` and leading tags (``[Console]``); a bare ``Word:`` only if short.
 CONVENTIONAL = re.compile(r"^\s*(\[[^\]]{1,30}\]\s*)*([A-Za-z]+(\([^)]{0,40}\)!?:?|!?:)\s+)?")
 COMMIT_HASH = re.compile(r"\b[0-9a-f]{7,40}\b")
@@ -179,6 +179,7 @@ def clean_message(message: str, code: str = "") -> str:
             lines.append(line)
     text = "\n".join(lines)
     text = COMMIT_HASH.sub(" ", ISSUE_REF.sub(" ", text))
+    text = re.sub(r"(?<=\w)#(?!\w)", "", text)  # "PR#" whose number went with the reference
     text = PATH_TOKEN.sub(lambda m: " " if _looks_like_path(m.group(0)) else m.group(0), text)
 
     def drop_code(m: re.Match[str]) -> str:
@@ -221,8 +222,8 @@ def _occurs(token: str, code: str) -> bool:
 
 
 def meaningful_words(query: str) -> int:
-    """Words of two or more letters that are not stopwords."""
-    return sum(1 for w in WORD.findall(query) if len(w) > 1 and w.lower() not in STOPWORDS)
+    """Distinct words of two or more letters that are not stopwords ("Add Add Add" is one)."""
+    return len({w.lower() for w in WORD.findall(query) if len(w) > 1 and w.lower() not in STOPWORDS})
 
 
 # --- git ----------------------------------------------------------------------------------------
