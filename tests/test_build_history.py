@@ -16,10 +16,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.devset.build_history import (  # noqa: E402
     HistoryError,
+    build,
     clean_message,
     commits,
     is_source,
     is_trivial,
+    main,
     meaningful_words,
     target_path,
     unique_match,
@@ -205,3 +207,62 @@ def test_repeated_words_count_once_and_issue_words_go_with_their_reference() -> 
     message = "Fix thread name in async methods (issue #12)\n\nFix thread name in async methods (issue #12)"
     assert clean_message(message) == "Fix thread name in async methods"
     assert clean_message("Add the shims and note the PR# in docs") == "Add the shims and note the PR in docs"
+
+
+def test_build_keeps_commits_whose_files_all_exist_in_the_artifact(tmp_path: Path, monkeypatch) -> None:
+    """A real git history and a cached artifact: the filters and the newest-first sample, end to end."""
+    monkeypatch.setenv("RAGLS_BENCH_CACHE", str(tmp_path / "cache"))
+    artifact = tmp_path / "cache" / "src" / "pypi" / "demo-1.0" / "demo-1.0" / "src" / "demo"
+    artifact.mkdir(parents=True)
+    for name in ("core.py", "io.py"):
+        (artifact / name).write_text("def parse_input(data):\n    return data\n")
+    repo = tmp_path / "upstream"
+    subprocess.run(["git", "init", "-q", str(repo)], check=True)
+    git = ["git", "-C", str(repo), "-c", "user.name=t", "-c", "user.email=t@example.org"]
+
+    def commit(files: dict[str, str], message: str) -> None:
+        for path, text in files.items():
+            (repo / path).parent.mkdir(parents=True, exist_ok=True)
+            (repo / path).write_text(text)
+        subprocess.run([*git, "add", "-A"], check=True)
+        subprocess.run([*git, "commit", "-q", "-m", message], check=True)
+
+    commit(
+        {"src/demo/core.py": "def parse_input(data):\n    return data\n"},
+        "Add the core parser for input records",
+    )
+    commit(
+        {"src/demo/io.py": "x = 1\n", "tests/test_io.py": "x = 2\n"},
+        "Read input records from a stream lazily",
+    )
+    commit({"setup.py": "x\n", "src/demo/core.py": "y\n"}, "Move packaging metadata next to the core module")
+    commit({"src/demo/core.py": "z\n"}, "Fix typo in the core parser docstring")
+    commit(
+        {"src/demo/core.py": "def parse_input(data):\n    return data[:]\n"},
+        "Speed up parse_input on long records by avoiding copies",
+    )
+    subprocess.run([*git, "tag", "v1.0"], check=True)
+    entry = {
+        "name": "demo",
+        "registry": "pypi",
+        "package": "demo",
+        "version": "1.0",
+        "root": "src/demo",
+        "prefix": "src/demo",
+        "tag": "v1.0",
+    }
+    built = build(entry, repo / ".git", sample=5)
+    # Newest first; setup.py lies outside the artifact's root, the typo fix is trivial, and the
+    # last query lost its quoted identifier but kept enough words.
+    assert [(i["query"], i["relevant"]) for i in built.items] == [
+        ("Speed up on long records by avoiding copies", ["src/demo/core.py"]),
+        ("Read input records from a stream lazily", ["src/demo/io.py"]),
+        ("Add the core parser for input records", ["src/demo/core.py"]),
+    ]
+    assert {i["category"] for i in built.items} == {"history"} and built.dropped_targets == 0
+
+
+def test_a_repository_without_readable_history_is_skipped_with_one_line(tmp_path: Path, capsys) -> None:
+    assert main(["--mirrors", str(tmp_path), "--repos", "thor"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("thor: skipped, no git directory at ") and out.count("\n") == 1

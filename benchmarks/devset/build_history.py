@@ -308,12 +308,13 @@ class Built:
 
 def build(entry: dict, git_dir: Path, sample: int = SAMPLE) -> Built:
     """The newest ``sample`` history queries of one repository."""
+    history = commits(git_dir, entry["tag"])  # first: an unreadable history fetches no artifact
     files = artifact_files(entry)
     present = set(files)
     items: list[dict] = []
     seen: set[str] = set()
     eligible = dropped = 0
-    for commit in commits(git_dir, entry["tag"]):
+    for commit in history:
         if len(items) >= sample:
             break
         sources = sorted({f for f in commit.files if is_source(f)})
