@@ -115,10 +115,14 @@ class CorpusRun:
     files: int
     chunks: int
     keyword_seconds: float
-    embed_seconds: float
-    baseline_seconds: float  # building the plain BM25 baseline over the same root
+    tier_seconds: dict[str, float]  # embedding every chunk, per dense tier embedded
+    baseline_seconds: float  # building the plain BM25 baseline over the same root (nan: not built)
     targets: TargetCounts
     outcomes: list[Outcome] = field(default_factory=list)
+
+    @property
+    def embed_seconds(self) -> float:
+        return sum(self.tier_seconds.values())
 
     def ndcg(self, system: str, category: str | None = None) -> float:
         return mean(
@@ -128,7 +132,11 @@ class CorpusRun:
         )
 
     def query_p50(self, system: str) -> float:
-        return percentile([o.seconds for o in self.outcomes if o.system == system], 0.5)
+        return self.query_latency(system, 0.5)
+
+    def query_latency(self, system: str, q: float) -> float:
+        """The ``q`` percentile of the search call's time over this run's queries of ``system``."""
+        return percentile([o.seconds for o in self.outcomes if o.system == system], q)
 
 
 def _present(project: Path, target: Target) -> bool:
@@ -149,29 +157,45 @@ def run_corpus(
     log: Log,
     progress: Callable | None = None,
     systems: Sequence[str] = SYSTEMS,
+    root: Path | None = None,
+    extra: Sequence[Query] = (),
+    purpose: str | None = None,
 ) -> CorpusRun:
     """Index ``corpus`` and score every query for each of ``systems``; only the dense tiers those
-    systems use are embedded (the contextual tier costs minutes per repository on a CPU)."""
+    systems use are embedded (the contextual tier costs minutes per repository on a CPU).
+
+    ``root`` replaces the folder indexed (a copy with its docstrings blanked), ``extra`` adds
+    queries to the annotated ones, ``purpose`` names the index's cache folder (a second engine
+    must not reuse the first one's index); the plain BM25 baseline is built only if asked for.
+    """
     project = fetch(corpus.package, log)
-    root = project if whole_project else project / corpus.benchmark_root
+    if root is None:
+        root = project if whole_project else project / corpus.benchmark_root
     prefix = "" if whole_project else corpus.path_prefix
-    queries = load_queries(corpus.name, corpus.annotations)
+    queries = [*load_queries(corpus.name, corpus.annotations), *extra]
 
     def hits(rows: Sequence) -> list[Hit]:
         return [Hit(prefix + r.path, r.start_line, r.end_line) for r in rows]
 
-    index = ours.open_index(root, "quality-project" if whole_project else "quality", fresh=fresh)
+    purpose = purpose or ("quality-project" if whole_project else "quality")
+    index = ours.open_index(root, purpose, fresh=fresh)
     try:
         stats = index.update(progress=progress)
-        started = time.perf_counter()
-        index.embed_pending(progress=progress, tiers=_tiers_used(systems))
-        embed_seconds = time.perf_counter() - started
+        used = _tiers_used(systems)
+        tier_seconds: dict[str, float] = {}
+        for tier in index.enabled_tiers():  # one at a time, to say what each one costs
+            if used is None or tier.name in used:
+                started = time.perf_counter()
+                index.embed_pending(progress=progress, tiers=[tier.name])
+                tier_seconds[tier.name] = time.perf_counter() - started
         chunks = hits(ours.all_chunks(index))
-        started = time.perf_counter()
-        baseline = PlainBM25.build(root)
-        baseline_seconds = time.perf_counter() - started
+        baseline, baseline_seconds = None, float("nan")
+        if BASELINE in systems:
+            started = time.perf_counter()
+            baseline = PlainBM25.build(root)
+            baseline_seconds = time.perf_counter() - started
         run = CorpusRun(
-            corpus, stats.files, len(chunks), stats.seconds, embed_seconds, baseline_seconds, TargetCounts()
+            corpus, stats.files, len(chunks), stats.seconds, tier_seconds, baseline_seconds, TargetCounts()
         )
         indexed = {q.text: covered(chunks, q.targets) for q in queries}
         for q in queries:
@@ -185,7 +209,8 @@ def run_corpus(
             for system, (mode, tiers) in ours.SYSTEMS.items()
             if system in systems
         }
-        searchers[BASELINE] = lambda text: hits(baseline.search(text, TOP_K))
+        if baseline is not None:
+            searchers[BASELINE] = lambda text: hits(baseline.search(text, TOP_K))
         int8 = None
         if INT8 in systems:
             int8 = ours.open_index(root, "quality-int8", fresh=fresh, int8=True)

@@ -196,16 +196,16 @@ def test_the_benchmark_runs_report_then_tune_then_sembles_and_rejects_unknown_na
         selected("thor,no-such-repo")
 
 
-def test_the_benchmark_scores_systems_the_quality_run_knows_and_embeds_only_the_static_tier() -> None:
+def test_the_benchmark_scores_systems_the_quality_run_knows_and_ranks_as_a_cpu_does() -> None:
     """The dev set measures ragls as a CPU runs it by default (static tier); a renamed system in
     ``benchmarks/ours.py`` must not leave its columns silently empty."""
     from benchmarks import ours
-    from benchmarks.devset.__main__ import SYSTEMS
-    from benchmarks.semble_quality import BASELINE, _tiers_used
+    from benchmarks.devset.__main__ import NOW, TIERS, systems
+    from benchmarks.semble_quality import BASELINE
 
-    names = [system for system, _ in SYSTEMS]
-    assert set(names) <= {*ours.SYSTEMS, BASELINE}
-    assert _tiers_used(names) == {"static"}
+    assert set(systems(no_contextual=False)) == {BASELINE, *(s for s, _ in TIERS)}
+    assert set(systems(no_contextual=False)) <= {*ours.SYSTEMS, BASELINE}
+    assert ours.SYSTEMS[NOW] == ("hybrid", ("static",))
 
 
 def test_path_prefix_defaults_to_the_benchmark_root() -> None:
