@@ -26,7 +26,7 @@ class Table:
     def numeric(self, column: int) -> bool:
         """Right-align a column when most of its cells are figures (the first one never)."""
         cells = [row[column] for row in self.rows if column < len(row) and row[column]]
-        figures = [c for c in cells if c[0].isdigit() or c[0] in "×—<"]
+        figures = [c for c in cells if c[0].isdigit() or c[0] in "×—<+-"]
         return column > 0 and len(figures) * 2 > len(cells)
 
 

@@ -185,6 +185,7 @@ def run_corpus(
         tier_seconds: dict[str, float] = {}
         for tier in index.enabled_tiers():  # one at a time, to say what each one costs
             if used is None or tier.name in used:
+                index.check_model(tier)  # loads the model: a fresh process would pay it, a warm one not
                 started = time.perf_counter()
                 index.embed_pending(progress=progress, tiers=[tier.name])
                 tier_seconds[tier.name] = time.perf_counter() - started
