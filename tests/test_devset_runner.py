@@ -202,10 +202,16 @@ def test_the_sample_is_seeded_skips_tests_and_shared_docs_and_the_copy_is_blanke
     (root / "options.rb").write_bytes(RUBY)
     (root / "copy.rb").write_bytes(RUBY.replace(b"class Options", b"class Other"))  # same docs twice
     (root / "log.hpp").write_bytes(CPP)
+    (root / "linked.go").symlink_to(root / "pkg" / "flag.go")  # not a second copy of its docs
     picked = docstrings.pick(root, "repo", n=3)
     assert picked == docstrings.pick(root, "repo", n=3)  # deterministic
-    assert len(picked) == 3
-    assert {d.path for d in picked} <= {"pkg/flag.go", "log.hpp"}  # tests and shared docs left out
+    # tests, links and docs two definitions share are left out
+    assert {(d.path, d.name) for d in picked} == {
+        ("pkg/flag.go", "ParseAll"),
+        ("pkg/flag.go", "Flag"),
+        ("log.hpp", "log_it"),
+    }
+    assert len(docstrings.pick(root, "repo", n=2)) == 2
     labels = docstrings.labels("repo", picked, "up/")
     assert {q.category for q in labels} == {"docstring"}
     assert [q.targets[0] for q in labels] == [Target("up/" + d.path, *d.span) for d in picked]

@@ -274,14 +274,15 @@ def blank(data: bytes, rows: Iterable[tuple[int, int]]) -> bytes:
 
 
 def _files(root: Path) -> Iterator[tuple[str, Path]]:
-    """Source files below ``root`` in a stable order, without hidden folders and tests."""
+    """Source files below ``root`` in a stable order, without hidden folders, tests and links."""
     for folder, dirs, files in os.walk(root):
         dirs[:] = sorted(d for d in dirs if not d.startswith(".") and d != "node_modules")
         for name in sorted(files):
             path = Path(folder) / name
             rel = path.relative_to(root).as_posix()
-            if not name.startswith(".") and not _TEST_FILE.search(rel) and path.is_file():
-                yield rel, path
+            if name.startswith(".") or _TEST_FILE.search(rel) or path.is_symlink() or not path.is_file():
+                continue  # a linked file too: blanking it would write through the link
+            yield rel, path
 
 
 def pick(root: Path, seed: str, n: int = PER_REPO) -> list[Doc]:
@@ -303,7 +304,10 @@ def labels(repo: str, docs: Iterable[Doc], prefix: str) -> list[Labelled]:
 
 
 def blanked_copy(root: Path, docs: list[Doc], key: str) -> Path:
-    """A copy of ``root`` with the sampled documentation blanked, built once per ``key`` and sample."""
+    """A copy of ``root`` with the sampled documentation blanked, built once per ``key`` and sample
+    (``root`` itself when nothing was sampled)."""
+    if not docs:
+        return root
     plan = "\n".join(f"{d.path}:{d.doc_rows[0]}-{d.doc_rows[1]}" for d in docs)
     digest = hashlib.sha256(f"{VERSION}\n{root}\n{plan}".encode()).hexdigest()[:12]
     folder = cache_dir() / "docstring-roots" / f"{key}-{digest}"
