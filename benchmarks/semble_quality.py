@@ -131,9 +131,6 @@ class CorpusRun:
             if o.system == system and (category is None or o.query.category == category)
         )
 
-    def query_p50(self, system: str) -> float:
-        return self.query_latency(system, 0.5)
-
     def query_latency(self, system: str, q: float) -> float:
         """The ``q`` percentile of the search call's time over this run's queries of ``system``."""
         return percentile([o.seconds for o in self.outcomes if o.system == system], q)
