@@ -442,6 +442,11 @@ def main(argv: list[str] | None = None) -> int:
     if session is None:
         return 1
     log = session.console.log
+    try:
+        log(f"ragls before: commit {PAST} staged in {past.stage(PAST)}")
+    except (RuntimeError, subprocess.CalledProcessError) as exc:  # a checkout without that history
+        session.console.print(f"[red]cannot stage ragls before ({PAST}): {exc}[/red]")
+        return 1
     log("the derived models (static distill, ONNX export) are made before anything is timed, where missing")
     speed.run_worker({"kind": "models", "fresh": False, "root": "", "queries": ""}, log)
     runs: list[CorpusRun] = []
