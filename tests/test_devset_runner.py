@@ -342,3 +342,16 @@ def test_a_child_with_the_past_environment_imports_the_earlier_commits_code(
     assert (staged / "ragls" / "indexer" / "search.py").read_bytes() == subprocess.run(
         ["git", "-C", str(past.REPO), "show", f"{PAST}:indexer/search.py"], capture_output=True, check=True
     ).stdout
+
+
+def test_missing_annotations_stop_the_run_before_any_indexing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """semble's files live beside the checkout; from elsewhere the run says so up front."""
+    from benchmarks.devset.__main__ import main
+
+    monkeypatch.setenv("RAGLS_SEMBLE_DIR", str(tmp_path / "nowhere"))
+    monkeypatch.setenv("RAGLS_BENCH_CACHE", str(tmp_path / "cache"))
+    with pytest.raises(SystemExit, match="annotations missing.*nowhere/annotations/fastapi.json"):
+        main(["--repos", "pflag,fastapi"])
+    assert not (tmp_path / "cache" / "indexes").exists()

@@ -30,7 +30,16 @@ from benchmarks.devset import docstrings
 from benchmarks.metrics import QueryScore, Target, mean
 from benchmarks.report import Table, ratio, seconds
 from benchmarks.run import RESULTS, finish, indexing_progress, start
-from benchmarks.semble_quality import BASELINE, CATEGORIES, CorpusRun, Hit, Outcome, Query, TargetCounts
+from benchmarks.semble_quality import (
+    BASELINE,
+    CATEGORIES,
+    CorpusRun,
+    Hit,
+    Outcome,
+    Query,
+    TargetCounts,
+    annotations_dir,
+)
 
 PAST = "c4de513"  # the commit before issue 19
 NOW = "hybrid, static"  # ragls as a CPU machine runs it by default (index.contextual = auto)
@@ -438,6 +447,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.worker:
         return worker(args.worker)
     corpora = selected(args.repos)
+    files = [c.annotations or annotations_dir() / f"{c.name}.json" for c in corpora]
+    if missing := [str(f) for f in files if not f.is_file()]:  # said before an hour of indexing, not after
+        raise SystemExit(f"annotations missing ($RAGLS_SEMBLE_DIR: semble's): {', '.join(missing)}")
     session = start()
     if session is None:
         return 1
