@@ -56,7 +56,7 @@ CONTEXTUAL_SYSTEMS = frozenset({"hybrid, contextual", "hybrid, all tiers"})
 GROUPS = (*devset.SPLITS, "semble")
 GROUP_LABELS = {"report": "report half", "tune": "tune half", "semble": "semble's 3"}
 # Categories in this order first, any other found in the annotations after them.
-KNOWN_CATEGORIES = (*CATEGORIES, "history", docstrings.CATEGORY)
+KNOWN_CATEGORIES = tuple(dict.fromkeys((*CATEGORIES, "history", docstrings.CATEGORY)))
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -447,7 +447,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.worker:
         return worker(args.worker)
     corpora = selected(args.repos)
-    files = [c.annotations or annotations_dir() / f"{c.name}.json" for c in corpora]
+    files = [f for c in corpora for f in c.annotations or [annotations_dir() / f"{c.name}.json"]]
     if missing := [str(f) for f in files if not f.is_file()]:  # said before an hour of indexing, not after
         raise SystemExit(f"annotations missing ($RAGLS_SEMBLE_DIR: semble's): {', '.join(missing)}")
     session = start()
