@@ -75,6 +75,32 @@ GENERATED_PATTERNS = [
     "*.generated.*",
 ]
 
+# What editors and merge tools write beside the code: a stale copy competes with the real file in
+# every retrieval. Unsaved buffers reach the index through the server (didChange), never these.
+# They sit in the same gitignore-style list as .raglsignore, before it, so a workspace can take
+# one back with a negation there or in index.exclude (``!*.orig``).
+SCRATCH_PATTERNS = [
+    r"\#*#",  # Emacs autosave (a leading "#" would be a comment)
+    ".#*",  # Emacs lock link
+    "*~",  # Emacs and Vim backups, Vim undo files (.x.un~)
+    ".*.sw[a-p]",  # Vim swap files (.x.swp, .x.swo, ...)
+    "4913",  # Vim's probe that a folder is writable
+    "*___jb_tmp___",  # JetBrains safe-write
+    "*___jb_old___",
+    "*.vsctmp",  # VS Code atomic save
+    "*.orig",  # merge and patch leftovers
+    "*.rej",
+    "*.BACKUP.*",
+    "*.BASE.*",
+    "*.LOCAL.*",
+    "*.REMOTE.*",
+    "*_BACKUP_[0-9]*",  # git mergetool's names
+    "*_BASE_[0-9]*",
+    "*_LOCAL_[0-9]*",
+    "*_REMOTE_[0-9]*",
+]
+SCRATCH_REASON = "editor scratch file or merge leftover"
+
 BINARY_SNIFF_BYTES = 8192
 MINIFIED_LINE_CHARS = 1000  # an average line this long means minified or data, not code
 
@@ -163,15 +189,22 @@ class Rules:
     def __init__(self, root: Path, max_file_bytes: int, exclude: Iterable[str] = ()) -> None:
         self.root = root.resolve()
         self.max_file_bytes = max_file_bytes
-        self.ignore = _spec([*ALWAYS_SKIPPED_DIRS, *_read_patterns(self.root / ".raglsignore"), *exclude])
+        self.ignore = _spec(
+            [*ALWAYS_SKIPPED_DIRS, *SCRATCH_PATTERNS, *_read_patterns(self.root / ".raglsignore"), *exclude]
+        )
+        self.scratch = _spec(SCRATCH_PATTERNS)
         self.secret = _spec(SECRET_PATTERNS)
         self.generated = _spec(GENERATED_PATTERNS)
         self.in_git = in_git(self.root)
 
+    def is_scratch(self, rel: str) -> bool:
+        """An editor's scratch file the workspace has not taken back (the watcher drops its events)."""
+        return self.scratch.match_file(rel) and self.ignore.match_file(rel)
+
     def skip_reason(self, rel: str) -> str | None:
         """Why ``rel`` is not indexed (ignoring .gitignore, which the caller applies), or None."""
         if self.ignore.match_file(rel):
-            return "ignored"
+            return SCRATCH_REASON if self.scratch.match_file(rel) else "ignored"
         if self.secret.match_file(rel):
             return "secret-bearing file (never indexed)"
         if self.generated.match_file(rel):

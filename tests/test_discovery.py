@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 from ragls_testing import write_tree
 
-from ragls.indexer.discovery import Rules, discover
+from ragls.indexer.discovery import SCRATCH_REASON, Rules, discover
 
 FILES: dict[str, str | bytes] = {
     "src/app.py": "def main():\n    return 1\n",
@@ -116,3 +116,45 @@ def test_fifo_is_never_opened(tmp_path: Path) -> None:
     root = write_tree(tmp_path, {"a.py": "x\n"})
     os.mkfifo(root / "pipe")
     assert discover(Rules(root, 1000)).files == ["a.py"]
+
+
+SCRATCH = [
+    "shop/#cart.py#",  # Emacs autosave
+    "shop/.#cart.py",  # Emacs lock (a dangling link in real life; a file here)
+    "shop/cart.py~",  # Emacs / Vim backup
+    "shop/.cart.py.swp",  # Vim swap
+    "shop/.cart.py.swo",
+    "shop/.cart.py.un~",  # Vim undo
+    "shop/4913",  # Vim's write probe
+    "shop/cart.py___jb_tmp___",  # JetBrains
+    "shop/cart.py___jb_old___",
+    "shop/cart.py.vsctmp",  # VS Code atomic save
+    "shop/cart.py.orig",  # merge / patch leftovers
+    "shop/cart.py.rej",
+    "shop/cart.py.BACKUP.1234.py",
+    "shop/cart.py.BASE.1234.py",
+    "shop/cart.py.LOCAL.1234.py",
+    "shop/cart.py.REMOTE.1234.py",
+    "shop/cart_BACKUP_1234.py",  # git mergetool
+    "shop/cart_REMOTE_1234.py",
+]
+
+
+@pytest.mark.parametrize("git", [True, False])
+def test_editor_scratch_files_are_skipped(tmp_path: Path, git: bool) -> None:
+    root = write_tree(tmp_path / "ws", {"shop/cart.py": "def total():\n    return 1\n"})
+    for rel in SCRATCH:
+        (root / rel).write_text("def total():\n    return 0  # stale\n")
+    if git:
+        subprocess.run(["git", "init", "-q", str(root)], check=True)
+    found = discover(Rules(root, 10_000))
+    assert found.files == ["shop/cart.py"]
+    assert {s.path: s.reason for s in found.skipped} == dict.fromkeys(SCRATCH, SCRATCH_REASON)
+
+
+def test_a_workspace_takes_scratch_patterns_back_with_a_negation(tmp_path: Path) -> None:
+    root = write_tree(tmp_path, {"a.py": "x\n", "patch.orig": "y\n", "a.py~": "z\n", "keep.rej": "w\n"})
+    (root / ".raglsignore").write_text("!*.orig\n")
+    found = discover(Rules(root, 1000, exclude=["!keep.rej"]))
+    assert found.files == [".raglsignore", "a.py", "keep.rej", "patch.orig"]
+    assert [(s.path, s.reason) for s in found.skipped] == [("a.py~", SCRATCH_REASON)]

@@ -95,3 +95,22 @@ def test_reading_files_does_not_retrigger_the_watcher(tmp_path: Path) -> None:
             assert watcher.batches == settled
         finally:
             watcher.stop()
+
+
+def test_watcher_skips_editor_scratch_files(tmp_path: Path) -> None:
+    """Emacs's autosave beside the file never reaches the index, and its writes start no update."""
+    root = write_tree(tmp_path, {"shop/cart.py": PY.format(name="alpha")})
+    subprocess.run(["git", "init", "-q", str(root)], check=True)
+    with open_index(root) as index:
+        index.update()
+        watcher = Watcher(index, debounce=0.2, embed=False).start()
+        try:
+            for name in ("#cart.py#", ".cart.py.swp", "cart.py~", "cart.py.orig"):
+                (root / "shop" / name).write_text(PY.format(name="stale"))
+            time.sleep(1.0)
+            assert watcher.batches == 0
+            (root / "shop" / "new.py").write_text(PY.format(name="fresh"))
+            wait_for(lambda: "shop/new.py" in index.store.files())
+            assert sorted(index.store.files()) == ["shop/cart.py", "shop/new.py"]
+        finally:
+            watcher.stop()
