@@ -5,10 +5,17 @@ rules), minus ``.raglsignore`` and ``index.exclude`` patterns, minus a built-in 
 secret-bearing files that are never indexed or sent anywhere, minus binaries, minified or
 generated files and files over the size limit. Every skipped file gets a reason, so the CLI
 and the tests can say why a file is missing.
+
+Symlinks are followed only inside the repository (the git top level, else the indexed root): a
+link that leaves it, dangles, loops or names a device, FIFO or socket is skipped with its reason.
+Each real file is indexed once: under its own path when that path is indexed too (the path git
+tracks and the language server resolves an editor's link to), else under the first link path
+that reaches it. Folder links are walked like folders, once per real folder.
 """
 
 from __future__ import annotations
 
+import errno
 import os
 import subprocess
 from collections.abc import Iterable, Iterator
@@ -101,6 +108,13 @@ SCRATCH_PATTERNS = [
 ]
 SCRATCH_REASON = "editor scratch file or merge leftover"
 
+LINK_LEAVES = "symlink leaves the repository (not followed)"
+LINK_DANGLING = "dangling symlink"
+LINK_LOOP = "symlink loop"
+LINK_SPECIAL = "symlink to a device, FIFO or socket"
+LINKS_NOT_FOLLOWED = (LINK_LEAVES, LINK_DANGLING, LINK_LOOP, LINK_SPECIAL)
+DUPLICATE = "same file as {} (indexed there)"
+
 BINARY_SNIFF_BYTES = 8192
 MINIFIED_LINE_CHARS = 1000  # an average line this long means minified or data, not code
 
@@ -158,9 +172,10 @@ def _git_files(root: Path) -> list[str]:
     return sorted(n for n in names if (root / n).is_file() or (root / n).is_symlink())
 
 
-def _walk_files(root: Path) -> Iterator[str]:
-    """Every file below root honouring nested .gitignore files; symlinked folders are not entered."""
-    stack: list[tuple[Path, list[tuple[str, pathspec.GitIgnoreSpec]]]] = [(root, [])]
+def _walk_files(root: Path, start: Path | None = None) -> Iterator[str]:
+    """Every file below ``start`` (default: root), as paths relative to root, honouring nested
+    .gitignore files; symlinks (to folders too) are yielded, not entered: the caller decides."""
+    stack: list[tuple[Path, list[tuple[str, pathspec.GitIgnoreSpec]]]] = [(start or root, [])]
     while stack:
         folder, specs = stack.pop()
         ignore_file = folder / ".gitignore"
@@ -196,6 +211,7 @@ class Rules:
         self.secret = _spec(SECRET_PATTERNS)
         self.generated = _spec(GENERATED_PATTERNS)
         self.in_git = in_git(self.root)
+        self.top = _git_top(self.root) if self.in_git else self.root  # where links may point
 
     def is_scratch(self, rel: str) -> bool:
         """An editor's scratch file the workspace has not taken back (the watcher drops its events)."""
@@ -210,16 +226,45 @@ class Rules:
         if self.generated.match_file(rel):
             return "generated"
         path = self.root / rel
-        if path.is_symlink():
-            try:
-                target = path.resolve(strict=True)
-            except (OSError, RuntimeError):
-                return "broken or looping symlink"
-            if not target.is_relative_to(self.root):
-                return "symlink leaves the workspace"
+        target = real(path)
+        if target != path or path.is_symlink():  # through a link (a loop resolves to itself)
+            problem = self.link_problem(path)
+            if problem:
+                return problem
             if target.is_dir():
                 return "symlink to a folder"
+            seen_as = target.relative_to(self.top).as_posix()
+            if self.secret.match_file(seen_as):
+                return "secret-bearing file (never indexed)"
+            if self.generated.match_file(seen_as):
+                return "generated"
         return sniff(path, self.max_file_bytes)
+
+    def link_problem(self, path: Path) -> str | None:
+        """Why a path that goes through a symlink is not followed, or None."""
+        try:
+            target = path.resolve(strict=True)
+        except RuntimeError:  # Python before 3.13 reports a loop this way
+            return LINK_LOOP
+        except OSError as exc:
+            return LINK_LOOP if exc.errno == errno.ELOOP else LINK_DANGLING
+        if not target.is_relative_to(self.top):
+            return LINK_LEAVES
+        if not (target.is_file() or target.is_dir()):
+            return LINK_SPECIAL
+        return None
+
+    def duplicate_of(self, rel: str) -> str | None:
+        """The path a linked file is indexed under when that is its own path in the root (the
+        watcher's rule for one path; ``discover`` applies it to the whole tree)."""
+        path = self.root / rel
+        target = real(path)
+        if target == path or not target.is_relative_to(self.root):
+            return None
+        own = target.relative_to(self.root).as_posix()
+        if self.skip_reason(own) or git_ignored(self, [own]):
+            return None
+        return own
 
     def split(self, rels: Iterable[str]) -> Discovery:
         files: list[str] = []
@@ -236,7 +281,66 @@ class Rules:
 def discover(rules: Rules) -> Discovery:
     """List the indexable files of the workspace and why the others were skipped."""
     candidates = _git_files(rules.root) if rules.in_git else list(_walk_files(rules.root))
-    return rules.split(candidates)
+    rels, refused = expand_links(rules, candidates)
+    found = rules.split(rels)
+    files, duplicates = _once_each(rules.root, found.files)
+    return Discovery(files, [*refused, *found.skipped, *duplicates])
+
+
+def expand_links(rules: Rules, rels: Iterable[str]) -> tuple[list[str], list[Skipped]]:
+    """Replace each link to a folder inside the repository by the files below it (walked once per
+    real folder; a link into a folder that holds it is a loop); other links pass through."""
+    out: list[str] = []
+    refused: list[Skipped] = []
+    walked: dict[Path, str] = {}
+    queue = list(rels)
+    while queue:
+        rel = queue.pop(0)
+        path = rules.root / rel
+        if not (path.is_symlink() and path.is_dir()):
+            out.append(rel)
+            continue
+        problem = rules.link_problem(path)
+        target = real(path)
+        if problem is None and real(path.parent).is_relative_to(target):
+            problem = LINK_LOOP
+        if problem is None and target in walked:
+            problem = f"same folder as {walked[target]} (indexed there)"
+        if problem:
+            refused.append(Skipped(rel, problem))
+            continue
+        walked[target] = rel
+        queue.extend(_walk_files(rules.root, path))
+    return out, refused
+
+
+def _once_each(root: Path, rels: list[str]) -> tuple[list[str], list[Skipped]]:
+    """One path per real file: its own path when indexed, else the first link path reaching it."""
+    by_target: dict[Path, list[str]] = {}
+    for rel in sorted(rels):
+        by_target.setdefault(real(root / rel), []).append(rel)
+    files: list[str] = []
+    duplicates: list[Skipped] = []
+    for target, names in by_target.items():
+        keep = next((n for n in names if root / n == target), names[0])
+        files.append(keep)
+        duplicates.extend(Skipped(n, DUPLICATE.format(keep)) for n in names if n != keep)
+    return sorted(files), duplicates
+
+
+def real(path: Path) -> Path:
+    """Where a path leads, links followed; never raises (a loop ends somewhere, and the link
+    checks report it)."""
+    return Path(os.path.realpath(path))
+
+
+def _git_top(root: Path) -> Path:
+    try:
+        command = ["git", "-C", str(root), "rev-parse", "--show-toplevel"]
+        top = subprocess.run(command, capture_output=True, text=True, timeout=30).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return root
+    return Path(top).resolve() if top else root
 
 
 def git_ignored(rules: Rules, rels: list[str]) -> set[str]:

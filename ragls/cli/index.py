@@ -155,7 +155,9 @@ def _index(args: argparse.Namespace) -> int:
     table = Table(title=f"ragls index: {root}", show_header=False)
     table.add_row("files", str(status["files"]))
     table.add_row("  added / changed / removed", f"{stats.added} / {stats.changed} / {stats.removed}")
-    table.add_row("  skipped", str(len(stats.skipped)))
+    table.add_row("  skipped", str(len(stats.skipped)) + ("" if args.verbose else " (-v lists them)"))
+    refused = ", ".join(f"{reason} {n}" for reason, n in status["symlinks_not_followed"].items())
+    table.add_row("  symlinks not followed", refused or "none")
     table.add_row("chunks", str(status["chunks"]))
     table.add_row("symbols (definitions)", str(status["symbols"]))
     for name, tier in status["tiers"].items():
@@ -259,7 +261,9 @@ def _show_status(root: Path, as_json: bool) -> int:
                     state = f"{tier['embedded']} of {status['chunks']} chunks, {tier['pending']} pending"
                 table.add_row(f"{name} tier", f"{state}; model {tier['model'] or '-'}")
             continue
-        shown = ", ".join(f"{k} {v}" for k, v in value.items()) if isinstance(value, dict) else str(value)
+        shown = str(value)
+        if isinstance(value, dict):
+            shown = ", ".join(f"{k} {v}" for k, v in value.items()) or "none"
         table.add_row(key.replace("_", " "), shown)
     out.print(table)
     return 0
