@@ -18,6 +18,7 @@ from __future__ import annotations
 import errno
 import os
 import subprocess
+from collections import deque
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -217,8 +218,9 @@ class Rules:
         """An editor's scratch file the workspace has not taken back (the watcher drops its events)."""
         return self.scratch.match_file(rel) and self.ignore.match_file(rel)
 
-    def skip_reason(self, rel: str) -> str | None:
-        """Why ``rel`` is not indexed (ignoring .gitignore, which the caller applies), or None."""
+    def skip_reason(self, rel: str, linked: bool | None = None) -> str | None:
+        """Why ``rel`` is not indexed (ignoring .gitignore, which the caller applies), or None.
+        ``linked``: whether the path goes through a symlink, when the caller knows (a scan does)."""
         if self.ignore.match_file(rel):
             return SCRATCH_REASON if self.scratch.match_file(rel) else "ignored"
         if self.secret.match_file(rel):
@@ -226,8 +228,10 @@ class Rules:
         if self.generated.match_file(rel):
             return "generated"
         path = self.root / rel
-        target = real(path)
-        if target != path or path.is_symlink():  # through a link (a loop resolves to itself)
+        if linked is None:
+            linked = path.is_symlink() or real(path) != path  # a loop resolves to itself
+        if linked:
+            target = real(path)
             problem = self.link_problem(path)
             if problem:
                 return problem
@@ -266,11 +270,12 @@ class Rules:
             return None
         return own
 
-    def split(self, rels: Iterable[str]) -> Discovery:
+    def split(self, rels: Iterable[str], linked: set[str] | frozenset[str] = frozenset()) -> Discovery:
+        """Indexable and skipped among ``rels``; ``linked`` names those reached through a link."""
         files: list[str] = []
         skipped: list[Skipped] = []
         for rel in rels:
-            reason = self.skip_reason(rel)
+            reason = self.skip_reason(rel, rel in linked)
             if reason:
                 skipped.append(Skipped(rel, reason))
             else:
@@ -281,23 +286,28 @@ class Rules:
 def discover(rules: Rules) -> Discovery:
     """List the indexable files of the workspace and why the others were skipped."""
     candidates = _git_files(rules.root) if rules.in_git else list(_walk_files(rules.root))
-    rels, refused = expand_links(rules, candidates)
-    found = rules.split(rels)
-    files, duplicates = _once_each(rules.root, found.files)
+    rels, linked, refused = expand_links(rules, candidates)
+    found = rules.split(rels, linked)
+    files, duplicates = _once_each(rules.root, found.files, linked)
     return Discovery(files, [*refused, *found.skipped, *duplicates])
 
 
-def expand_links(rules: Rules, rels: Iterable[str]) -> tuple[list[str], list[Skipped]]:
+def expand_links(rules: Rules, rels: Iterable[str]) -> tuple[list[str], set[str], list[Skipped]]:
     """Replace each link to a folder inside the repository by the files below it (walked once per
-    real folder; a link into a folder that holds it is a loop); other links pass through."""
+    real folder; a link into a folder that holds it is a loop); other links pass through.
+    Returns the paths, those of them reached through a link, and the folder links refused."""
     out: list[str] = []
+    linked: set[str] = set()
     refused: list[Skipped] = []
     walked: dict[Path, str] = {}
-    queue = list(rels)
+    queue = deque((rel, False) for rel in rels)
     while queue:
-        rel = queue.pop(0)
+        rel, below_link = queue.popleft()
         path = rules.root / rel
-        if not (path.is_symlink() and path.is_dir()):
+        is_link = path.is_symlink()
+        if is_link or below_link:
+            linked.add(rel)
+        if not (is_link and path.is_dir()):
             out.append(rel)
             continue
         problem = rules.link_problem(path)
@@ -310,26 +320,28 @@ def expand_links(rules: Rules, rels: Iterable[str]) -> tuple[list[str], list[Ski
             refused.append(Skipped(rel, problem))
             continue
         walked[target] = rel
-        queue.extend(_walk_files(rules.root, path))
-    return out, refused
+        queue.extend((below, True) for below in _walk_files(rules.root, path))
+    return out, linked, refused
 
 
-def _once_each(root: Path, rels: list[str]) -> tuple[list[str], list[Skipped]]:
+def _once_each(root: Path, rels: list[str], linked: set[str]) -> tuple[list[str], list[Skipped]]:
     """One path per real file: its own path when indexed, else the first link path reaching it."""
-    by_target: dict[Path, list[str]] = {}
+    base = str(root)
+    by_target: dict[str, list[str]] = {}
     for rel in sorted(rels):
-        by_target.setdefault(real(root / rel), []).append(rel)
+        full = os.path.join(base, rel)
+        by_target.setdefault(os.path.realpath(full) if rel in linked else full, []).append(rel)
     files: list[str] = []
     duplicates: list[Skipped] = []
-    for target, names in by_target.items():
-        keep = next((n for n in names if root / n == target), names[0])
+    for names in by_target.values():
+        keep = next((n for n in names if n not in linked), names[0])
         files.append(keep)
         duplicates.extend(Skipped(n, DUPLICATE.format(keep)) for n in names if n != keep)
     return sorted(files), duplicates
 
 
 def real(path: Path) -> Path:
-    """Where a path leads, links followed; never raises (a loop ends somewhere, and the link
+    """Where a path leads, links followed; never raises (a loop resolves to itself, and the link
     checks report it)."""
     return Path(os.path.realpath(path))
 

@@ -246,7 +246,7 @@ class Index:
         """Re-index just these files (created, changed or deleted), e.g. from the watcher."""
         started = time.perf_counter()
         touched = sorted({self._relative(p) for p in paths} - {None})
-        rels, refused = discovery.expand_links(self.rules, touched)  # a new folder link: its files
+        rels, _, refused = discovery.expand_links(self.rules, touched)  # a new folder link: its files
         # git cannot answer for a path beyond a symlink (and stops if asked); those are no git path
         ignored = discovery.git_ignored(self.rules, [r for r in rels if self._git_path(r)])
         stats = UpdateStats(skipped=refused)
