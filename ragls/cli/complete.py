@@ -13,6 +13,7 @@ from pathlib import Path
 
 from rich.markup import escape
 
+from ragls.cli.arguments import folder
 from ragls.cli.index import build, err, open_index, out, resolve_root
 from ragls.llm.base import LLMError
 from ragls.recipes.completion import CompletionResult, PositionError, complete, relative_path
@@ -94,21 +95,23 @@ def _run(args: argparse.Namespace) -> int:
         finally:
             if provider is not None:
                 provider.close()
+    # The editor shows nothing when the model fails; a shell gets the reason and a failed status.
+    failed = 1 if result.error else 0
     if args.json:
         sys.stdout.write(json.dumps(as_json(result)) + "\n")
-        return 0
+        return failed
     sys.stdout.write(result.completion + ("\n" if result.completion else ""))
     if result.error:
-        err.print(f"[yellow]model:[/] {escape(result.error)}")
+        print(f"ragls complete: model error: {' '.join(result.error.split())}", file=sys.stderr)
     if args.explain:
         _explain(result)
-    return 0
+    return failed
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("complete", help="inline completion at FILE:LINE:COL (1-based)")
     p.add_argument("position", metavar="FILE:LINE:COL")
-    p.add_argument("--root", help="workspace root (default: enclosing git repository or cwd)")
+    p.add_argument("--root", type=folder, help="workspace root (default: enclosing git repository or cwd)")
     p.add_argument("--json", action="store_true", help="print completion, context and timings as JSON")
     p.add_argument("--explain", action="store_true", help="also print the context the prompt used")
     p.add_argument("--context-only", action="store_true", help="assemble the context; do not call the model")
