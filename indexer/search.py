@@ -41,9 +41,11 @@ NON_CODE_LANGUAGES = CONFIG_LANGUAGES | {"markdown", "text"}
 # Files below test/docs/example folders, and test files by each ecosystem's naming convention
 # (test_x.py, x_test.go, x_spec.rb, x.test.ts, XTest.java), answer "where is X implemented" less
 # often than the code itself.
-SECONDARY_PENALTY = 0.65
+SECONDARY_PENALTY = 0.3
 SECONDARY_PATH = re.compile(
-    r"(^|/)(tests?|testing|__tests__|spec|docs?|examples?|benchmarks?|fixtures?)(/|$)|(^|/)test_|_test\."
+    r"(?i:(^|/)(tests?|testing|testdata|__tests__|specs?|e2e|docs?|docs_src|documentation|examples?|samples?"
+    r"|demos?|benchmarks?|bench(es)?|fixtures?|vendor|vendored|third_party|thirdparty|3rdparty)(/|$))"
+    r"|[.](Tests?|UnitTests|Specs|Benchmarks?)(/|$)|(^|/)test_|_test\.|_bench(mark)?\."
     r"|_spec\.|\.(test|spec)\.[cm]?[jt]sx?$|(Tests?|Spec)\.(java|kt|cs|swift|scala|php)$"
 )
 # Declarations and bodies that live apart: a C/C++ header and the source file that implements it
