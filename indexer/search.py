@@ -49,12 +49,19 @@ SECONDARY_PATH = re.compile(
     r"|_spec\.|\.(test|spec)\.[cm]?[jt]sx?$|(Tests?|Spec)\.(java|kt|cs|swift|scala|php)$"
 )
 # Declarations and bodies that live apart: a C/C++ header and the source file that implements it
-# (``encode.h`` and ``encode.c``, ``pool.hpp`` and ``pool-inl.h`` or ``pool.cc``). A question
-# about what the code does is answered by the body; the declaration names it better (it is short
-# and documented) and so tends to outrank it. The body inherits its declaration's rank, and the
-# declaration follows it.
-HEADER = re.compile(r"\.(h|hh|hpp|hxx|h\+\+)$")
-BODY = re.compile(r"(\.(c|cc|cpp|cxx|c\+\+|m|mm|tcc|ipp)|[-_]inl\.(h|hh|hpp))$")
+# (``encode.h`` and ``encode.c``, ``pool.hpp`` and ``pool-inl.h`` or ``pool.cc``), a TypeScript
+# declaration file and its JavaScript (``types/hooks.d.ts``, ``lib/hooks.js``), a Python stub and
+# its module. A question about what the code does is answered by the body; the declaration names
+# it better (it is short and documented) and so tends to outrank it. The body inherits its
+# declaration's rank, and the declaration follows it. (declaration, body) patterns per family:
+DECLARATION_FAMILIES = (
+    (
+        re.compile(r"(?<![-_]inl)\.(h|hh|hpp|hxx|h\+\+)$"),
+        re.compile(r"(\.(c|cc|cpp|cxx|c\+\+|m|mm|tcc|ipp)|[-_]inl\.(h|hh|hpp))$"),
+    ),
+    (re.compile(r"\.d\.[cm]?ts$"), re.compile(r"(?<!\.d)\.[cm]?[jt]sx?$")),
+    (re.compile(r"\.pyi$"), re.compile(r"\.py$")),
+)
 DECLARATION_SHARE = 0.9  # of the pair's score, left to the declaration
 
 
@@ -251,23 +258,25 @@ def search(
 
 
 def _companion_key(path: str) -> str:
-    """A file's name without its extension or an ``-inl``/``_impl`` marker, lower-cased."""
+    """A file's name without its extensions or an ``-inl``/``_impl`` marker, lower-cased."""
     name = path.rsplit("/", 1)[-1].lower()
     stem = name.split(".", 1)[0]
     return re.sub(r"[-_](inl|impl)$", "", stem)
 
 
 def companions(paths: list[str]) -> list[tuple[str, str]]:
-    """(header, its body) pairs among ``paths``: same name, the body nearest the header in the tree."""
-    bodies: dict[str, list[str]] = defaultdict(list)
-    for path in paths:
-        if BODY.search(path):
-            bodies[_companion_key(path)].append(path)
+    """(declaration, its body) pairs among ``paths``: same name, same family, the body nearest
+    the declaration in the tree; test and docs files are nobody's body."""
     pairs = []
-    for path in paths:
-        if HEADER.search(path) and not BODY.search(path) and bodies.get(_companion_key(path)):
-            nearest = max(bodies[_companion_key(path)], key=lambda b: (_shared_folders(path, b), b))
-            pairs.append((path, nearest))
+    for declaration, body in DECLARATION_FAMILIES:
+        bodies: dict[str, list[str]] = defaultdict(list)
+        for path in paths:
+            if body.search(path) and not SECONDARY_PATH.search(path):
+                bodies[_companion_key(path)].append(path)
+        for path in paths:
+            if declaration.search(path) and bodies.get(_companion_key(path)):
+                nearest = max(bodies[_companion_key(path)], key=lambda b: (_shared_folders(path, b), b))
+                pairs.append((path, nearest))
     return pairs
 
 

@@ -132,7 +132,7 @@ def test_a_name_is_answered_where_the_symbol_table_found_it(c_library: Index) ->
     assert c_library.search("bit_writer", top_k=3)[0].path == "src/bits.h"
 
 
-def test_companions_pair_each_header_with_the_nearest_body_of_its_name() -> None:
+def test_companions_pair_each_declaration_file_with_the_nearest_body_of_its_name() -> None:
     paths = [
         "include/squash/encode.h",
         "src/encode.c",
@@ -143,9 +143,16 @@ def test_companions_pair_each_header_with_the_nearest_body_of_its_name() -> None
         "core/pool-inl.h",
         "core/orphan.h",
         "core/README.md",
+        "types/hooks.d.ts",
+        "lib/hooks.js",
+        "test/hooks.test.js",
+        "pkg/client.pyi",
+        "pkg/client.py",
     ]
     assert sorted(companions(paths)) == [
         ("core/pool.hpp", "core/pool-inl.h"),
         ("include/squash/encode.h", "src/encode.c"),
+        ("pkg/client.pyi", "pkg/client.py"),
         ("src/bits.h", "src/bits.c"),
+        ("types/hooks.d.ts", "lib/hooks.js"),
     ]
