@@ -36,7 +36,7 @@ TIER_WEIGHTS = {"static": 0.3, "contextual": 1.0}
 EVIDENCE = 0.25  # share of a file's next three chunk scores added to its best one
 # Prose and config files answer a code search less often than code does; they still rank when
 # they match much better than any code.
-NON_CODE_PENALTY = 0.7
+NON_CODE_PENALTY = 0.5
 NON_CODE_LANGUAGES = CONFIG_LANGUAGES | {"markdown", "text"}
 # Files below test/docs/example folders, and test files by each ecosystem's naming convention
 # (test_x.py, x_test.go, x_spec.rb, x.test.ts, XTest.java), answer "where is X implemented" less
