@@ -1,26 +1,14 @@
 """Ranking rules on small real repositories written to a temporary folder, each asserting the
 order the rule implies (indexed and searched by the real engine, static dense tier included)."""
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from ragls_testing import open_index, write_tree
 
-from ragls import config
 from ragls.indexer.engine import Index
 from ragls.indexer.search import companions
-
-
-def _index(root: Path, files: dict[str, str], cache: Path, monkeypatch: pytest.MonkeyPatch) -> Index:
-    for rel, text in files.items():
-        (root / rel).parent.mkdir(parents=True, exist_ok=True)
-        (root / rel).write_text(text)
-    monkeypatch.setenv("RAGLS_CACHE_DIR", str(cache))
-    monkeypatch.setenv("RAGLS_CONFIG", str(cache / "none.toml"))
-    index = Index.open(root, config.load(root))
-    index.update()
-    index.embed_pending()
-    return index
-
 
 # A C library whose public header documents each function in words that match a question, while
 # the source file holds the bodies (and says less about them).
@@ -105,13 +93,13 @@ size_t match_length(const unsigned char *in, size_t pos, size_t n) {
 }
 
 
-@pytest.fixture(scope="module")
-def c_library(tmp_path_factory: pytest.TempPathFactory) -> Index:
-    mp = pytest.MonkeyPatch()
-    index = _index(tmp_path_factory.mktemp("repo"), C_LIBRARY, tmp_path_factory.mktemp("cache"), mp)
+@pytest.fixture
+def c_library(tmp_path: Path) -> Iterator[Index]:
+    index = open_index(write_tree(tmp_path / "repo", C_LIBRARY))
+    index.update()
+    index.embed_pending()
     yield index
     index.close()
-    mp.undo()
 
 
 @pytest.mark.parametrize(
