@@ -154,11 +154,10 @@ def run_corpus(
     systems use are embedded (the contextual tier costs minutes per repository on a CPU)."""
     project = fetch(corpus.package, log)
     root = project if whole_project else project / corpus.benchmark_root
-    prefix = "" if whole_project else corpus.path_prefix
     queries = load_queries(corpus.name, corpus.annotations)
 
     def hits(rows: Sequence) -> list[Hit]:
-        return [Hit(prefix + r.path, r.start_line, r.end_line) for r in rows]
+        return [Hit(corpus.annotation_path(r.path, whole_project), r.start_line, r.end_line) for r in rows]
 
     index = ours.open_index(root, "quality-project" if whole_project else "quality", fresh=fresh)
     try:
