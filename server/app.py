@@ -71,6 +71,7 @@ class RaglsServer(LanguageServer):
             loop.run_until_complete(self._stopped.wait())
         finally:
             self.chats.cancel_all()
+            self.completer.read_ahead.stop()
             self.session.close()
             for task in asyncio.all_tasks(loop):
                 task.cancel()
@@ -289,6 +290,7 @@ def create_server() -> RaglsServer:
         timer = server._unsaved_timers.pop(params.text_document.uri, None)
         if timer is not None:
             timer.cancel()
+        server.completer.forget(params.text_document.uri)
         if ws is not None and path is not None:
             ws.unsaved(path, None)  # the disk copy is what counts again
 
