@@ -125,7 +125,11 @@ class ModelConfig:
     read_timeout: float = opt(30.0, "remote providers: seconds to wait for the next streamed bytes")
     max_retries: int = opt(2, "remote providers: retries after HTTP 429/5xx or a refused connection")
     context_length: int = opt(0, "context window in tokens; 0 = from the model file (local) or 8192 (remote)")
-    threads: int = opt(0, "local providers: CPU threads; 0 = half the cores")
+    threads: int = opt(
+        0,
+        "local providers: CPU threads; 0 = llama_cpp times a short probe with 1, half and all cores at "
+        "load and keeps the fastest (ctransformers: all cores)",
+    )
     gpu_layers: int = opt(0, "llama_cpp: layers offloaded to a GPU (needs a GPU build of llama-cpp-python)")
 
 

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import os
 import re
 import threading
 import time
@@ -56,7 +55,8 @@ MAX_TOKENS = {"single": 48, "multi": 128}
 # The latency budget: generated tokens whose time is set aside before prompt tokens are allowed
 # (a typical single line; a short block), the prompt tokens a request may always read (what a
 # keystroke adds, even when generation alone overruns the budget), the fewest prompt tokens worth a
-# file-only prompt when the full one is over budget, and the seconds of reading a cold full prompt
+# file-only prompt when an invoked trigger's full one is over budget (the user asked: an answer a
+# little late beats none), and the seconds of reading a cold full prompt
 # may cost at the speed measured at load (so a CPU gets a short prompt, a GPU the full one).
 RESERVED_TOKENS = {"single": 8, "multi": 24}
 ALWAYS_READ = 16
@@ -64,6 +64,7 @@ MIN_SHORT_PROMPT = 48
 WARM_SECONDS = 6.0
 FULL_PROMPT_TOKENS = BUDGET_CAP + PREFIX_CHARS // 4
 _IDENT = re.compile(r"[^\W\d]\w*")
+_WORD_AT_END = re.compile(r"\w+$")
 _BLOCK_OPENER = re.compile(r"(:|\{|\(|\[|=>|\bthen|\bdo)\s*$")
 _IMPORT = re.compile(
     r"\s*(?:from\s+([.\w]+)\s+import|import\s+([.\w]+)|.*?\bfrom\s+['\"]([^'\"]+)['\"]"
@@ -90,7 +91,7 @@ class CompletionResult:
     prompt_tokens: int = 0  # what a cold request has to read (0 when the model was not called)
     read_tokens: int = 0  # prompt tokens that were not cached (what the request had to read)
     over_budget: str | None = None  # why the full prompt was not used (its reading would overrun)
-    warm_prompt: str = ""  # the prompt up to the cursor's line: what to read ahead for the next keys
+    warm_prompt: str = ""  # the full prompt: read ahead, the next keystroke reads only what it adds
     raw: str = ""  # what the model wrote, before post-processing
 
     def empty_reason(self) -> str | None:
@@ -190,9 +191,11 @@ def cursor_at(
 
 def referenced_names(req: Cursor) -> list[str]:
     """Names used near the cursor, nearest first: identifiers on the cursor's line (the call
-    being typed may not parse yet), then calls and types referenced in the lines above."""
+    being typed may not parse yet), then calls and types referenced in the lines above. The word
+    the cursor is in is not one yet: each of its keystrokes would name another definition, change
+    the context and with it the prompt's cached head."""
     lines = req.prefix.split("\n")
-    current = _IDENT.findall(lines[-1])[::-1]
+    current = _IDENT.findall(_WORD_AT_END.sub("", lines[-1]))[::-1]
     window = "\n".join(lines[-NEAR_LINES - 1 : -1])
     parsed = parse(req.rel, window, language=req.language) if window.strip() else None
     refs = sorted(
@@ -383,8 +386,8 @@ def complete(
     fails, times out, is cancelled or answers garbage gives an empty completion, never an error.
     ``budget_ms`` (0: none) is the latency budget counted from ``arrived`` (a ``perf_counter``
     time; default now): it caps the prompt tokens the model may read for this request, from its
-    measured speed. Over it, a file-only prompt that fits is used when it is worth asking, else
-    nothing (``over_budget`` says why; ``warm_prompt`` is what to read ahead meanwhile).
+    measured speed. Over it, an invoked trigger gets a file-only prompt that fits and an automatic
+    one nothing (``over_budget`` says why; ``warm_prompt`` is what to read ahead meanwhile).
     ``invoked``: the user asked, so any text the model writes is shown, even a next line.
     """
     started = time.perf_counter()
@@ -420,9 +423,7 @@ def complete(
 
     parts = fim.PromptParts(rel, language, req.prefix, req.suffix, context, repo=index.root.name)
     prompt = fim.render(family, parts)
-    line_start = req.prefix[: req.prefix.rfind("\n") + 1]
-    warm = fim.render(family, dataclasses.replace(parts, prefix=line_start))
-    result.warm_prompt = os.path.commonprefix([prompt, warm])
+    result.warm_prompt = prompt
     result.prompt_tokens = provider.count_tokens(prompt)
     result.read_tokens = result.prompt_tokens - provider.cached_tokens(prompt)
     allowed = _readable_tokens(provider, budget_ms, arrived, resolved)
@@ -430,7 +431,7 @@ def complete(
         result.over_budget = (
             f"over budget: {result.read_tokens} prompt tokens to read, {allowed} fit in {budget_ms:g} ms"
         )
-        prompt = _short_prompt(provider, family, parts, allowed) if allowed >= MIN_SHORT_PROMPT else ""
+        prompt = _short_prompt(provider, family, parts, max(allowed, MIN_SHORT_PROMPT)) if invoked else ""
         if not prompt:
             timings["total_ms"] = _ms(started)
             return result

@@ -270,6 +270,7 @@ def create_server() -> RaglsServer:
             server.adopt_folder(path)
         elif ws is not None:
             ws.index.prioritize(session.open_paths())  # its vectors are made first from now on
+            session.providers.preload("completion", ws.cfg)  # ready before the first keystroke
 
     @server.feature(types.TEXT_DOCUMENT_DID_CHANGE)
     def did_change(params: types.DidChangeTextDocumentParams) -> None:
@@ -307,7 +308,7 @@ def create_server() -> RaglsServer:
         doc = document(params.text_document.uri)
         automatic = params.context.trigger_kind == types.InlineCompletionTriggerKind.Automatic
         result = await server.completer.complete(doc, params.position, automatic)
-        return server.completer.inline_items(result, params.position)
+        return server.completer.inline_items(result, server.completer.snapped(doc, params.position))
 
     @server.feature(types.TEXT_DOCUMENT_COMPLETION, types.CompletionOptions(trigger_characters=[]))
     async def completion(params: types.CompletionParams) -> types.CompletionList:

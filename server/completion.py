@@ -9,9 +9,9 @@ buffer's text is the editor's, not the disk's.
 
 Each request has a latency budget (``server.latency_budget_ms``, by trigger kind) that caps the
 prompt tokens the model may read for it. While the user types what the last suggestion says, the
-rest of it is served with no model call. After each request the prompt up to the cursor's line is
-read ahead in the background (``Provider.prefill``), giving way to any request, so the next
-keystrokes read only what was typed. A model still loading answers nothing, at once, and says so
+rest of it is served with no model call. After each request its prompt is read ahead in the
+background (``Provider.prefill``), giving way to any request, so the next keystroke reads only what
+it adds. A model still loading answers nothing, at once, and says so
 once. Every empty answer's reason goes to the log.
 """
 
@@ -92,7 +92,8 @@ class ReadAhead:
         self._cond = threading.Condition()
         self._target: tuple | None = None  # (providers, cfg, prompt)
         self._stopped = False
-        threading.Thread(target=self._loop, name="ragls-read-ahead", daemon=True).start()
+        self._thread = threading.Thread(target=self._loop, name="ragls-read-ahead", daemon=True)
+        self._thread.start()
 
     def want(self, providers, cfg, prompt: str) -> None:
         with self._cond:
@@ -102,9 +103,11 @@ class ReadAhead:
             self._cond.notify()
 
     def stop(self) -> None:
+        """Stop reading (at the next chunk) and wait for the thread, so the model can be closed."""
         with self._cond:
             self._stopped = True
             self._cond.notify()
+        self._thread.join(timeout=10)
 
     def _loop(self) -> None:
         while True:
@@ -118,7 +121,7 @@ class ReadAhead:
             try:
                 with providers.ready("completion", cfg) as provider:
                     done = provider is not None and provider.prefill(
-                        prompt, lambda mine=target: self._target is not mine
+                        prompt, lambda mine=target: self._stopped or self._target is not mine
                     )
             except Exception:  # a model that fails here fails its requests too, with a message
                 done = True
@@ -155,6 +158,9 @@ class Completer:
             raise JsonRpcInvalidParams(f"{doc.uri}: {exc}") from None
         shown = self._shown.get(doc.uri)
         rest = shown.rest_after(doc.text, offset) if shown is not None else None
+        previous = self._latest.get(doc.uri)
+        if previous is not None:
+            previous.cancel.set()  # cancel-previous: it stops at its next chunk or token
         if rest is not None:
             self._shown[doc.uri] = _Shown(doc.text, offset, rest)
             session.log(f"completion at {path.name}:{line}:{col}: typed through, no model call", LOG)
@@ -162,9 +168,6 @@ class Completer:
         budgets = ws.cfg.server.latency_budget_ms
         budget = budgets.automatic if automatic else budgets.invoked
         mine = _Latest(next(self._seq), threading.Event())
-        previous = self._latest.get(doc.uri)
-        if previous is not None:
-            previous.cancel.set()  # cancel-previous: its generation stops at the next token
         self._latest[doc.uri] = mine
         try:
             if automatic and ws.cfg.server.debounce_ms:
@@ -192,7 +195,8 @@ class Completer:
             session.log(f"{where}: nothing: cancelled by a newer request", LOG)
             return None
         try:
-            with session.providers.ready("completion", ws.cfg) as provider:
+            # An invoked trigger waits for a model being loaded (the user asked); typing never does.
+            with session.providers.ready("completion", ws.cfg, wait=r.invoked) as provider:
                 if provider is None:
                     session.show(types.MessageType.Info, "ragls: loading the completion model; "
                                  "inline completion starts when it is ready")  # fmt: skip
@@ -214,6 +218,15 @@ class Completer:
         session.log(f"{where}: {'nothing: ' + reason if reason else 'answered'} ({summary}, "
                     f"{result.timings_ms.get('total_ms', 0):.0f} ms)", kind)  # fmt: skip
         return None if r.cancel.is_set() else result
+
+    @staticmethod
+    def snapped(doc: Document, position: types.Position) -> types.Position:
+        """The position where the completion goes: a column inside a character (between the two
+        UTF-16 units of an emoji, inside a UTF-8 sequence) moves to the character's end."""
+        try:
+            return doc.position(doc.offset(position))
+        except ClientPositionError:
+            return position
 
     def forget(self, uri: str) -> None:
         """The document closed: its last suggestion goes."""

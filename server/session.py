@@ -58,15 +58,21 @@ class Providers:
             assert provider is not None
             yield provider
 
+    def preload(self, role: str, cfg: Config) -> None:
+        """Start loading the provider for ``role`` in the background (errors come with its use)."""
+        with self._lock:
+            key = _key(role, cfg)
+            if key not in self._loaded and key not in self._loading:
+                self._loading[key] = self._loader.submit(factory.create, role, cfg)
+
     @contextmanager
     def ready(self, role: str, cfg: Config, wait: bool = False) -> Iterator[Provider | None]:
         """The provider for ``role`` if it is loaded; else None, with its loading started in the
         background (``wait``: wait for it). A failed load raises its error, once."""
+        self.preload(role, cfg)
         key = _key(role, cfg)
         with self._lock:
             provider = self._loaded.get(key)
-            if provider is None and key not in self._loading:
-                self._loading[key] = self._loader.submit(factory.create, role, cfg)
             loading = self._loading.get(key) if provider is None else None
         if loading is not None:
             if not wait and not loading.done():

@@ -172,8 +172,7 @@ class Provider(ABC):
         """Continue a raw prompt (no chat template): the entry point for fill-in-the-middle."""
         opts = self._options(max_tokens, stop, temperature, timeout)
         opts = dataclasses.replace(opts, cancel=cancel)
-        new_tokens = self.count_tokens(prompt) - self.cached_tokens(prompt)
-        deltas = self._timed(self._complete(prompt, opts), new_tokens)
+        deltas = self._timed(self._complete(prompt, opts), prompt)
         self._last_prompt = prompt
         return Stream(deltas, cancel, opts.timeout, self.describe())
 
@@ -189,9 +188,12 @@ class Provider(ABC):
         reads prompts only with requests, so there is nothing to do ahead."""
         return False
 
-    def _timed(self, deltas: Deltas, new_tokens: int) -> Deltas:
+    def _timed(self, deltas: Deltas, prompt: str) -> Deltas:
         """Measure a stream: the wait for the first delta is reading the prompt's new tokens, the
         rest is generation (a delta is about a token). llama.cpp's own timings replace this."""
+        return self._measured(deltas, self.count_tokens(prompt) - self.cached_tokens(prompt))
+
+    def _measured(self, deltas: Deltas, new_tokens: int) -> Deltas:
         started = time.monotonic()
         first: float | None = None
         count = 0

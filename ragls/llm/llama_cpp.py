@@ -44,8 +44,10 @@ def resolve_path(config: ModelConfig) -> Path:
     if config.path == "bundled":
         return gguf.bundled_model_path()
     path = Path(config.path).expanduser()
-    if not path.is_file():
+    if not path.exists():
         raise ModelError(f"model file {path} does not exist (set models.<role>.path to a model file)")
+    if path.is_dir():
+        raise ModelError(f"{path} is a folder (set models.<role>.path to a model file in it)")
     return path
 
 
@@ -134,7 +136,8 @@ class LlamaCppProvider(Provider):
         with self._turn():
             chunks = self.llama.create_chat_completion(
                 messages=[{"role": m.role, "content": m.content} for m in messages],
-                stream=True, **_sampling(opts),
+                stream=True,
+                **_sampling(opts),
             )
             return (yield from _relay(chunks, lambda choice: choice["delta"].get("content")))
 
@@ -152,7 +155,7 @@ class LlamaCppProvider(Provider):
             finally:
                 self._account()
 
-    def _timed(self, deltas: Deltas, new_tokens: int) -> Deltas:
+    def _timed(self, deltas: Deltas, prompt: str) -> Deltas:
         return deltas  # llama.cpp's own counters measure this provider (``_account``)
 
     def prefill(self, prompt: str, preempted: Callable[[], bool]) -> bool:
