@@ -222,11 +222,13 @@ class Completer:
     @staticmethod
     def snapped(doc: Document, position: types.Position) -> types.Position:
         """The position where the completion goes: a column inside a character (between the two
-        UTF-16 units of an emoji, inside a UTF-8 sequence) moves to the character's end."""
+        UTF-16 units of an emoji, inside a UTF-8 sequence) moves to the character's end. A column
+        past the line's end stays as the client sent it (LSP reads it as the end)."""
         try:
-            return doc.position(doc.offset(position))
+            snapped = doc.position(doc.offset(position))
         except ClientPositionError:
             return position
+        return snapped if snapped.character > position.character else position
 
     def forget(self, uri: str) -> None:
         """The document closed: its last suggestion goes."""
