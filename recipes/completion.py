@@ -62,6 +62,7 @@ RESERVED_TOKENS = {"single": 8, "multi": 24}
 ALWAYS_READ = 16
 MIN_SHORT_PROMPT = 48
 WARM_SECONDS = 6.0
+MIN_SCALE = 0.125  # the shortest prompt: an eighth of the full one (~220 tokens)
 FULL_PROMPT_TOKENS = BUDGET_CAP + PREFIX_CHARS // 4
 _IDENT = re.compile(r"[^\W\d]\w*")
 _WORD_AT_END = re.compile(r"\w+$")
@@ -474,7 +475,7 @@ def _prompt_scale(provider: Provider | None) -> float:
     tps = provider.speed.first_prompt_tps if provider is not None else None
     if not tps:
         return 1.0
-    return max(0.25, min(1.0, tps * WARM_SECONDS / FULL_PROMPT_TOKENS))
+    return max(MIN_SCALE, min(1.0, tps * WARM_SECONDS / FULL_PROMPT_TOKENS))
 
 
 def _readable_tokens(provider: Provider, budget_ms: float, arrived: float, mode: str) -> int | None:
