@@ -5,9 +5,9 @@ Context is what a programmer would glance at: the definitions of what is being c
 cursor (looked up in the symbol table, files this one imports first), similar code in recently
 edited files, and keyword-retrieved chunks for the code just above the cursor. It is small (a
 quarter of the model's context, at most 1,024 tokens, less for a model that reads slowly) because
-every prompt token costs time on a local model, and it is *sticky*: while the user types on one line and names nothing new,
-the previous context is reused verbatim so the prompt only grows at its end and llama.cpp's
-prefix cache stays valid (see ``fim``).
+every prompt token costs time on a local model, and it is *sticky*: while the user types on one
+line and names nothing new, the previous context is reused verbatim so the prompt only grows at
+its end and llama.cpp's prefix cache stays valid (see ``fim``).
 
 Positions: LINE and COL are 1-based; COL counts characters (code points) of the line, and
 ``len(line) + 1`` is the end of the line. A position outside the document raises

@@ -195,8 +195,10 @@ class Completer:
             session.log(f"{where}: nothing: cancelled by a newer request", LOG)
             return None
         try:
-            # An invoked trigger waits for a model being loaded (the user asked); typing never does.
-            with session.providers.ready("completion", ws.cfg, wait=r.invoked) as provider:
+            # An invoked trigger waits for a model being loaded (the user asked), as does any
+            # trigger without a latency budget; typing with one does not.
+            wait = r.invoked or not r.budget_ms
+            with session.providers.ready("completion", ws.cfg, wait=wait) as provider:
                 if provider is None:
                     session.show(types.MessageType.Info, "ragls: loading the completion model; "
                                  "inline completion starts when it is ready")  # fmt: skip

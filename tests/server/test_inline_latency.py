@@ -106,7 +106,11 @@ async def test_a_model_still_loading_says_so_once_and_never_blocks_typing(repo: 
     that takes minutes. Typing is answered meanwhile; then the (junk) model fails, and says so."""
     fifo = tmp_path / "slow.gguf"
     os.mkfifo(fifo)
-    settings = {**FAST_SETTINGS, "models": {**FAST_SETTINGS["models"], "completion": {"path": str(fifo)}}}
+    settings = {
+        **FAST_SETTINGS,
+        "models": {**FAST_SETTINGS["models"], "completion": {"path": str(fifo)}},
+        "server": {"debounce_ms": 0},  # the default latency budget: typing does not wait for the load
+    }
     async with lsp(repo, caps=INLINE, settings=settings) as (client, _):
         uri = open_doc(client, repo / "shop" / "calc.py", "def add(a, b):\n    return a +")
         for character in (13, 14, 15, 16):
