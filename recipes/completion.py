@@ -45,7 +45,9 @@ Mode = Literal["auto", "single", "multi"]
 BUDGET_CAP = 1024  # context tokens, at most
 PREFIX_CHARS = 3000  # ~800 tokens of the file before the cursor
 SUFFIX_CHARS = 800  # ~200 tokens after it (re-read on every keystroke by PSM-only families)
-PREFIX_STEP = 16  # the prefix window starts on a multiple of this many lines (stable while typing)
+PREFIX_STEP = 16  # the full window starts on a multiple of this many lines (stable while typing);
+# a shorter window on a multiple of proportionally fewer (rounding up by 16 lines would leave a
+# 10-line window nothing but the cursor's line)
 NEAR_LINES = 30  # lines above the cursor whose references count
 DEF_LINES = 30  # lines of a definition shown (signature, docstring, start of the body)
 PER_NAME = 2  # definitions per referenced name (same-named symbols in several files)
@@ -144,14 +146,16 @@ def relative_path(index: Index, path: str | Path) -> str:
 
 def _prefix_window(prefix: str, chars: int = PREFIX_CHARS) -> tuple[str, int]:
     """The end of the prefix to show, and its first line (0-based). The start moves only in
-    steps of PREFIX_STEP lines, so the prompt head is stable while the user types."""
+    steps of PREFIX_STEP lines (fewer for a shorter window), so the prompt head is stable while
+    the user types."""
     lines = prefix.split("\n")
     total, start = 0, len(lines)
     while start > 0 and total + len(lines[start - 1]) + 1 <= chars:
         start -= 1
         total += len(lines[start]) + 1
     if start > 0:
-        start = min(len(lines) - 1, -(-start // PREFIX_STEP) * PREFIX_STEP)
+        step = max(2, PREFIX_STEP * chars // PREFIX_CHARS)
+        start = min(len(lines) - 1, -(-start // step) * step)
     window = "\n".join(lines[start:])
     return window[-chars:], start
 

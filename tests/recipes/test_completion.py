@@ -18,6 +18,7 @@ from ragls.llm.speed import Speed
 from ragls.recipes.completion import (
     MIN_SHORT_PROMPT,
     PositionError,
+    _prefix_window,
     complete,
     cursor_offset,
     imported_modules,
@@ -314,3 +315,10 @@ def test_an_invoked_trigger_at_the_end_of_a_line_shows_the_next_one(index: Index
     result = complete(index, provider, "shop/calc.py", 2, end, text=text, invoked=True)
     assert result.raw.strip()  # the bundled model writes something here...
     assert result.completion and result.empty_reason() is None  # ...so an item is shown
+
+
+def test_a_short_prefix_window_still_shows_the_lines_above() -> None:
+    prefix = "".join(f"value_{i} = compute({i})\n" for i in range(100)) + "x = "
+    window, first = _prefix_window(prefix, 375)  # the window of a slow model (an eighth)
+    assert window.endswith("value_99 = compute(99)\nx = ") and window.count("\n") >= 10
+    assert first % 2 == 0  # its start still moves in steps (stable while typing)
