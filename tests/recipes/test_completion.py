@@ -16,7 +16,6 @@ from ragls.llm import factory
 from ragls.llm.llama_cpp import PREFILL_CHUNK
 from ragls.llm.speed import Speed
 from ragls.recipes.completion import (
-    MIN_SHORT_PROMPT,
     PositionError,
     _prefix_window,
     complete,
@@ -273,7 +272,7 @@ def test_an_invoked_trigger_over_budget_reads_a_short_prompt(index: Index, provi
     )
     read = provider.evaluated()[0] - before[0]
     assert result.over_budget and result.context == []
-    assert MIN_SHORT_PROMPT <= result.read_tokens <= 100
+    assert 0 < result.read_tokens <= 100  # the lines that fit the budget (or 48 tokens if more)
     assert read <= result.read_tokens  # llama.cpp's own count of prompt tokens read in batches
 
 
@@ -286,7 +285,7 @@ def test_a_keystroke_reads_only_the_new_tokens(repo: Path, index: Index, provide
     after_cold = provider.evaluated()
     warm = complete(index, provider, "shop/app.py", line, col + 3, text=text + "str", mode="single")
     after_warm = provider.evaluated()
-    assert cold.read_tokens == cold.prompt_tokens > 300
+    assert cold.read_tokens == cold.prompt_tokens > 100
     assert after_cold[0] - before[0] >= cold.read_tokens - 2  # read in batches (a last lone token is not)
     assert warm.read_tokens <= 4  # "str" and the token it may merge with
     assert after_warm[0] - after_cold[0] <= warm.read_tokens
