@@ -134,7 +134,11 @@ class ModelConfig:
     )
     max_retries: int = opt(2, "remote providers: retries after HTTP 429/5xx or a refused connection")
     context_length: int = opt(0, "context window in tokens; 0 = from the model file (local) or 8192 (remote)")
-    threads: int = opt(0, "local providers: CPU threads; 0 = half the cores")
+    threads: int = opt(
+        0,
+        "local providers: CPU threads; 0 = llama_cpp times a short probe with 1, half and all cores at "
+        "load and keeps the fastest (ctransformers: all cores)",
+    )
     gpu_layers: int = opt(0, "llama_cpp: layers offloaded to a GPU (needs a GPU build of llama-cpp-python)")
 
 
@@ -186,6 +190,22 @@ class RecipesConfig:
 
 
 @dataclass(frozen=True)
+class LatencyBudgetConfig:
+    automatic: int = opt(
+        250,
+        "ms from a keystroke's request to its inline completion, the debounce included: a suggestion "
+        "that comes later than a typist's next key or two is one they have typed past. It caps the "
+        "prompt tokens read for the request (from the model's measured speed): on a slow CPU a "
+        "cold prompt waits for read-ahead instead of blocking typing",
+    )
+    invoked: int = opt(
+        1000,
+        "ms for an explicitly requested completion: the user waits for it, but not for seconds; "
+        "0 = no limit (for both)",
+    )
+
+
+@dataclass(frozen=True)
 class ServerConfig:
     debounce_ms: int = opt(
         75, "ragls serve: quiet time after a keystroke before an automatic inline completion asks the model"
@@ -198,6 +218,7 @@ class ServerConfig:
         "ragls serve: who reports file changes: 'auto' (the editor if it can watch files, else watchdog), "
         "'client', 'watchdog' or 'off'",
     )
+    latency_budget_ms: LatencyBudgetConfig = section(LatencyBudgetConfig)
 
 
 @dataclass(frozen=True)

@@ -49,6 +49,8 @@ def as_json(result: CompletionResult) -> dict:
         "template": result.template,
         "error": result.error,
         "prompt_tokens": result.prompt_tokens,
+        "read_tokens": result.read_tokens,
+        "over_budget": result.over_budget,
     }
 
 
@@ -58,7 +60,10 @@ def _explain(result: CompletionResult) -> None:
         out.print(f"[bold]{escape(s.label)}[/] ({s.source})")
         out.print(escape(s.text.rstrip()), highlight=False)
     timings = ", ".join(f"{k} {v:.0f}" for k, v in result.timings_ms.items())
-    out.print(f"[dim]prompt: {result.prompt_tokens} tokens; timings (ms): {timings}[/]")
+    read = f"{result.prompt_tokens} tokens, {result.read_tokens} read"
+    out.print(f"[dim]prompt: {read}; timings (ms): {timings}[/]")
+    if result.over_budget:
+        out.print(f"[dim]{escape(result.over_budget)}: a file-only prompt was used (--budget-ms 0: none)[/]")
     for c in result.copied:
         out.print(f"[yellow]copied:[/] {c.tokens} tokens match {c.path}:{c.start_line}-{c.end_line}")
 
@@ -84,10 +89,12 @@ def _run(args: argparse.Namespace) -> int:
                 err.print(f"ragls complete: {exc}")
                 return 1
         rel = relative_path(index, target)
+        budget = index.cfg.server.latency_budget_ms.invoked if args.budget_ms is None else args.budget_ms
         try:
             result = complete(
                 index, provider, target, line, col,
                 context_only=args.context_only, mode=args.mode, recent=recent_files(index, rel),
+                budget_ms=budget, invoked=True,
             )  # fmt: skip
         except (PositionError, OSError) as exc:
             err.print(f"ragls complete: {file}: {exc}")
@@ -116,4 +123,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--explain", action="store_true", help="also print the context the prompt used")
     p.add_argument("--context-only", action="store_true", help="assemble the context; do not call the model")
     p.add_argument("--mode", choices=["auto", "single", "multi"], default="auto")
+    p.add_argument(
+        "--budget-ms", type=int, default=None,
+        help="caps the prompt tokens read (default: server.latency_budget_ms.invoked; 0: no limit)",
+    )  # fmt: skip
     p.set_defaults(run=_run)
