@@ -13,7 +13,7 @@ from pathlib import Path
 
 from rich.markup import escape
 
-from ragls.cli.arguments import folder
+from ragls.cli.arguments import folder, non_negative
 from ragls.cli.index import build, err, open_index, out, resolve_root
 from ragls.llm.base import LLMError
 from ragls.recipes.completion import CompletionResult, PositionError, complete, relative_path
@@ -124,7 +124,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--context-only", action="store_true", help="assemble the context; do not call the model")
     p.add_argument("--mode", choices=["auto", "single", "multi"], default="auto")
     p.add_argument(
-        "--budget-ms", type=int, default=None,
+        "--budget-ms", type=non_negative, default=None,
         help="caps the prompt tokens read (default: server.latency_budget_ms.invoked; 0: no limit)",
     )  # fmt: skip
     p.set_defaults(run=_run)
