@@ -87,9 +87,11 @@ class Completer:
         session = self.server.session
         try:
             with session.providers.use("completion", ws.cfg) as provider:
+                file_only = ws.cfg.server.completion_context == "file"
                 result = complete(
-                    ws.index, provider, path, line, col, text=text, recent=recent, cancel=cancel
-                )
+                    ws.index, provider, path, line, col, text=text, recent=recent, cancel=cancel,
+                    budget_tokens=0 if file_only else None,
+                )  # fmt: skip
         except (LLMError, PrivacyError, ValueError) as exc:
             if isinstance(exc, PositionError):
                 raise JsonRpcInvalidParams(str(exc)) from None
