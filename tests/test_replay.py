@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
 
+from benchmarks.replay import runner as replay
+from benchmarks.replay import score
 from benchmarks.replay.build import additions, candidates, release_commit
 from benchmarks.replay.sessions import Session, block_sha1, dump, edit_for, find_block, keystrokes, load
+from benchmarks.replay.typist import Key
+
+MINIREPO = Path(__file__).parent / "fixtures" / "minirepo"
 
 TEXT = "def a():\n    return 1\n\n\ndef b():\n    x = 2\n    return x\n"
 
@@ -115,3 +121,107 @@ def test_sessions_come_from_pure_additions_that_survive_in_the_artifact(tmp_path
     entry = {"name": "demo", "language": "python", "version": "1.0.0", "prefix": "lib", "upstream": "o/demo"}
     rev, sessions = candidates(entry, artifact, git_dir)
     assert sessions == [Session("demo", "python", "m.py", 2, 2, added, block_sha1(["    value = compute()"]))]
+
+
+# -- scoring what was shown -------------------------------------------------------------------
+
+
+def _keys(*spec: tuple[str, str, str]) -> list[Key]:
+    """(key text, status, item) triples."""
+    return [
+        Key(text, False, status, 10.0 if status in ("item", "empty") else None, item)
+        for text, status, item in spec
+    ]
+
+
+def test_a_suggestion_stays_while_typed_through_and_goes_on_a_mismatch() -> None:
+    keys = _keys(
+        ("\n    ", "item", "return x"), ("r", "superseded", ""), ("e", "empty", ""), ("X", "superseded", "")
+    )
+    assert score.ghosts(keys) == ["return x", "eturn x", "turn x", None]
+
+
+def test_line_starts_compare_the_first_shown_line_with_the_authors_line() -> None:
+    keys = _keys(
+        ("\n  ", "item", "a = 1\n  b"), *[(c, "superseded", "") for c in "a = 2"], ("\n  ", "empty", "")
+    )
+    keys += _keys(*[(c, "superseded", "") for c in "zz"])
+    starts = score.line_starts(keys)
+    assert [(s.wanted, s.shown) for s in starts] == [("a = 2", "a = 1"), ("zz", "")]
+    assert [s.exact for s in starts] == [False, False]
+    assert starts[0].similarity == pytest.approx(0.8) and starts[1].similarity == 0.0
+    assert score.LineStart("x = 1", "x = 1  ").exact
+    assert score.levenshtein("kitten", "sitting") == 3
+
+
+def test_acceptable_keys_need_a_suggestion_that_is_exactly_what_comes_next() -> None:
+    # "ab\n  cd": after "a" the suggestion is "b" (one key, nothing saved), after Enter "cd  " (1 saved)
+    keys = _keys(
+        ("a", "item", "b"),
+        ("b", "superseded", ""),
+        ("\n  ", "item", "cd  "),
+        ("c", "empty", ""),
+        ("d", "empty", ""),
+    )
+    assert score.accepted_keys(keys) == 1
+    wrong = _keys(
+        ("a", "item", "bX"),
+        ("b", "empty", ""),
+        ("\n  ", "item", "ce"),
+        ("c", "empty", ""),
+        ("d", "empty", ""),
+    )
+    assert score.accepted_keys(wrong) == 0
+    whole = _keys(
+        ("a", "item", "b\n  cd"),
+        ("b", "empty", ""),
+        ("\n  ", "empty", ""),
+        ("c", "empty", ""),
+        ("d", "empty", ""),
+    )
+    assert score.accepted_keys(whole) == 3  # one Tab for the four keys left
+
+
+# -- the replay against the real server -------------------------------------------------------
+
+
+def _session(root: Path, path: str, start: int, end: int) -> Session:
+    lines = (root / path).read_text().split("\n")[start - 1 : end]
+    return Session("minirepo", "python", path, start, end, "0" * 40, block_sha1(lines))
+
+
+def test_two_sessions_replayed_against_the_real_server(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One server types both sessions (the second in another file, after the first is restored);
+    every key gets an outcome, and the tables count what happened."""
+    monkeypatch.setenv("RAGLS_BENCH_CACHE", str(tmp_path / "cache"))
+    root = tmp_path / "artifact"
+    shutil.copytree(MINIREPO, root)
+    sessions = [_session(root, "shop/cart.py", 14, 14), _session(root, "shop/web/router.py", 23, 23)]
+    # the file-only configuration (the switch reaches the server); no dense tier: completion does not
+    # read it, and the test need not distil the static model
+    configs = [
+        replay.Config(
+            "a", "file only", None, {**replay.CONFIGS["a"].settings, "index": {"embeddings": False}}
+        )
+    ]
+    results = replay.replay_repo("minirepo", "python", root, sessions, configs, log=lambda _: None)
+    assert [(r.config, r.session) for r in results] == [(c.key, s) for c in configs for s in sessions]
+    for r in results:
+        edit = edit_for((root / r.session.path).read_text(), r.session.start, r.session.end)
+        assert "".join(k.text for k in r.keys) == edit.typed
+        assert {k.status for k in r.keys} <= {"item", "empty", "superseded", "timeout"}
+        assert r.keys[0].status in ("item", "empty")  # the first key is waited for in full
+        assert all(k.status != "superseded" for k in r.keys if k.pause)
+    work = replay.cache_dir() / "replay" / "a" / "minirepo"
+    assert (work / "shop/cart.py").read_text() == (root / "shop/cart.py").read_text()  # restored
+    assert (work / "shop/web/router.py").read_text() == edit_for(
+        (root / "shop/web/router.py").read_text(), 23, 23
+    ).before  # the last session's file is left as it was typed into (before the block)
+    latency, quality = replay.tables(results, configs)
+    assert [row[:4] for row in latency.rows] == [
+        ["python", "file only", "2", "35"],
+        ["all", "file only", "2", "35"],
+    ]
+    assert all(row[3] == "2" for row in quality.rows)  # two line starts each: the sessions' Enter keys
