@@ -128,8 +128,9 @@ def replay_repo(
                 out.append(Replayed(s, config.key, keys, time.perf_counter() - began))
                 items = [k.latency_ms for k in keys[1:] if k.status == "item"]
                 median = f"{statistics.median(items):.0f} ms" if items else "-"
+                first = f"{keys[0].latency_ms:.0f} ms" if keys[0].latency_ms is not None else "-"
                 log(f"  {s.label} ({config.key}): {len(keys)} keys, {len(items)} items (p50 {median}), "
-                    f"first key {keys[0].status} {keys[0].latency_ms or 0:.0f} ms")  # fmt: skip
+                    f"first key {keys[0].status} {first}")  # fmt: skip
                 previous = s
         finally:
             typist.close()
