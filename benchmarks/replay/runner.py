@@ -138,7 +138,9 @@ def replay_repo(
 
 
 def _ms(value: float | None) -> str:
-    return "—" if value is None or math.isnan(value) else f"{value:,.0f}"
+    if value is None or math.isnan(value):
+        return "—"
+    return f">{FIRST_KEY_TIMEOUT * 1000:,.0f}" if math.isinf(value) else f"{value:,.0f}"
 
 
 def tables(results: list[Replayed], configs: list[Config]) -> list[Table]:
@@ -162,7 +164,8 @@ def tables(results: list[Replayed], configs: list[Config]) -> list[Table]:
             if not runs:
                 continue
             keys = [k for r in runs for k in r.keys[1:]]  # the first key of a file is reported on its own
-            firsts = [r.keys[0].latency_ms for r in runs if r.keys[0].latency_ms is not None]
+            # a first key with no answer within its wait counts as slower than any that had one
+            firsts = [math.inf if r.keys[0].latency_ms is None else r.keys[0].latency_ms for r in runs]
             items = [k.latency_ms for k in keys if k.status == "item"]
             statuses = ("item", "empty", "superseded", "timeout")
             count = {status: sum(k.status == status for k in keys) for status in statuses}
@@ -189,7 +192,7 @@ def tables(results: list[Replayed], configs: list[Config]) -> list[Table]:
         f"it types on), and at the first key of a session up to {FIRST_KEY_TIMEOUT:.0f} s. Latency: from "
         "the key's didChange to an answer with an item, over every key but a session's first; "
         "'first key': the first key typed in a freshly opened file (model already loaded, prompt cold), "
-        "item or not.",
+        f"item or not; '>{FIRST_KEY_TIMEOUT * 1000:,.0f}': no answer within the wait.",
         "Configs: 'file only' = the working tree with server.completion_context = \"file\" (prefix and "
         "suffix of the file, no retrieval: what llm-ls sends); 'main' = the commit named, staged by "
         "benchmarks/past.py; 'working tree' = this checkout. Defaults otherwise, bundled SmolLM2-135M.",
@@ -204,6 +207,14 @@ def tables(results: list[Replayed], configs: list[Config]) -> list[Table]:
     return [latency, quality]
 
 
+def load_keys(path: Path) -> list[Replayed]:
+    """The sessions of an earlier run, from its ``replay.keys.json``."""
+    return [
+        Replayed(Session(**row["session"]), row["config"], [Key(**k) for k in row["keys"]], row["seconds"])
+        for row in json.loads(path.read_text(encoding="utf-8"))
+    ]
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.replay", description=__doc__.splitlines()[0])
     parser.add_argument("--sessions", type=int, help="replay this many sessions, spread over the languages "
@@ -214,6 +225,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--main", default=MAIN, help="the commit config b runs (default: %(default)s)")
     parser.add_argument("--out", type=Path, default=RESULTS / "replay.md")
+    parser.add_argument(
+        "--rescore", type=Path, metavar="KEYS", help="print the tables of an earlier run's replay.keys.json"
+    )
     args = parser.parse_args(argv)
     wanted = [c.strip() for c in args.configs.split(",") if c.strip()]
     if not wanted or set(wanted) - set(CONFIGS):
@@ -221,6 +235,9 @@ def main(argv: list[str] | None = None) -> int:
     configs = [CONFIGS[c] for c in wanted]
     if args.main != MAIN:
         configs = [Config("b", f"main {args.main}", args.main, {}) if c.key == "b" else c for c in configs]
+    if args.rescore:
+        print_tables(tables(load_keys(args.rescore), configs), Console(width=200))
+        return 0
     languages = [name.strip() for name in args.languages.split(",")] if args.languages else None
     sessions = select(load(), args.sessions, languages)
     console = Console(stderr=True, log_path=False)
