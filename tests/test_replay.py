@@ -219,6 +219,10 @@ def test_two_sessions_replayed_against_the_real_server(
     assert (work / "shop/web/router.py").read_text() == edit_for(
         (root / "shop/web/router.py").read_text(), 23, 23
     ).before  # the last session's file is left as it was typed into (before the block)
+    replay.dump_keys(results, tmp_path / "keys.json")
+    assert [(r.session, r.keys) for r in replay.load_keys(tmp_path / "keys.json")] == [
+        (r.session, r.keys) for r in results
+    ]
     latency, quality = replay.tables(results, configs)
     assert [row[:4] for row in latency.rows] == [
         ["python", "file only", "2", "35"],

@@ -207,6 +207,13 @@ def tables(results: list[Replayed], configs: list[Config]) -> list[Table]:
     return [latency, quality]
 
 
+def dump_keys(results: list[Replayed], path: Path) -> None:
+    """Every key of every replayed session, for ``--rescore`` and for diffing two runs."""
+    rows = [{"session": asdict(r.session), "config": r.config, "seconds": round(r.seconds, 2),
+             "keys": [asdict(k) for k in r.keys]} for r in results]  # fmt: skip
+    path.write_text(json.dumps(rows), encoding="utf-8")
+
+
 def load_keys(path: Path) -> list[Replayed]:
     """The sessions of an earlier run, from its ``replay.keys.json``."""
     return [
@@ -255,10 +262,7 @@ def main(argv: list[str] | None = None) -> int:
     command = "`" + " ".join(["python -m benchmarks.replay", *(sys.argv[1:] if argv is None else argv)]) + "`"
     write_report(args.out, "ragls inline completion: replayed edits", command, code, load_before, out_tables)
     keys_file = args.out.with_suffix(".keys.json")
-    keys_file.write_text(json.dumps([
-        {"session": asdict(r.session), "config": r.config, "seconds": round(r.seconds, 2),
-         "keys": [asdict(k) for k in r.keys]} for r in results
-    ]))  # fmt: skip
+    dump_keys(results, keys_file)
     console.print(
         f"done in {time.perf_counter() - started:.0f} s; tables in {args.out}, every key in {keys_file}"
     )
