@@ -154,14 +154,15 @@ class QualityCorpus:
     prefixed with ``prefix`` (by default ``benchmark_root``, as in semble's repositories) before
     matching. A dev-set corpus whose package lays files out unlike the upstream repository (a
     Debian package) names the upstream path of its root as ``prefix`` instead. ``annotations``
-    is the corpus's annotation file (None: semble's, found by name).
+    are the corpus's annotation files, whose queries are scored together (empty: semble's file,
+    found by name).
     """
 
     name: str
     package: Package
     benchmark_root: str
     prefix: str | None = None
-    annotations: Path | None = None
+    annotations: tuple[Path, ...] = ()
     language: str = ""
     split: str = "semble"
 
@@ -170,6 +171,15 @@ class QualityCorpus:
         """What goes before an indexed file's root-relative path to form an annotation path."""
         prefix = self.benchmark_root if self.prefix is None else self.prefix
         return prefix.strip("/") + "/" if prefix.strip("/") else ""
+
+    def annotation_path(self, rel: str, whole_project: bool) -> str:
+        """The annotation path of an indexed file: ``rel`` is relative to the benchmark root, or
+        with ``whole_project`` to the unpacked artifact (a file below the root is re-rooted at
+        ``prefix``, as it would be in the upstream repository; any other keeps its own path)."""
+        if not whole_project:
+            return self.path_prefix + rel
+        root = self.benchmark_root.strip("/") + "/"
+        return self.path_prefix + rel[len(root) :] if rel.startswith(root) else rel
 
 
 QUALITY_CORPORA = (

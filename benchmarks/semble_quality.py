@@ -28,7 +28,8 @@ INT8 = "hybrid, contextual int8"  # the contextual tier with int8 ONNX weights, 
 SYSTEMS = (*ours.SYSTEMS, INT8, BASELINE)
 TOP_K = 10
 FAILURE_NDCG = 0.5
-CATEGORIES = ("architecture", "semantic", "symbol")
+# semble's three, then the dev set's queries made from commit messages (benchmarks/devset/build_history.py).
+CATEGORIES = ("architecture", "semantic", "symbol", "history")
 
 # semble's own result files (benchmarks/results/*-1ea77add4c1b.json in MinishLab/semble),
 # per repository, on the pinned git commits: the same-repository yardstick for our three.
@@ -63,9 +64,13 @@ class Query:
     targets: tuple[Target, ...]  # relevant, then secondary
 
 
-def load_queries(repo: str, path: Path | None = None) -> list[Query]:
-    """The annotated queries of ``repo``: semble's file by that name, or the file at ``path``."""
-    raw = json.loads((path or annotations_dir() / f"{repo}.json").read_text(encoding="utf-8"))
+def load_queries(repo: str, paths: Sequence[Path] = ()) -> list[Query]:
+    """The annotated queries of ``repo``: semble's file by that name, or those of ``paths`` in order."""
+    raw = [
+        item
+        for path in (paths or [annotations_dir() / f"{repo}.json"])
+        for item in json.loads(path.read_text(encoding="utf-8"))
+    ]
     return [
         Query(
             repo,
@@ -149,11 +154,10 @@ def run_corpus(
     systems use are embedded (the contextual tier costs minutes per repository on a CPU)."""
     project = fetch(corpus.package, log)
     root = project if whole_project else project / corpus.benchmark_root
-    prefix = "" if whole_project else corpus.path_prefix
     queries = load_queries(corpus.name, corpus.annotations)
 
     def hits(rows: Sequence) -> list[Hit]:
-        return [Hit(prefix + r.path, r.start_line, r.end_line) for r in rows]
+        return [Hit(corpus.annotation_path(r.path, whole_project), r.start_line, r.end_line) for r in rows]
 
     index = ours.open_index(root, "quality-project" if whole_project else "quality", fresh=fresh)
     try:
@@ -246,6 +250,8 @@ def tables(runs: list[CorpusRun], whole_project: bool) -> list[Table]:
         main.add(run.corpus.name, len({o.query.text for o in run.outcomes}), *(run.ndcg(s) for s in SYSTEMS))
     for category in CATEGORIES:
         pooled = [o for r in runs for o in r.outcomes if o.query.category == category]
+        if not pooled:
+            continue
         main.add(
             f"category: {category}",
             len({(o.query.repo, o.query.text) for o in pooled}),

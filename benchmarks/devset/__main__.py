@@ -48,6 +48,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         metavar="NAMES",
         help="comma-separated repositories to run (default: all, both halves and semble's)",
     )
+    parser.add_argument(
+        "--whole-project",
+        action="store_true",
+        help="index each whole unpacked artifact (tests, docs, examples, vendored code too), as a "
+        "whole repository is, instead of its source folder",
+    )
     parser.add_argument("--failures-below", type=float, default=semble_quality.FAILURE_NDCG, metavar="NDCG")
     parser.add_argument("--out", type=Path, default=RESULTS / "devset.md", help="Markdown output file")
     return parser.parse_args(argv)
@@ -177,7 +183,7 @@ def main(argv: list[str] | None = None) -> int:
     with indexing_progress(session.console) as progress:
         runs = semble_quality.run_all(
             fresh=not args.reuse_index,
-            whole_project=False,
+            whole_project=args.whole_project,
             log=session.console.log,
             progress=progress,
             corpora=corpora,
