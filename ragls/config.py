@@ -210,6 +210,11 @@ class ServerConfig:
     debounce_ms: int = opt(
         75, "ragls serve: quiet time after a keystroke before an automatic inline completion asks the model"
     )
+    completion_context: Literal["repository", "file"] = opt(
+        "repository",
+        "ragls serve: what an inline completion's prompt shows besides the file: 'repository' (definitions, "
+        "recent edits, retrieved code) or 'file' (the file's prefix and suffix only, as llm-ls sends)",
+    )
     index_on_open: bool = opt(
         True, "ragls serve: index each workspace folder in the background when the editor opens it"
     )

@@ -416,7 +416,8 @@ def complete(
     if budget_tokens is None:
         budget_tokens = int(min(BUDGET_CAP, (meta.context_length if meta else 4096) // 4) * scale)
     recent = tuple(recent)
-    fresh = gather_context(index, req, text, recent, budget_tokens, count)
+    # a budget of 0 is a file-only prompt: no repository lookups at all
+    fresh = gather_context(index, req, text, recent, budget_tokens, count) if budget_tokens > 0 else []
     above = "\n".join(prefix.split("\n")[:-1])
     context = _stable((str(index.root), rel, recent, budget_tokens), line, above, fresh)
     timings["context_ms"] = _ms(started)

@@ -204,9 +204,11 @@ class Completer:
                                  "inline completion starts when it is ready")  # fmt: skip
                     session.log(f"{where}: nothing: the model is loading", LOG)
                     return None
+                file_only = ws.cfg.server.completion_context == "file"
                 result = complete(
                     ws.index, provider, r.path, r.line, r.col, text=r.text, recent=r.recent,
                     cancel=r.cancel, budget_ms=r.budget_ms, arrived=r.arrived, invoked=r.invoked,
+                    budget_tokens=0 if file_only else None,
                 )  # fmt: skip
         except (LLMError, PrivacyError, ValueError) as exc:
             if isinstance(exc, PositionError):

@@ -120,6 +120,13 @@ def test_recent_files_and_retrieval_fill_the_rest_within_budget(index: Index) ->
     assert sum(approx_tokens(render_one(s)) for s in tight.context) <= 60
 
 
+def test_a_zero_budget_is_a_file_only_prompt(index: Index) -> None:
+    """server.completion_context = "file" (what llm-ls sends): the same place, no repository context."""
+    assert complete(index, None, "shop/app.py", CALL_LINE, CALL_COL, context_only=True).context
+    alone = complete(index, None, "shop/app.py", CALL_LINE, CALL_COL, context_only=True, budget_tokens=0)
+    assert alone.context == []
+
+
 def test_completion_with_the_bundled_model(index: Index, provider) -> None:
     result = complete(index, provider, "shop/app.py", CALL_LINE, CALL_COL, mode="single")
     assert result.template == "plain" and result.mode == "single" and result.error is None
