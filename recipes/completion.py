@@ -391,8 +391,9 @@ def complete(
     fails, times out, is cancelled or answers garbage gives an empty completion, never an error.
     ``budget_ms`` (0: none) is the latency budget counted from ``arrived`` (a ``perf_counter``
     time; default now): it caps the prompt tokens the model may read for this request, from its
-    measured speed. Over it, an invoked trigger gets a file-only prompt that fits and an automatic
-    one nothing (``over_budget`` says why; ``warm_prompt`` is what to read ahead meanwhile).
+    measured speed. Over it, an invoked trigger gets a file-only prompt that fits (``over_budget``
+    says why) and an automatic one reads its prompt anyway, stopped by ``cancel`` with its work
+    kept (``warm_prompt`` is what to read ahead after the answer).
     ``invoked``: the user asked, so any text the model writes is shown, even a next line.
     """
     started = time.perf_counter()
@@ -432,12 +433,15 @@ def complete(
     result.warm_prompt = prompt
     result.prompt_tokens = provider.count_tokens(prompt)
     result.read_tokens = result.prompt_tokens - provider.cached_tokens(prompt)
-    allowed = _readable_tokens(provider, budget_ms, arrived, resolved)
+    allowed = _readable_tokens(provider, budget_ms, arrived, resolved) if invoked else None
+    # An automatic trigger over budget reads its whole prompt all the same: the next keystroke
+    # cancels it between two chunks and what it read stays cached, so typing only moves the cache
+    # forward and a pause gets its answer (an editor asks once per change, never again at a pause).
     if allowed is not None and result.read_tokens > allowed:
         result.over_budget = (
             f"over budget: {result.read_tokens} prompt tokens to read, {allowed} fit in {budget_ms:g} ms"
         )
-        prompt = _short_prompt(provider, family, parts, max(allowed, MIN_SHORT_PROMPT)) if invoked else ""
+        prompt = _short_prompt(provider, family, parts, max(allowed, MIN_SHORT_PROMPT))
         if not prompt:
             timings["total_ms"] = _ms(started)
             return result

@@ -248,7 +248,7 @@ def test_a_prompt_that_fits_the_budget_is_used_whole(index: Index, provider, fed
     assert result.read_tokens == result.prompt_tokens > 1_000
 
 
-def test_a_slow_model_gets_a_shorter_prompt_and_an_automatic_trigger_waits(
+def test_a_slow_model_gets_a_shorter_prompt_and_an_automatic_trigger_reads_it_late(
     index: Index, provider, fed
 ) -> None:
     text = LONG + APP
@@ -261,8 +261,10 @@ def test_a_slow_model_gets_a_shorter_prompt_and_an_automatic_trigger_waits(
     provider.llama.reset()  # cold: nothing of the prompt is cached
     before = provider.evaluated()
     automatic = complete(index, provider, "shop/app.py", line, col, text=text, mode="single", budget_ms=250)
-    assert automatic.completion == "" and automatic.over_budget and "over budget" in automatic.empty_reason()
-    assert provider.evaluated() == before  # the model was not asked
+    # over budget, yet read whole (an editor asks once per change: answering nothing would leave a
+    # pause without a suggestion); the next keystroke's cancel would stop it with its work kept
+    assert automatic.over_budget is None and automatic.context
+    assert provider.evaluated()[0] - before[0] >= automatic.prompt_tokens - 2  # read in batches, all of it
     assert automatic.prompt_tokens < fast_prompt.prompt_tokens  # less of the file and the context
     assert sum(len(s.text) for s in slow.context) <= sum(len(s.text) for s in fast.context)
     assert provider.count_tokens(automatic.warm_prompt) == automatic.prompt_tokens  # what to read ahead
