@@ -172,6 +172,15 @@ class QualityCorpus:
         prefix = self.benchmark_root if self.prefix is None else self.prefix
         return prefix.strip("/") + "/" if prefix.strip("/") else ""
 
+    def annotation_path(self, rel: str, whole_project: bool) -> str:
+        """The annotation path of an indexed file: ``rel`` is relative to the benchmark root, or
+        with ``whole_project`` to the unpacked artifact (a file below the root is re-rooted at
+        ``prefix``, as it would be in the upstream repository; any other keeps its own path)."""
+        if not whole_project:
+            return self.path_prefix + rel
+        root = self.benchmark_root.strip("/") + "/"
+        return self.path_prefix + rel[len(root) :] if rel.startswith(root) else rel
+
 
 QUALITY_CORPORA = (
     QualityCorpus("fastapi", Package("pypi", "fastapi", "0.135.3"), "fastapi", language="python"),

@@ -168,11 +168,10 @@ def run_corpus(
     project = fetch(corpus.package, log)
     if root is None:
         root = project if whole_project else project / corpus.benchmark_root
-    prefix = "" if whole_project else corpus.path_prefix
     queries = [*load_queries(corpus.name, corpus.annotations), *extra]
 
     def hits(rows: Sequence) -> list[Hit]:
-        return [Hit(prefix + r.path, r.start_line, r.end_line) for r in rows]
+        return [Hit(corpus.annotation_path(r.path, whole_project), r.start_line, r.end_line) for r in rows]
 
     purpose = purpose or ("quality-project" if whole_project else "quality")
     index = ours.open_index(root, purpose, fresh=fresh)

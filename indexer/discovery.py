@@ -5,12 +5,20 @@ rules), minus ``.raglsignore`` and ``index.exclude`` patterns, minus a built-in 
 secret-bearing files that are never indexed or sent anywhere, minus binaries, minified or
 generated files and files over the size limit. Every skipped file gets a reason, so the CLI
 and the tests can say why a file is missing.
+
+Symlinks are followed only inside the repository (the git top level, else the indexed root): a
+link that leaves it, dangles, loops or names a device, FIFO or socket is skipped with its reason.
+Each real file is indexed once: under its own path when that path is indexed too (the path git
+tracks and the language server resolves an editor's link to), else under the first link path
+that reaches it. Folder links are walked like folders, once per real folder.
 """
 
 from __future__ import annotations
 
+import errno
 import os
 import subprocess
+from collections import deque
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -75,6 +83,39 @@ GENERATED_PATTERNS = [
     "*.generated.*",
 ]
 
+# What editors and merge tools write beside the code: a stale copy competes with the real file in
+# every retrieval. Unsaved buffers reach the index through the server (didChange), never these.
+# They sit in the same gitignore-style list as .raglsignore, before it, so a workspace can take
+# one back with a negation there or in index.exclude (``!*.orig``).
+SCRATCH_PATTERNS = [
+    r"\#*#",  # Emacs autosave (a leading "#" would be a comment)
+    ".#*",  # Emacs lock link
+    "*~",  # Emacs and Vim backups, Vim undo files (.x.un~)
+    ".*.sw[a-p]",  # Vim swap files (.x.swp, .x.swo, ...)
+    "4913",  # Vim's probe that a folder is writable
+    "*___jb_tmp___",  # JetBrains safe-write
+    "*___jb_old___",
+    "*.vsctmp",  # VS Code atomic save
+    "*.orig",  # merge and patch leftovers
+    "*.rej",
+    "*.BACKUP.*",
+    "*.BASE.*",
+    "*.LOCAL.*",
+    "*.REMOTE.*",
+    "*_BACKUP_[0-9]*",  # git mergetool's names
+    "*_BASE_[0-9]*",
+    "*_LOCAL_[0-9]*",
+    "*_REMOTE_[0-9]*",
+]
+SCRATCH_REASON = "editor scratch file or merge leftover"
+
+LINK_LEAVES = "symlink leaves the repository (not followed)"
+LINK_DANGLING = "dangling symlink"
+LINK_LOOP = "symlink loop"
+LINK_SPECIAL = "symlink to a device, FIFO or socket"
+LINKS_NOT_FOLLOWED = (LINK_LEAVES, LINK_DANGLING, LINK_LOOP, LINK_SPECIAL)
+DUPLICATE = "same file as {} (indexed there)"
+
 BINARY_SNIFF_BYTES = 8192
 MINIFIED_LINE_CHARS = 1000  # an average line this long means minified or data, not code
 
@@ -132,9 +173,10 @@ def _git_files(root: Path) -> list[str]:
     return sorted(n for n in names if (root / n).is_file() or (root / n).is_symlink())
 
 
-def _walk_files(root: Path) -> Iterator[str]:
-    """Every file below root honouring nested .gitignore files; symlinked folders are not entered."""
-    stack: list[tuple[Path, list[tuple[str, pathspec.GitIgnoreSpec]]]] = [(root, [])]
+def _walk_files(root: Path, start: Path | None = None) -> Iterator[str]:
+    """Every file below ``start`` (default: root), as paths relative to root, honouring nested
+    .gitignore files; symlinks (to folders too) are yielded, not entered: the caller decides."""
+    stack: list[tuple[Path, list[tuple[str, pathspec.GitIgnoreSpec]]]] = [(start or root, [])]
     while stack:
         folder, specs = stack.pop()
         ignore_file = folder / ".gitignore"
@@ -163,36 +205,77 @@ class Rules:
     def __init__(self, root: Path, max_file_bytes: int, exclude: Iterable[str] = ()) -> None:
         self.root = root.resolve()
         self.max_file_bytes = max_file_bytes
-        self.ignore = _spec([*ALWAYS_SKIPPED_DIRS, *_read_patterns(self.root / ".raglsignore"), *exclude])
+        self.ignore = _spec(
+            [*ALWAYS_SKIPPED_DIRS, *SCRATCH_PATTERNS, *_read_patterns(self.root / ".raglsignore"), *exclude]
+        )
+        self.scratch = _spec(SCRATCH_PATTERNS)
         self.secret = _spec(SECRET_PATTERNS)
         self.generated = _spec(GENERATED_PATTERNS)
         self.in_git = in_git(self.root)
+        self.top = _git_top(self.root) if self.in_git else self.root  # where links may point
 
-    def skip_reason(self, rel: str) -> str | None:
-        """Why ``rel`` is not indexed (ignoring .gitignore, which the caller applies), or None."""
+    def is_scratch(self, rel: str) -> bool:
+        """An editor's scratch file the workspace has not taken back (the watcher drops its events)."""
+        return self.scratch.match_file(rel) and self.ignore.match_file(rel)
+
+    def skip_reason(self, rel: str, linked: bool | None = None) -> str | None:
+        """Why ``rel`` is not indexed (ignoring .gitignore, which the caller applies), or None.
+        ``linked``: whether the path goes through a symlink, when the caller knows (a scan does)."""
         if self.ignore.match_file(rel):
-            return "ignored"
+            return SCRATCH_REASON if self.scratch.match_file(rel) else "ignored"
         if self.secret.match_file(rel):
             return "secret-bearing file (never indexed)"
         if self.generated.match_file(rel):
             return "generated"
         path = self.root / rel
-        if path.is_symlink():
-            try:
-                target = path.resolve(strict=True)
-            except (OSError, RuntimeError):
-                return "broken or looping symlink"
-            if not target.is_relative_to(self.root):
-                return "symlink leaves the workspace"
+        if linked is None:
+            linked = path.is_symlink() or real(path) != path  # a loop resolves to itself
+        if linked:
+            target = real(path)
+            problem = self.link_problem(path)
+            if problem:
+                return problem
             if target.is_dir():
                 return "symlink to a folder"
+            seen_as = target.relative_to(self.top).as_posix()
+            if self.secret.match_file(seen_as):
+                return "secret-bearing file (never indexed)"
+            if self.generated.match_file(seen_as):
+                return "generated"
         return sniff(path, self.max_file_bytes)
 
-    def split(self, rels: Iterable[str]) -> Discovery:
+    def link_problem(self, path: Path) -> str | None:
+        """Why a path that goes through a symlink is not followed, or None."""
+        try:
+            target = path.resolve(strict=True)
+        except RuntimeError:  # Python before 3.13 reports a loop this way
+            return LINK_LOOP
+        except OSError as exc:
+            return LINK_LOOP if exc.errno == errno.ELOOP else LINK_DANGLING
+        if not target.is_relative_to(self.top):
+            return LINK_LEAVES
+        if not (target.is_file() or target.is_dir()):
+            return LINK_SPECIAL
+        return None
+
+    def duplicate_of(self, rel: str) -> str | None:
+        """The path a linked file is indexed under when that is its own path in the root (the
+        watcher's rule for one path; ``discover`` applies it to the whole tree)."""
+        path = self.root / rel
+        target = real(path)
+        if target == path or not target.is_relative_to(self.root):
+            return None
+        own = target.relative_to(self.root).as_posix()
+        if self.skip_reason(own) or git_ignored(self, [own]):
+            return None
+        return own
+
+    def split(self, rels: Iterable[str], linked: set[str] | frozenset[str] = frozenset()) -> Discovery:
+        """Indexable and skipped among ``rels``; ``linked`` names those reached through a link."""
         files: list[str] = []
         skipped: list[Skipped] = []
         for rel in rels:
-            reason = self.skip_reason(rel)
+            reason = self.skip_reason(rel, rel in linked)
             if reason:
                 skipped.append(Skipped(rel, reason))
             else:
@@ -203,7 +286,73 @@ class Rules:
 def discover(rules: Rules) -> Discovery:
     """List the indexable files of the workspace and why the others were skipped."""
     candidates = _git_files(rules.root) if rules.in_git else list(_walk_files(rules.root))
-    return rules.split(candidates)
+    rels, linked, refused = expand_links(rules, candidates)
+    found = rules.split(rels, linked)
+    files, duplicates = _once_each(rules.root, found.files, linked)
+    return Discovery(files, [*refused, *found.skipped, *duplicates])
+
+
+def expand_links(rules: Rules, rels: Iterable[str]) -> tuple[list[str], set[str], list[Skipped]]:
+    """Replace each link to a folder inside the repository by the files below it (walked once per
+    real folder; a link into a folder that holds it is a loop); other links pass through.
+    Returns the paths, those of them reached through a link, and the folder links refused."""
+    out: list[str] = []
+    linked: set[str] = set()
+    refused: list[Skipped] = []
+    walked: dict[Path, str] = {}
+    queue = deque((rel, False) for rel in rels)
+    while queue:
+        rel, below_link = queue.popleft()
+        path = rules.root / rel
+        is_link = path.is_symlink()
+        if is_link or below_link:
+            linked.add(rel)
+        if not (is_link and path.is_dir()):
+            out.append(rel)
+            continue
+        problem = rules.link_problem(path)
+        target = real(path)
+        if problem is None and real(path.parent).is_relative_to(target):
+            problem = LINK_LOOP
+        if problem is None and target in walked:
+            problem = f"same folder as {walked[target]} (indexed there)"
+        if problem:
+            refused.append(Skipped(rel, problem))
+            continue
+        walked[target] = rel
+        queue.extend((below, True) for below in _walk_files(rules.root, path))
+    return out, linked, refused
+
+
+def _once_each(root: Path, rels: list[str], linked: set[str]) -> tuple[list[str], list[Skipped]]:
+    """One path per real file: its own path when indexed, else the first link path reaching it."""
+    base = str(root)
+    by_target: dict[str, list[str]] = {}
+    for rel in sorted(rels):
+        full = os.path.join(base, rel)
+        by_target.setdefault(os.path.realpath(full) if rel in linked else full, []).append(rel)
+    files: list[str] = []
+    duplicates: list[Skipped] = []
+    for names in by_target.values():
+        keep = next((n for n in names if n not in linked), names[0])
+        files.append(keep)
+        duplicates.extend(Skipped(n, DUPLICATE.format(keep)) for n in names if n != keep)
+    return sorted(files), duplicates
+
+
+def real(path: Path) -> Path:
+    """Where a path leads, links followed; never raises (a loop resolves to itself, and the link
+    checks report it)."""
+    return Path(os.path.realpath(path))
+
+
+def _git_top(root: Path) -> Path:
+    try:
+        command = ["git", "-C", str(root), "rev-parse", "--show-toplevel"]
+        top = subprocess.run(command, capture_output=True, text=True, timeout=30).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return root
+    return Path(top).resolve() if top else root
 
 
 def git_ignored(rules: Rules, rels: list[str]) -> set[str]:

@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import ctypes
 import hashlib
+import json
 import multiprocessing
 import os
 import signal
 import sys
 import threading
 import time
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -50,6 +51,7 @@ UNSAVED = (0, -1)
 # files go to the workers this many at a time.
 PARALLEL_FROM = 256
 PARSE_CHUNK = 16
+LINKS_KEY = "links_not_followed"  # meta: {path: reason} of the symlinks the last scan refused
 
 
 @dataclass
@@ -235,6 +237,7 @@ class Index:
                 todo.append(rel)
         gone = sorted(set(known) - set(found.files))
         self._apply(todo, gone, known, stats, progress)
+        self._remember_links(stats.skipped)
         stats.chunks = self.store.chunk_count()
         stats.seconds = time.perf_counter() - started
         return stats
@@ -242,22 +245,31 @@ class Index:
     def update_paths(self, paths: Iterable[Path | str], progress: Progress | None = None) -> UpdateStats:
         """Re-index just these files (created, changed or deleted), e.g. from the watcher."""
         started = time.perf_counter()
-        rels = sorted({self._relative(p) for p in paths} - {None})
-        ignored = discovery.git_ignored(self.rules, [r for r in rels if (self.root / r).exists()])
-        stats = UpdateStats()
+        touched = sorted({self._relative(p) for p in paths} - {None})
+        rels, _, refused = discovery.expand_links(self.rules, touched)  # a new folder link: its files
+        # git cannot answer for a path beyond a symlink (and stops if asked); those are no git path
+        ignored = discovery.git_ignored(self.rules, [r for r in rels if self._git_path(r)])
+        stats = UpdateStats(skipped=refused)
         present, gone = [], []
         for rel in rels:
             path = self.root / rel
-            reason = (
-                "ignored" if rel in ignored else (self.rules.skip_reason(rel) if path.is_file() else "gone")
-            )
+            if not (path.is_file() or path.is_symlink()):
+                reason = "gone"
+            else:
+                reason = "ignored" if rel in ignored else self.rules.skip_reason(rel)
+            if reason is None and (same := self.rules.duplicate_of(rel)):
+                reason = discovery.DUPLICATE.format(same)
             if reason is None:
                 present.append(rel)
             else:
                 gone.append(rel)
                 if reason != "gone":
                     stats.skipped.append(discovery.Skipped(rel, reason))
-        self._apply(present, gone, self.store.files(), stats, progress)
+        known = self.store.files()
+        below = tuple(f"{rel}/" for rel in touched if not (self.root / rel).exists())
+        gone += [k for k in known if below and k.startswith(below)]  # a folder (link) that went away
+        self._apply(present, gone, known, stats, progress)
+        self._remember_links(stats.skipped, replacing=touched)
         stats.chunks = self.store.chunk_count()
         stats.seconds = time.perf_counter() - started
         return stats
@@ -296,6 +308,22 @@ class Index:
             if self._vectors_dirty:
                 return  # this process has unsaved vectors of its own: they are the current ones
             self._load_vectors()
+
+    def _git_path(self, rel: str) -> bool:
+        """A path that exists and that git can name: no symlink among its folders."""
+        path = self.root / rel
+        return path.exists() and discovery.real(path.parent) == path.parent
+
+    def _remember_links(self, skipped: list[discovery.Skipped], replacing: list[str] | None = None) -> None:
+        """Keep the links the last scan did not follow, for ``status``: a whole scan replaces the
+        list, a watcher batch only the entries at or below the paths it touched."""
+        links = {s.path: s.reason for s in skipped if s.reason in discovery.LINKS_NOT_FOLLOWED}
+        if replacing is not None:
+            below = tuple(f"{rel}/" for rel in replacing)
+            kept = json.loads(self.store.meta(LINKS_KEY) or "{}")
+            links |= {k: v for k, v in kept.items() if k not in replacing and not k.startswith(below)}
+        with self.store.transaction() as db:
+            self.store.set_meta(db, LINKS_KEY, json.dumps(links, sort_keys=True))
 
     def _relative(self, path: Path | str) -> str | None:
         path = Path(path)
@@ -476,6 +504,7 @@ class Index:
                 for name, tier in self.tiers.items()
             },
             "languages": self.store.languages(),
+            "symlinks_not_followed": dict(Counter(json.loads(self.store.meta(LINKS_KEY) or "{}").values())),
         }
 
     def is_empty(self) -> bool:

@@ -36,16 +36,33 @@ TIER_WEIGHTS = {"static": 0.3, "contextual": 1.0}
 EVIDENCE = 0.25  # share of a file's next three chunk scores added to its best one
 # Prose and config files answer a code search less often than code does; they still rank when
 # they match much better than any code.
-NON_CODE_PENALTY = 0.7
+NON_CODE_PENALTY = 0.5
 NON_CODE_LANGUAGES = CONFIG_LANGUAGES | {"markdown", "text"}
 # Files below test/docs/example folders, and test files by each ecosystem's naming convention
 # (test_x.py, x_test.go, x_spec.rb, x.test.ts, XTest.java), answer "where is X implemented" less
 # often than the code itself.
-SECONDARY_PENALTY = 0.65
+SECONDARY_PENALTY = 0.3
 SECONDARY_PATH = re.compile(
-    r"(^|/)(tests?|testing|__tests__|spec|docs?|examples?|benchmarks?|fixtures?)(/|$)|(^|/)test_|_test\."
+    r"(?i:(^|/)(tests?|testing|testdata|__tests__|specs?|e2e|docs?|docs_src|documentation|examples?|samples?"
+    r"|demos?|benchmarks?|bench(es)?|fixtures?|vendor|vendored|third_party|thirdparty|3rdparty)(/|$))"
+    r"|[.](Tests?|UnitTests|Specs|Benchmarks?)(/|$)|(^|/)test_|_test\.|_bench(mark)?\."
     r"|_spec\.|\.(test|spec)\.[cm]?[jt]sx?$|(Tests?|Spec)\.(java|kt|cs|swift|scala|php)$"
 )
+# Declarations and bodies that live apart: a C/C++ header and the source file that implements it
+# (``encode.h`` and ``encode.c``, ``pool.hpp`` and ``pool-inl.h`` or ``pool.cc``), a TypeScript
+# declaration file and its JavaScript (``types/hooks.d.ts``, ``lib/hooks.js``), a Python stub and
+# its module. A question about what the code does is answered by the body; the declaration names
+# it better (it is short and documented) and so tends to outrank it. The body inherits its
+# declaration's rank, and the declaration follows it. (declaration, body) patterns per family:
+DECLARATION_FAMILIES = (
+    (
+        re.compile(r"(?<![-_]inl)\.(h|hh|hpp|hxx|h\+\+)$"),
+        re.compile(r"(\.(c|cc|cpp|cxx|c\+\+|m|mm|tcc|ipp)|[-_]inl\.(h|hh|hpp))$"),
+    ),
+    (re.compile(r"\.d\.[cm]?ts$"), re.compile(r"(?<!\.d)\.[cm]?[jt]sx?$")),
+    (re.compile(r"\.pyi$"), re.compile(r"\.py$")),
+)
+DECLARATION_SHARE = 0.9  # of the pair's score, left to the declaration
 
 
 @dataclass(frozen=True)
@@ -222,7 +239,8 @@ def search(
             **dense_rankings(index, query, tiers),
             "symbol": symbol_ranking(index, query),
         }
-    weights = (NAME_QUERY_WEIGHTS if is_name_query(query) else WEIGHTS) | TIER_WEIGHTS
+    name_query = is_name_query(query)
+    weights = (NAME_QUERY_WEIGHTS if name_query else WEIGHTS) | TIER_WEIGHTS
     chunk_scores: dict[int, float] = defaultdict(float)
     for signal, ranked in rankings.items():
         for rank, chunk_id in enumerate(ranked):
@@ -235,15 +253,54 @@ def search(
             path_bonus[path] = WEIGHTS["path"] / (RRF_K + rank + 1)
     # A question about tests or docs wants those folders as much as the code.
     secondary = 1.0 if SECONDARY_PATH.search("/".join(query_terms(query)) + "/") else SECONDARY_PENALTY
-    return _by_file(rows, chunk_scores, path_bonus, top_k, secondary)
+    # A name is answered by the definition the symbol table found, wherever it lives.
+    return _by_file(rows, chunk_scores, path_bonus, top_k, secondary, bodies_lead=not name_query)
+
+
+def _companion_key(path: str) -> str:
+    """A file's name without its extensions or an ``-inl``/``_impl`` marker, lower-cased."""
+    name = path.rsplit("/", 1)[-1].lower()
+    stem = name.split(".", 1)[0]
+    return re.sub(r"[-_](inl|impl)$", "", stem)
+
+
+def companions(paths: list[str]) -> list[tuple[str, str]]:
+    """(declaration, its body) pairs among ``paths``: same name, same family, the body nearest
+    the declaration in the tree; test and docs files are nobody's body."""
+    pairs = []
+    for declaration, body in DECLARATION_FAMILIES:
+        bodies: dict[str, list[str]] = defaultdict(list)
+        for path in paths:
+            if body.search(path) and not SECONDARY_PATH.search(path):
+                bodies[_companion_key(path)].append(path)
+        for path in paths:
+            if declaration.search(path) and bodies.get(_companion_key(path)):
+                nearest = max(bodies[_companion_key(path)], key=lambda b: (_shared_folders(path, b), b))
+                pairs.append((path, nearest))
+    return pairs
+
+
+def _shared_folders(a: str, b: str) -> int:
+    count = 0
+    for x, y in zip(a.split("/")[:-1], b.split("/")[:-1], strict=False):
+        if x != y:
+            break
+        count += 1
+    return count
 
 
 def _by_file(
-    rows: dict, chunk_scores: dict[int, float], path_bonus: dict[str, float], top_k: int, secondary: float
+    rows: dict,
+    chunk_scores: dict[int, float],
+    path_bonus: dict[str, float],
+    top_k: int,
+    secondary: float,
+    *,
+    bodies_lead: bool,
 ) -> list[SearchResult]:
     """Rank files by their best chunk plus a little for further evidence (times ``secondary``
-    below test and docs folders), then take each file's best chunk in file order; further chunks
-    of a file only after every file had one."""
+    below test and docs folders; ``bodies_lead``: a source file ahead of its header), then take
+    each file's best chunk in file order; further chunks of a file only after every file had one."""
     per_file: dict[str, list[tuple[float, int]]] = defaultdict(list)
     for chunk_id, row in rows.items():
         per_file[row.path].append((chunk_scores[chunk_id], chunk_id))
@@ -255,6 +312,10 @@ def _by_file(
         if rows[scored[0][1]].language in NON_CODE_LANGUAGES:
             penalty *= NON_CODE_PENALTY
         file_scores[path] = (scored[0][0] + evidence + path_bonus.get(path, 0.0)) * penalty
+    for declaration, body in companions(list(file_scores)) if bodies_lead else []:
+        lead = max(file_scores[declaration], file_scores[body])
+        file_scores[body] = lead
+        file_scores[declaration] = min(file_scores[declaration], lead * DECLARATION_SHARE)
     order = sorted(per_file, key=lambda p: -file_scores[p])
     picked: list[tuple[float, int]] = []
     depth = 0

@@ -70,10 +70,14 @@ class Watcher(FileSystemEventHandler):
     def _skipped(self, raw: str | bytes) -> bool:
         path = Path(raw if isinstance(raw, str) else raw.decode(errors="replace"))
         try:
-            parts = path.relative_to(self.index.root).parts
+            rel = path.relative_to(self.index.root)
         except ValueError:
             return True
-        return any(p in SKIPPED_DIRS for p in parts) or path.is_relative_to(self.index.folder)
+        return (
+            any(p in SKIPPED_DIRS for p in rel.parts)
+            or path.is_relative_to(self.index.folder)
+            or self.index.rules.is_scratch(rel.as_posix())  # an autosave every few seconds is no update
+        )
 
     def start(self) -> Watcher:
         self._observer.schedule(self, str(self.index.root), recursive=True)

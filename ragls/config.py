@@ -29,11 +29,14 @@ class ConfigError(ValueError):
     """A configuration file holds an unknown key, a bad value or invalid TOML."""
 
 
-def opt(default: Any, doc: str) -> Any:
-    """A config key: its default and the one-line doc the README and ``ragls config`` show."""
+def opt(default: Any, doc: str, positive: bool = False) -> Any:
+    """A config key: its default and the one-line doc the README and ``ragls config`` show.
+    Numbers are never negative; ``positive`` ones (a count or a time where 0 means nothing works)
+    must be above 0."""
+    metadata = {"doc": doc, "positive": positive}
     if isinstance(default, list):
-        return field(default_factory=lambda: list(default), metadata={"doc": doc})
-    return field(default=default, metadata={"doc": doc})
+        return field(default_factory=lambda: list(default), metadata=metadata)
+    return field(default=default, metadata=metadata)
 
 
 def section(cls: type) -> Any:
@@ -42,14 +45,16 @@ def section(cls: type) -> Any:
 
 @dataclass(frozen=True)
 class IndexConfig:
-    max_file_bytes: int = opt(1_000_000, "files larger than this many bytes are not indexed")
+    max_file_bytes: int = opt(1_000_000, "files larger than this many bytes are not indexed", positive=True)
     exclude: list[str] = opt([], "extra gitignore-style patterns to skip (besides .gitignore, .raglsignore)")
     location: Literal["cache", "workspace"] = opt(
         "cache",
         "'cache': the user's cache dir keyed by workspace ($RAGLS_CACHE_DIR overrides); "
         "'workspace': <root>/.ragls/index",
     )
-    lines_per_chunk: int = opt(60, "lines per chunk for files chunked by lines (text, config, no grammar)")
+    lines_per_chunk: int = opt(
+        60, "lines per chunk for files chunked by lines (text, config, no grammar)", positive=True
+    )
     embeddings: bool = opt(True, "build dense embeddings (keyword and symbol layers are always built)")
     contextual: Literal["auto", "on", "off"] = opt(
         "auto",
@@ -82,7 +87,9 @@ class EmbeddingModelConfig:
     batch_size: int = opt(
         0, "texts per forward pass; 0 = 256 on a GPU, 8 on a CPU (halved on out-of-memory)"
     )
-    max_tokens: int = opt(256, "tokens per embedded window; longer chunks are truncated for embedding")
+    max_tokens: int = opt(
+        256, "tokens per embedded window; longer chunks are truncated for embedding", positive=True
+    )
 
 
 @dataclass(frozen=True)
@@ -92,7 +99,7 @@ class StaticModelConfig:
         "model directory the static tier is distilled from (model2vec, offline, once per machine); "
         "empty = models.embedding's model",
     )
-    pca_dims: int = opt(256, "dimensions of the distilled static vectors")
+    pca_dims: int = opt(256, "dimensions of the distilled static vectors", positive=True)
 
 
 @dataclass(frozen=True)
@@ -118,14 +125,20 @@ class ModelConfig:
     zero_retention: bool = opt(
         False, "your attestation that this endpoint keeps nothing (required in zero-retention mode)"
     )
-    max_tokens: int = opt(256, "default cap on generated tokens per request")
+    max_tokens: int = opt(256, "default cap on generated tokens per request", positive=True)
     temperature: float = opt(0.2, "default sampling temperature")
-    timeout: float = opt(120.0, "seconds a whole request may take before it is abandoned")
-    connect_timeout: float = opt(5.0, "remote providers: seconds to wait for a connection")
-    read_timeout: float = opt(30.0, "remote providers: seconds to wait for the next streamed bytes")
+    timeout: float = opt(120.0, "seconds a whole request may take before it is abandoned", positive=True)
+    connect_timeout: float = opt(5.0, "remote providers: seconds to wait for a connection", positive=True)
+    read_timeout: float = opt(
+        30.0, "remote providers: seconds to wait for the next streamed bytes", positive=True
+    )
     max_retries: int = opt(2, "remote providers: retries after HTTP 429/5xx or a refused connection")
     context_length: int = opt(0, "context window in tokens; 0 = from the model file (local) or 8192 (remote)")
-    threads: int = opt(0, "local providers: CPU threads; 0 = half the cores")
+    threads: int = opt(
+        0,
+        "local providers: CPU threads; 0 = llama_cpp times a short probe with 1, half and all cores at "
+        "load and keeps the fastest (ctransformers: all cores)",
+    )
     gpu_layers: int = opt(0, "llama_cpp: layers offloaded to a GPU (needs a GPU build of llama-cpp-python)")
 
 
@@ -139,7 +152,7 @@ class ModelsConfig:
 
 @dataclass(frozen=True)
 class SearchConfig:
-    top_k: int = opt(10, "results returned when the caller does not say")
+    top_k: int = opt(10, "results returned when the caller does not say", positive=True)
     first_search_embed_limit: int = opt(
         2000,
         "a first search on a folder with no index embeds before answering only up to this many chunks; "
@@ -167,7 +180,7 @@ class RecipesConfig:
     verbosity: Literal["concise", "detailed"] = opt(
         "concise", "'concise': short answers that get to the point; 'detailed': explain more fully"
     )
-    answer_tokens: int = opt(384, "cap on tokens generated for one answer (ask and recipes)")
+    answer_tokens: int = opt(384, "cap on tokens generated for one answer (ask and recipes)", positive=True)
     context_tokens: int = opt(
         1024,
         "cap on prompt tokens spent on repository context; 0 = whatever the model's window leaves "
@@ -177,9 +190,30 @@ class RecipesConfig:
 
 
 @dataclass(frozen=True)
+class LatencyBudgetConfig:
+    automatic: int = opt(
+        250,
+        "ms from a keystroke's request to its inline completion, the debounce included: a suggestion "
+        "that comes later than a typist's next key or two is one they have typed past. It caps the "
+        "prompt tokens read for the request (from the model's measured speed): on a slow CPU a "
+        "cold prompt waits for read-ahead instead of blocking typing",
+    )
+    invoked: int = opt(
+        1000,
+        "ms for an explicitly requested completion: the user waits for it, but not for seconds; "
+        "0 = no limit (for both)",
+    )
+
+
+@dataclass(frozen=True)
 class ServerConfig:
     debounce_ms: int = opt(
         75, "ragls serve: quiet time after a keystroke before an automatic inline completion asks the model"
+    )
+    completion_context: Literal["repository", "file"] = opt(
+        "repository",
+        "ragls serve: what an inline completion's prompt shows besides the file: 'repository' (definitions, "
+        "recent edits, retrieved code) or 'file' (the file's prefix and suffix only, as llm-ls sends)",
     )
     index_on_open: bool = opt(
         True, "ragls serve: index each workspace folder in the background when the editor opens it"
@@ -189,6 +223,7 @@ class ServerConfig:
         "ragls serve: who reports file changes: 'auto' (the editor if it can watch files, else watchdog), "
         "'client', 'watchdog' or 'off'",
     )
+    latency_budget_ms: LatencyBudgetConfig = section(LatencyBudgetConfig)
 
 
 @dataclass(frozen=True)
@@ -288,11 +323,11 @@ def _build(cls: type, values: dict[str, Any], sources: Sources, prefix: tuple[st
             close = difflib.get_close_matches(key, list(fields), n=1)
             hint = f"did you mean '{close[0]}'?" if close else f"known keys here: {', '.join(sorted(fields))}"
             raise ConfigError(f"{_where(sources, at)}unknown key '{dotted}' ({hint})")
-        kwargs[key] = _coerce(hints[key], value, sources, at)
+        kwargs[key] = _coerce(hints[key], value, sources, at, fields[key].metadata.get("positive", False))
     return cls(**kwargs)
 
 
-def _coerce(hint: Any, value: Any, sources: Sources, at: tuple[str, ...]) -> Any:
+def _coerce(hint: Any, value: Any, sources: Sources, at: tuple[str, ...], positive: bool = False) -> Any:
     dotted = ".".join(at)
     where = _where(sources, at)
     origin = typing.get_origin(hint)
@@ -317,7 +352,7 @@ def _coerce(hint: Any, value: Any, sources: Sources, at: tuple[str, ...]) -> Any
             if arg is type(None):
                 continue
             try:
-                return _coerce(arg, value, sources, at)
+                return _coerce(arg, value, sources, at, positive)
             except ConfigError as exc:
                 last = exc
         assert last is not None
@@ -333,6 +368,8 @@ def _coerce(hint: Any, value: Any, sources: Sources, at: tuple[str, ...]) -> Any
         raise ConfigError(f"{where}'{dotted}' must be {hint.__name__}, got {type(value).__name__} {value!r}")
     if hint in (int, float) and value < 0:
         raise ConfigError(f"{where}'{dotted}' must not be negative, got {value!r}")
+    if hint in (int, float) and positive and value == 0:
+        raise ConfigError(f"{where}'{dotted}' must be greater than 0, got {value!r}")
     return value
 
 

@@ -4,10 +4,10 @@ completion.
 Context is what a programmer would glance at: the definitions of what is being called near the
 cursor (looked up in the symbol table, files this one imports first), similar code in recently
 edited files, and keyword-retrieved chunks for the code just above the cursor. It is small (a
-quarter of the model's context, at most 1,024 tokens by default) because every prompt token costs
-time on a local model, and it is *sticky*: while the user types on one line and names nothing new,
-the previous context is reused verbatim so the prompt only grows at its end and llama.cpp's
-prefix cache stays valid (see ``fim``).
+quarter of the model's context, at most 1,024 tokens, less for a model that reads slowly) because
+every prompt token costs time on a local model, and it is *sticky*: while the user types on one
+line and names nothing new, the previous context is reused verbatim so the prompt only grows at
+its end and llama.cpp's prefix cache stays valid (see ``fim``).
 
 Positions: LINE and COL are 1-based; COL counts characters (code points) of the line, and
 ``len(line) + 1`` is the end of the line. A position outside the document raises
@@ -17,6 +17,7 @@ the user did not ask for.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import re
 import threading
@@ -44,14 +45,29 @@ Mode = Literal["auto", "single", "multi"]
 BUDGET_CAP = 1024  # context tokens, at most
 PREFIX_CHARS = 3000  # ~800 tokens of the file before the cursor
 SUFFIX_CHARS = 800  # ~200 tokens after it (re-read on every keystroke by PSM-only families)
-PREFIX_STEP = 16  # the prefix window starts on a multiple of this many lines (stable while typing)
+PREFIX_STEP = 16  # the full window starts on a multiple of this many lines (stable while typing);
+# a shorter window on a multiple of proportionally fewer (rounding up by 16 lines would leave a
+# 10-line window nothing but the cursor's line)
 NEAR_LINES = 30  # lines above the cursor whose references count
 DEF_LINES = 30  # lines of a definition shown (signature, docstring, start of the body)
 PER_NAME = 2  # definitions per referenced name (same-named symbols in several files)
 MAX_NAMES = 10
 MAX_RECENT_FILES = 8
 MAX_TOKENS = {"single": 48, "multi": 128}
+# The latency budget: generated tokens whose time is set aside before prompt tokens are allowed
+# (a typical single line; a short block), the prompt tokens a request may always read (what a
+# keystroke adds, even when generation alone overruns the budget), the fewest prompt tokens worth a
+# file-only prompt when an invoked trigger's full one is over budget (the user asked: an answer a
+# little late beats none), and the seconds of reading a cold full prompt
+# may cost at the speed measured at load (so a CPU gets a short prompt, a GPU the full one).
+RESERVED_TOKENS = {"single": 8, "multi": 24}
+ALWAYS_READ = 16
+MIN_SHORT_PROMPT = 48
+WARM_SECONDS = 6.0
+MIN_SCALE = 0.125  # the shortest prompt: an eighth of the full one (~220 tokens)
+FULL_PROMPT_TOKENS = BUDGET_CAP + PREFIX_CHARS // 4
 _IDENT = re.compile(r"[^\W\d]\w*")
+_WORD_AT_END = re.compile(r"\w+$")
 _BLOCK_OPENER = re.compile(r"(:|\{|\(|\[|=>|\bthen|\bdo)\s*$")
 _IMPORT = re.compile(
     r"\s*(?:from\s+([.\w]+)\s+import|import\s+([.\w]+)|.*?\bfrom\s+['\"]([^'\"]+)['\"]"
@@ -76,6 +92,20 @@ class CompletionResult:
     template: str = "plain"  # the FIM family, or "plain" prefix completion
     error: str | None = None  # why the completion is empty when the model failed
     prompt_tokens: int = 0  # what a cold request has to read (0 when the model was not called)
+    read_tokens: int = 0  # prompt tokens that were not cached (what the request had to read)
+    over_budget: str | None = None  # why the full prompt was not used (its reading would overrun)
+    warm_prompt: str = ""  # the full prompt: read ahead, the next keystroke reads only what it adds
+    raw: str = ""  # what the model wrote, before post-processing
+
+    def empty_reason(self) -> str | None:
+        """Why there is nothing to show (None when there is)."""
+        if self.completion:
+            return None
+        if self.error:
+            return self.error
+        if self.over_budget and not self.raw:
+            return self.over_budget
+        return "filtered: " + repr(self.raw[:60]) if self.raw.strip() else "the model wrote nothing"
 
 
 def cursor_offset(text: str, line: int, col: int) -> int:
@@ -114,18 +144,20 @@ def relative_path(index: Index, path: str | Path) -> str:
 # -- the prompt window -------------------------------------------------------------------------
 
 
-def _prefix_window(prefix: str) -> tuple[str, int]:
+def _prefix_window(prefix: str, chars: int = PREFIX_CHARS) -> tuple[str, int]:
     """The end of the prefix to show, and its first line (0-based). The start moves only in
-    steps of PREFIX_STEP lines, so the prompt head is stable while the user types."""
+    steps of PREFIX_STEP lines (fewer for a shorter window), so the prompt head is stable while
+    the user types."""
     lines = prefix.split("\n")
     total, start = 0, len(lines)
-    while start > 0 and total + len(lines[start - 1]) + 1 <= PREFIX_CHARS:
+    while start > 0 and total + len(lines[start - 1]) + 1 <= chars:
         start -= 1
         total += len(lines[start]) + 1
     if start > 0:
-        start = min(len(lines) - 1, -(-start // PREFIX_STEP) * PREFIX_STEP)
+        step = max(2, PREFIX_STEP * chars // PREFIX_CHARS)
+        start = min(len(lines) - 1, -(-start // step) * step)
     window = "\n".join(lines[start:])
-    return window[-PREFIX_CHARS:], start
+    return window[-chars:], start
 
 
 def _suffix_window(suffix: str) -> str:
@@ -153,18 +185,22 @@ class Cursor:
         return path == self.rel and start <= self.last_line and end >= self.first_line
 
 
-def cursor_at(rel: str, language: str | None, prefix: str, suffix: str, line: int) -> Cursor:
+def cursor_at(
+    rel: str, language: str | None, prefix: str, suffix: str, line: int, prefix_chars: int = PREFIX_CHARS
+) -> Cursor:
     """The cursor between ``prefix`` and ``suffix`` (on 1-based ``line``) with its prompt windows."""
-    shown_prefix, first = _prefix_window(prefix)
+    shown_prefix, first = _prefix_window(prefix, prefix_chars)
     shown_suffix = _suffix_window(suffix)
     return Cursor(rel, language, shown_prefix, shown_suffix, first + 1, line + shown_suffix.count("\n"))
 
 
 def referenced_names(req: Cursor) -> list[str]:
     """Names used near the cursor, nearest first: identifiers on the cursor's line (the call
-    being typed may not parse yet), then calls and types referenced in the lines above."""
+    being typed may not parse yet), then calls and types referenced in the lines above. The word
+    the cursor is in is not one yet: each of its keystrokes would name another definition, change
+    the context and with it the prompt's cached head."""
     lines = req.prefix.split("\n")
-    current = _IDENT.findall(lines[-1])[::-1]
+    current = _IDENT.findall(_WORD_AT_END.sub("", lines[-1]))[::-1]
     window = "\n".join(lines[-NEAR_LINES - 1 : -1])
     parsed = parse(req.rel, window, language=req.language) if window.strip() else None
     refs = sorted(
@@ -345,13 +381,23 @@ def complete(
     recent: Iterable[str] = (),
     cancel: threading.Event | None = None,
     budget_tokens: int | None = None,
+    budget_ms: float = 0,
+    arrived: float | None = None,
+    invoked: bool = False,
 ) -> CompletionResult:
     """Complete at LINE:COL (1-based) of ``path``; ``text`` is the editor's unsaved buffer.
 
     ``provider`` may be None with ``context_only`` (no model is loaded or called). A model that
     fails, times out, is cancelled or answers garbage gives an empty completion, never an error.
+    ``budget_ms`` (0: none) is the latency budget counted from ``arrived`` (a ``perf_counter``
+    time; default now): it caps the prompt tokens the model may read for this request, from its
+    measured speed. Over it, an invoked trigger gets a file-only prompt that fits (``over_budget``
+    says why) and an automatic one reads its prompt anyway, stopped by ``cancel`` with its work
+    kept (``warm_prompt`` is what to read ahead after the answer).
+    ``invoked``: the user asked, so any text the model writes is shown, even a next line.
     """
     started = time.perf_counter()
+    arrived = started if arrived is None else arrived
     timings: dict[str, float] = {}
     rel = relative_path(index, path)
     if text is None:
@@ -363,15 +409,16 @@ def complete(
     prefix, suffix = text[:offset], text[offset:]
     resolved = resolve_mode(mode, prefix, suffix)
     language = language_for(rel, text)
-    req = cursor_at(rel, language, prefix, suffix, line)
-
     meta = provider.metadata() if provider is not None else None
     family = fim.family_for(meta) if meta is not None else None
     count = provider.count_tokens if provider is not None else approx_tokens
+    scale = _prompt_scale(provider)
+    req = cursor_at(rel, language, prefix, suffix, line, int(PREFIX_CHARS * scale))
     if budget_tokens is None:
-        budget_tokens = min(BUDGET_CAP, (meta.context_length if meta else 4096) // 4)
+        budget_tokens = int(min(BUDGET_CAP, (meta.context_length if meta else 4096) // 4) * scale)
     recent = tuple(recent)
-    fresh = gather_context(index, req, text, recent, budget_tokens, count)
+    # a budget of 0 is a file-only prompt: no repository lookups at all
+    fresh = gather_context(index, req, text, recent, budget_tokens, count) if budget_tokens > 0 else []
     above = "\n".join(prefix.split("\n")[:-1])
     context = _stable((str(index.root), rel, recent, budget_tokens), line, above, fresh)
     timings["context_ms"] = _ms(started)
@@ -383,21 +430,44 @@ def complete(
 
     parts = fim.PromptParts(rel, language, req.prefix, req.suffix, context, repo=index.root.name)
     prompt = fim.render(family, parts)
+    result.warm_prompt = prompt
     result.prompt_tokens = provider.count_tokens(prompt)
+    result.read_tokens = result.prompt_tokens - provider.cached_tokens(prompt)
+    allowed = _readable_tokens(provider, budget_ms, arrived, resolved) if invoked else None
+    # An automatic trigger over budget reads its whole prompt all the same: the next keystroke
+    # cancels it between two chunks and what it read stays cached, so typing only moves the cache
+    # forward and a pause gets its answer (an editor asks once per change, never again at a pause).
+    if allowed is not None and result.read_tokens > allowed:
+        result.over_budget = (
+            f"over budget: {result.read_tokens} prompt tokens to read, {allowed} fit in {budget_ms:g} ms"
+        )
+        prompt = _short_prompt(provider, family, parts, max(allowed, MIN_SHORT_PROMPT))
+        if not prompt:
+            timings["total_ms"] = _ms(started)
+            return result
+        result.context = []
+        result.read_tokens = provider.count_tokens(prompt)
     stops = fim.stops(family)
     def block_done(so_far: str) -> bool:
         """The block being written ended and the model already wrote a line past it."""
         cut = postprocess.block_end(prefix, so_far, suffix, language)
         return cut is not None and "\n" in so_far[cut:].lstrip("\n").rstrip(" \t")
 
-    raw, result.error = _generate(provider, prompt, stops, resolved, block_done, cancel, timings, started)
+    raw, result.error = _generate(
+        provider, prompt, stops, resolved, block_done, cancel, timings, started, next_line=invoked
+    )
     if cancel is not None and cancel.is_set():
         result.error = "cancelled"
         raw = ""
+    result.raw = raw
     mark = time.perf_counter()
     result.completion = postprocess.clean(
         raw, prefix, suffix, language, multiline=resolved == "multi", stops=stops
     )
+    if invoked and not result.completion and raw.strip():
+        # Asked for, so shown: the cursor ends a line and the model went on with the next one.
+        shown = postprocess.clean(raw, prefix, suffix, language, multiline=True, stops=stops)
+        result.completion = shown if resolved == "multi" else _through_first_line(shown)
     timings["postprocess_ms"] = _ms(mark)
     if result.completion:
         mark = time.perf_counter()
@@ -405,6 +475,55 @@ def complete(
         timings["copied_ms"] = _ms(mark)
     timings["total_ms"] = _ms(started)
     return result
+
+
+def _prompt_scale(provider: Provider | None) -> float:
+    """The share of the full prompt (context and file window) a model gets: what it reads cold in
+    WARM_SECONDS at the speed measured at load, at most all of it (a fixed figure, so the prompt
+    head, and with it the model's cache, does not change while the average speed wavers)."""
+    tps = provider.speed.first_prompt_tps if provider is not None else None
+    if not tps:
+        return 1.0
+    return max(MIN_SCALE, min(1.0, tps * WARM_SECONDS / FULL_PROMPT_TOKENS))
+
+
+def _readable_tokens(provider: Provider, budget_ms: float, arrived: float, mode: str) -> int | None:
+    """Prompt tokens this request may read: the budget left after the time already spent and the
+    expected generation, at the measured prompt speed; None when there is no limit."""
+    if not budget_ms:
+        return None
+    left = budget_ms - _ms(arrived) - provider.speed.generation_ms(RESERVED_TOKENS[mode])
+    readable = provider.speed.prompt_tokens_within(left)
+    return None if readable is None else max(ALWAYS_READ, readable)
+
+
+def _short_prompt(
+    provider: Provider, family: fim.FimFamily | None, parts: fim.PromptParts, tokens: int
+) -> str:
+    """A prompt of at most ``tokens`` tokens: no context, the file's last lines before the cursor
+    (and as much of what follows it as the format needs). Empty when nothing fits."""
+    def size(prefix: str) -> int:
+        return provider.count_tokens(fim.render(family, dataclasses.replace(parts, prefix=prefix)))
+
+    suffix = parts.suffix[: parts.suffix.find("\n") + 1] if "\n" in parts.suffix else parts.suffix
+    parts = dataclasses.replace(parts, suffix=suffix, context=())
+    lines = parts.prefix.split("\n")
+    low, high = 0, len(lines)  # the last `low` lines fit; more than `high` do not
+    while low < high:
+        middle = (low + high + 1) // 2
+        if size("\n".join(lines[-middle:])) <= tokens:
+            low = middle
+        else:
+            high = middle - 1
+    if low == 0:
+        return ""
+    return fim.render(family, dataclasses.replace(parts, prefix="\n".join(lines[-low:])))
+
+
+def _through_first_line(text: str) -> str:
+    """Leading line breaks and the first line with something on it."""
+    body = text.lstrip("\n")
+    return text[: len(text) - len(body)] + body.split("\n", 1)[0]
 
 
 def _generate(
@@ -416,11 +535,13 @@ def _generate(
     cancel: threading.Event | None,
     timings: dict[str, float],
     request_started: float,
+    next_line: bool = False,
 ) -> tuple[str, str | None]:
     """Stream the completion; stop at the first newline in single-line mode (checked here, not
     as a stop string, so the first token is timed even when it is the newline) and as soon as the
     block is complete in multi-line mode. ``first_token_ms`` counts from the request's start (what
-    the user waits); an empty answer's first token time is its end."""
+    the user waits); an empty answer's first token time is its end. ``next_line``: in single-line
+    mode, line breaks before any text do not stop it (the line after the cursor's is wanted)."""
     started = time.perf_counter()
     pieces: list[str] = []
     try:
@@ -429,7 +550,12 @@ def _generate(
                 if not pieces:
                     timings["first_token_ms"] = _ms(request_started)
                 pieces.append(delta)
-                if "\n" in delta and (mode == "single" or block_done("".join(pieces))):
+                if "\n" not in delta:
+                    continue
+                so_far = "".join(pieces)
+                if mode == "multi" and block_done(so_far):
+                    break
+                if mode == "single" and (not next_line or so_far[: so_far.rfind("\n")].strip()):
                     break
     except (LLMError, ValueError, RuntimeError) as exc:  # llama.cpp raises ValueError on overlong prompts
         return "", f"{type(exc).__name__}: {exc}" if not isinstance(exc, LLMError) else str(exc)

@@ -71,6 +71,7 @@ class RaglsServer(LanguageServer):
             loop.run_until_complete(self._stopped.wait())
         finally:
             self.chats.cancel_all()
+            self.completer.read_ahead.stop()
             self.session.close()
             for task in asyncio.all_tasks(loop):
                 task.cancel()
@@ -269,6 +270,7 @@ def create_server() -> RaglsServer:
             server.adopt_folder(path)
         elif ws is not None:
             ws.index.prioritize(session.open_paths())  # its vectors are made first from now on
+            session.providers.preload("completion", ws.cfg)  # ready before the first keystroke
 
     @server.feature(types.TEXT_DOCUMENT_DID_CHANGE)
     def did_change(params: types.DidChangeTextDocumentParams) -> None:
@@ -289,6 +291,7 @@ def create_server() -> RaglsServer:
         timer = server._unsaved_timers.pop(params.text_document.uri, None)
         if timer is not None:
             timer.cancel()
+        server.completer.forget(params.text_document.uri)
         if ws is not None and path is not None:
             ws.unsaved(path, None)  # the disk copy is what counts again
 
@@ -305,7 +308,7 @@ def create_server() -> RaglsServer:
         doc = document(params.text_document.uri)
         automatic = params.context.trigger_kind == types.InlineCompletionTriggerKind.Automatic
         result = await server.completer.complete(doc, params.position, automatic)
-        return server.completer.inline_items(result, params.position)
+        return server.completer.inline_items(result, server.completer.snapped(doc, params.position))
 
     @server.feature(types.TEXT_DOCUMENT_COMPLETION, types.CompletionOptions(trigger_characters=[]))
     async def completion(params: types.CompletionParams) -> types.CompletionList:

@@ -3,8 +3,16 @@
 
 Typing sends a request per keystroke. An automatic request waits ``server.debounce_ms`` and is
 dropped (an empty answer) if a newer one for the same document arrived meanwhile; a request that
-is already generating is stopped mid-stream when a newer one arrives (cancel-previous) or when the
-client sends ``$/cancelRequest``. The buffer's text is the editor's, not the disk's.
+is already reading its prompt or generating is stopped when a newer one arrives (cancel-previous)
+or when the client sends ``$/cancelRequest``, and what it read stays cached for the next one. The
+buffer's text is the editor's, not the disk's.
+
+Each request has a latency budget (``server.latency_budget_ms``, by trigger kind) that caps the
+prompt tokens the model may read for it. While the user types what the last suggestion says, the
+rest of it is served with no model call. After each request its prompt is read ahead in the
+background (``Provider.prefill``), giving way to any request, so the next keystroke reads only what
+it adds. A model still loading answers nothing, at once, and says so
+once. Every empty answer's reason goes to the log.
 """
 
 from __future__ import annotations
@@ -13,7 +21,9 @@ import asyncio
 import itertools
 import re
 import threading
+import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from lsprotocol import types
@@ -29,6 +39,20 @@ if TYPE_CHECKING:
     from ragls.server.app import RaglsServer
 
 _WORD_BEFORE = re.compile(r"[\w$]*$")
+LOG = types.MessageType.Log
+
+
+@dataclass(frozen=True)
+class _Request:
+    path: Path
+    line: int
+    col: int
+    text: str
+    recent: list[str]
+    budget_ms: float
+    arrived: float  # perf_counter time the request came in (its budget counts from there)
+    invoked: bool
+    cancel: threading.Event
 
 
 @dataclass
@@ -37,16 +61,90 @@ class _Latest:
     cancel: threading.Event
 
 
+@dataclass(frozen=True)
+class _Shown:
+    """The last suggestion for a document: the text and cursor offset it was made for."""
+
+    text: str
+    offset: int
+    completion: str
+
+    def rest_after(self, text: str, offset: int) -> str | None:
+        """What is left of the suggestion once the user typed its start (None: they did not)."""
+        typed = offset - self.offset
+        if not 0 < typed < len(self.completion) or len(text) != len(self.text) + typed:
+            return None
+        if text[self.offset : offset] != self.completion[:typed]:
+            return None
+        if text[: self.offset] != self.text[: self.offset] or text[offset:] != self.text[self.offset :]:
+            return None
+        return self.completion[typed:]
+
+
+class ReadAhead:
+    """One background thread reading the newest prompt ahead into the completion model, at idle
+    priority: the model stops it between two chunks when a request is waiting for it (requests
+    that are still in their debounce, or over budget, do not stop it: typing never starves it)."""
+
+    RETRY_S = 0.05  # a busy model is tried again this soon
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._target: tuple | None = None  # (providers, cfg, prompt)
+        self._stopped = False
+        self._thread = threading.Thread(target=self._loop, name="ragls-read-ahead", daemon=True)
+        self._thread.start()
+
+    def want(self, providers, cfg, prompt: str) -> None:
+        with self._cond:
+            if self._target is not None and self._target[2] == prompt:
+                return  # already reading it (typing on one line keeps the prompt up to it)
+            self._target = (providers, cfg, prompt) if prompt else None
+            self._cond.notify()
+
+    def stop(self) -> None:
+        """Stop reading (at the next chunk) and wait for the thread, so the model can be closed."""
+        with self._cond:
+            self._stopped = True
+            self._cond.notify()
+        self._thread.join(timeout=10)
+
+    def _loop(self) -> None:
+        while True:
+            with self._cond:
+                while not self._stopped and self._target is None:
+                    self._cond.wait()
+                if self._stopped:
+                    return
+                target = self._target
+            providers, cfg, prompt = target
+            try:
+                with providers.ready("completion", cfg) as provider:
+                    done = provider is not None and provider.prefill(
+                        prompt, lambda mine=target: self._stopped or self._target is not mine
+                    )
+            except Exception:  # a model that fails here fails its requests too, with a message
+                done = True
+            with self._cond:
+                if done and self._target is target:
+                    self._target = None
+                elif not done:
+                    self._cond.wait(self.RETRY_S)
+
+
 class Completer:
     def __init__(self, server: RaglsServer) -> None:
         self.server = server
         self._seq = itertools.count(1)
         self._latest: dict[str, _Latest] = {}  # uri -> the newest request for it
+        self._shown: dict[str, _Shown] = {}  # uri -> its last suggestion
+        self.read_ahead = ReadAhead()
 
     async def complete(
         self, doc: Document, position: types.Position, automatic: bool
     ) -> CompletionResult | None:
         """The completion at ``position``, or None when superseded, cancelled or impossible."""
+        arrived = time.perf_counter()
         session = self.server.session
         path = doc.path
         ws = session.workspace_for(path)
@@ -55,12 +153,21 @@ class Completer:
             return None
         try:
             line, col = doc.line_col(position)
+            offset = doc.offset(position)
         except ClientPositionError as exc:
             raise JsonRpcInvalidParams(f"{doc.uri}: {exc}") from None
-        mine = _Latest(next(self._seq), threading.Event())
+        shown = self._shown.get(doc.uri)
+        rest = shown.rest_after(doc.text, offset) if shown is not None else None
         previous = self._latest.get(doc.uri)
         if previous is not None:
-            previous.cancel.set()  # cancel-previous: its generation stops at the next token
+            previous.cancel.set()  # cancel-previous: it stops at its next chunk or token
+        if rest is not None:
+            self._shown[doc.uri] = _Shown(doc.text, offset, rest)
+            session.log(f"completion at {path.name}:{line}:{col}: typed through, no model call", LOG)
+            return CompletionResult(rest, [], {"total_ms": round((time.perf_counter() - arrived) * 1000, 2)})
+        budgets = ws.cfg.server.latency_budget_ms
+        budget = budgets.automatic if automatic else budgets.invoked
+        mine = _Latest(next(self._seq), threading.Event())
         self._latest[doc.uri] = mine
         try:
             if automatic and ws.cfg.server.debounce_ms:
@@ -69,9 +176,11 @@ class Completer:
                     return None
             text, recent = doc.text, session.recent_files(ws, path)
             loop = asyncio.get_running_loop()
-            return await loop.run_in_executor(
-                session.models, self._run, ws, path, line, col, text, recent, mine.cancel
-            )
+            request = _Request(path, line, col, text, recent, budget, arrived, not automatic, mine.cancel)
+            result = await loop.run_in_executor(session.models, self._run, ws, request)
+            if result is not None and result.completion:
+                self._shown[doc.uri] = _Shown(text, offset, result.completion)
+            return result
         except asyncio.CancelledError:
             mine.cancel.set()
             raise
@@ -79,25 +188,55 @@ class Completer:
             if self._latest.get(doc.uri) is mine:
                 del self._latest[doc.uri]
 
-    def _run(
-        self, ws, path, line: int, col: int, text: str, recent: list[str], cancel: threading.Event
-    ) -> CompletionResult | None:
-        if cancel.is_set():
-            return None
+    def _run(self, ws, r: _Request) -> CompletionResult | None:
         session = self.server.session
+        where = f"completion at {r.path.name}:{r.line}:{r.col}"
+        if r.cancel.is_set():
+            session.log(f"{where}: nothing: cancelled by a newer request", LOG)
+            return None
         try:
-            with session.providers.use("completion", ws.cfg) as provider:
+            # An invoked trigger waits for a model being loaded (the user asked), as does any
+            # trigger without a latency budget; typing with one does not.
+            wait = r.invoked or not r.budget_ms
+            with session.providers.ready("completion", ws.cfg, wait=wait) as provider:
+                if provider is None:
+                    session.show(types.MessageType.Info, "ragls: loading the completion model; "
+                                 "inline completion starts when it is ready")  # fmt: skip
+                    session.log(f"{where}: nothing: the model is loading", LOG)
+                    return None
+                file_only = ws.cfg.server.completion_context == "file"
                 result = complete(
-                    ws.index, provider, path, line, col, text=text, recent=recent, cancel=cancel
-                )
+                    ws.index, provider, r.path, r.line, r.col, text=r.text, recent=r.recent,
+                    cancel=r.cancel, budget_ms=r.budget_ms, arrived=r.arrived, invoked=r.invoked,
+                    budget_tokens=0 if file_only else None,
+                )  # fmt: skip
         except (LLMError, PrivacyError, ValueError) as exc:
             if isinstance(exc, PositionError):
                 raise JsonRpcInvalidParams(str(exc)) from None
             session.show(types.MessageType.Error, f"ragls: inline completion is off: {exc}")
             return None
-        if result.error and result.error != "cancelled":
-            session.log(f"completion at {path}:{line}:{col}: {result.error}", types.MessageType.Warning)
-        return None if cancel.is_set() else result
+        self.read_ahead.want(session.providers, ws.cfg, result.warm_prompt)
+        reason = result.empty_reason()
+        kind = types.MessageType.Warning if result.error and result.error != "cancelled" else LOG
+        summary = f"read {result.read_tokens} of {result.prompt_tokens} prompt tokens"
+        session.log(f"{where}: {'nothing: ' + reason if reason else 'answered'} ({summary}, "
+                    f"{result.timings_ms.get('total_ms', 0):.0f} ms)", kind)  # fmt: skip
+        return None if r.cancel.is_set() else result
+
+    @staticmethod
+    def snapped(doc: Document, position: types.Position) -> types.Position:
+        """The position where the completion goes: a column inside a character (between the two
+        UTF-16 units of an emoji, inside a UTF-8 sequence) moves to the character's end. A column
+        past the line's end stays as the client sent it (LSP reads it as the end)."""
+        try:
+            snapped = doc.position(doc.offset(position))
+        except ClientPositionError:
+            return position
+        return snapped if snapped.character > position.character else position
+
+    def forget(self, uri: str) -> None:
+        """The document closed: its last suggestion goes."""
+        self._shown.pop(uri, None)
 
     # -- LSP shapes -------------------------------------------------------------------------
 

@@ -15,7 +15,7 @@ import threading
 import uuid
 from collections import OrderedDict
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -45,17 +45,50 @@ class Providers:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._loaded: dict[tuple[str, str, str], Provider] = {}
+        self._loading: dict[tuple[str, str, str], Future[Provider]] = {}
+        self._loader = ThreadPoolExecutor(1, thread_name_prefix="ragls-load")
         self._users: dict[tuple[str, str, str], int] = {}
         self._retired: set[tuple[str, str, str]] = set()
 
     @contextmanager
     def use(self, role: str, cfg: Config) -> Iterator[Provider]:
-        """The provider for ``role``; raises the factory's error (missing model, privacy refusal)."""
+        """The provider for ``role``, loaded now if need be; raises the factory's error (missing
+        model, privacy refusal)."""
+        with self.ready(role, cfg, wait=True) as provider:
+            assert provider is not None
+            yield provider
+
+    def preload(self, role: str, cfg: Config) -> None:
+        """Start loading the provider for ``role`` in the background (errors come with its use)."""
+        with self._lock:
+            key = _key(role, cfg)
+            if key not in self._loaded and key not in self._loading:
+                self._loading[key] = self._loader.submit(factory.create, role, cfg)
+
+    @contextmanager
+    def ready(self, role: str, cfg: Config, wait: bool = False) -> Iterator[Provider | None]:
+        """The provider for ``role`` if it is loaded; else None, with its loading started in the
+        background (``wait``: wait for it). A failed load raises its error, once."""
+        self.preload(role, cfg)
         key = _key(role, cfg)
         with self._lock:
             provider = self._loaded.get(key)
-            if provider is None:
-                provider = self._loaded[key] = factory.create(role, cfg)
+            loading = self._loading.get(key) if provider is None else None
+        if loading is not None:
+            if not wait and not loading.done():
+                yield None
+                return
+            try:
+                provider = loading.result()
+            finally:
+                with self._lock:
+                    if self._loading.get(key) is loading:
+                        del self._loading[key]
+                        if loading.exception() is None:
+                            self._loaded[key] = loading.result()
+            provider = self._loaded.get(key, provider)
+        assert provider is not None
+        with self._lock:
             self._users[key] = self._users.get(key, 0) + 1
         try:
             yield provider
@@ -79,6 +112,7 @@ class Providers:
                 provider.close()
 
     def close(self) -> None:
+        self._loader.shutdown(wait=False, cancel_futures=True)
         with self._lock:
             for provider in self._loaded.values():
                 provider.close()

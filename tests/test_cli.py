@@ -126,3 +126,10 @@ def test_index_json_reports_progress_then_the_result(repo: Path) -> None:
     assert done["event"] == "done" and done["files"] >= 8 and done["root"] == str(repo.resolve())
     bad = ragls("index", str(repo), "--json", "--settings", "{not json")
     assert bad.returncode == 2 and "--settings is not valid JSON" in bad.stderr
+
+
+def test_search_takes_a_device(repo: Path) -> None:
+    """--device once reached the config loader as --settings JSON and was refused."""
+    proc = ragls("search", "ConnectionPool", "--root", str(repo), "--json", "--device", "cpu")
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)[0]["path"] == "shop/storage/pool.py"

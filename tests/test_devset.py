@@ -215,6 +215,19 @@ def test_path_prefix_defaults_to_the_benchmark_root() -> None:
     assert QualityCorpus("x", pkg, "usr/share/x", prefix="x/").path_prefix == "x/"
 
 
+def test_whole_project_paths_are_re_rooted_at_the_prefix_below_the_benchmark_root() -> None:
+    pkg = Package("debian", "lua-penlight", "1")
+    corpus = QualityCorpus("penlight", pkg, "usr/share/lua/5.1/pl", prefix="lua/pl")
+    assert corpus.annotation_path("list.lua", whole_project=False) == "lua/pl/list.lua"
+    assert corpus.annotation_path("usr/share/lua/5.1/pl/list.lua", whole_project=True) == "lua/pl/list.lua"
+    assert corpus.annotation_path("usr/share/doc/lua-penlight/README.md", whole_project=True) == (
+        "usr/share/doc/lua-penlight/README.md"
+    )
+    fastapi = QualityCorpus("fastapi", Package("pypi", "fastapi", "1"), "fastapi")
+    assert fastapi.annotation_path("fastapi/routing.py", whole_project=True) == "fastapi/routing.py"
+    assert fastapi.annotation_path("tests/test_routing.py", whole_project=True) == "tests/test_routing.py"
+
+
 @pytest.mark.skipif(shutil.which("dpkg-deb") is None, reason="dpkg-deb is not installed")
 def test_a_cached_debian_package_unpacks_to_its_file_system_tree(tmp_path: Path, monkeypatch) -> None:
     """The Debian path of ``fetch`` without the network: a real .deb built here, placed in the cache."""

@@ -212,7 +212,7 @@ def test_the_sample_is_seeded_skips_tests_and_shared_docs_and_the_copy_is_blanke
         ("log.hpp", "log_it"),
     }
     assert len(docstrings.pick(root, "repo", n=2)) == 2
-    labels = docstrings.labels("repo", picked, "up/")
+    labels = docstrings.labels("repo", picked, lambda path: "up/" + path)
     assert {q.category for q in labels} == {"docstring"}
     assert [q.targets[0] for q in labels] == [Target("up/" + d.path, *d.span) for d in picked]
     copy = docstrings.blanked_copy(root, picked, "repo-1.0")

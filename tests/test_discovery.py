@@ -1,11 +1,20 @@
 import os
+import socket
 import subprocess
 from pathlib import Path
 
 import pytest
 from ragls_testing import write_tree
 
-from ragls.indexer.discovery import Rules, discover
+from ragls.indexer.discovery import (
+    LINK_DANGLING,
+    LINK_LEAVES,
+    LINK_LOOP,
+    LINK_SPECIAL,
+    SCRATCH_REASON,
+    Rules,
+    discover,
+)
 
 FILES: dict[str, str | bytes] = {
     "src/app.py": "def main():\n    return 1\n",
@@ -93,26 +102,141 @@ def test_folder_ignored_by_enclosing_repo_is_walked(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("git", [True, False])
 def test_symlink_loops_and_escapes(tmp_path: Path, git: bool) -> None:
-    root = write_tree(tmp_path / "ws", {"a.py": "x = 1\n"})
-    (tmp_path / "outside.py").write_text("secret = 1\n")
+    root = write_tree(tmp_path / "ws", {"a.py": "x = 1\n", "deep/er/b.py": "y = 2\n"})
+    write_tree(tmp_path, {"outside/key.txt": "-----BEGIN OPENSSH PRIVATE KEY-----\n", "outside/c.py": "z\n"})
     os.symlink("loop2", root / "loop1")
     os.symlink("loop1", root / "loop2")
     os.symlink(".", root / "self")  # a folder loop
-    os.symlink(tmp_path / "outside.py", root / "escape.py")
-    os.symlink("a.py", root / "alias.py")
+    os.symlink("../..", root / "deep" / "er" / "up")  # a link to a folder that holds it
+    os.symlink(tmp_path / "outside" / "key.txt", root / "notes.txt")  # a key file under a harmless name
+    os.symlink("../outside", root / "vendor")  # a folder outside
     os.symlink("missing.py", root / "dangling.py")
     if git:
         subprocess.run(["git", "init", "-q", str(root)], check=True)
     found = discover(Rules(root, 1000))
-    assert found.files == ["a.py", "alias.py"]
+    assert found.files == ["a.py", "deep/er/b.py"]
     reasons = {s.path: s.reason for s in found.skipped}
-    assert reasons["loop1"] == reasons["loop2"] == "broken or looping symlink"
-    assert reasons["dangling.py"] == "broken or looping symlink"
-    assert reasons["escape.py"] == "symlink leaves the workspace"
-    assert reasons.get("self") in (None, "symlink to a folder")
+    assert reasons == {
+        "loop1": LINK_LOOP,
+        "loop2": LINK_LOOP,
+        "self": LINK_LOOP,
+        "deep/er/up": LINK_LOOP,
+        "notes.txt": LINK_LEAVES,
+        "vendor": LINK_LEAVES,
+        "dangling.py": LINK_DANGLING,
+    }
+
+
+def test_links_to_fifos_and_sockets_are_not_opened(tmp_path: Path) -> None:
+    root = write_tree(tmp_path, {"a.py": "x\n"})
+    os.mkfifo(root / "pipe")
+    with socket.socket(socket.AF_UNIX) as server:
+        server.bind(str(root / "sock"))
+        os.symlink("pipe", root / "pipe.py")
+        os.symlink("sock", root / "sock.py")
+        found = discover(Rules(root, 1000))
+    assert found.files == ["a.py"]
+    assert {s.path: s.reason for s in found.skipped} == {"pipe.py": LINK_SPECIAL, "sock.py": LINK_SPECIAL}
+
+
+@pytest.mark.parametrize("git", [True, False])
+def test_a_linked_file_is_indexed_once(tmp_path: Path, git: bool) -> None:
+    """Under its own path when that is indexed too; else under the link (first by name)."""
+    root = write_tree(tmp_path / "ws", {".gitignore": "build/\n", "a.py": "x\n", "build/gen.py": "g\n"})
+    os.symlink("a.py", root / "alias.py")
+    os.symlink("../build/gen.py", write_tree(root, {"src/keep": ""}) / "src" / "gen.py")
+    os.symlink("build/gen.py", root / "zgen.py")
+    os.symlink(".env", root / "settings.py")  # a secret under another name
+    (root / ".env").write_text("API_KEY=1\n")
+    if git:
+        subprocess.run(["git", "init", "-q", str(root)], check=True)
+    found = discover(Rules(root, 1000))
+    assert found.files == [".gitignore", "a.py", "src/gen.py", "src/keep"]
+    reasons = {s.path: s.reason for s in found.skipped}
+    assert reasons["alias.py"] == "same file as a.py (indexed there)"
+    assert reasons["zgen.py"] == "same file as src/gen.py (indexed there)"
+    assert reasons["settings.py"] == reasons[".env"] == "secret-bearing file (never indexed)"
+
+
+@pytest.mark.parametrize("git", [True, False])
+def test_folder_links_are_walked_once_and_loops_end(tmp_path: Path, git: bool) -> None:
+    root = write_tree(tmp_path / "ws", {".gitignore": "build/\n", "build/out/m.py": "m\n", "lib/n.py": "n\n"})
+    os.symlink("../build/out", write_tree(root, {"src/a.py": "a\n"}) / "src" / "out")  # an ignored folder
+    os.symlink("build/out", root / "out2")  # the same folder again
+    os.symlink("../lib", root / "src" / "lib")  # a folder indexed on its own
+    os.symlink("../x", write_tree(root, {"z/z.py": "z\n"}) / "z" / "w")  # x/y -> z and z/w -> x
+    os.symlink("../z", write_tree(root, {"x/x.py": "x\n"}) / "x" / "y")
+    if git:
+        subprocess.run(["git", "init", "-q", str(root)], check=True)
+    found = discover(Rules(root, 1000))
+    assert found.files == [".gitignore", "lib/n.py", "out2/m.py", "src/a.py", "x/x.py", "z/z.py"]
+    reasons = {s.path: s.reason for s in found.skipped}
+    assert reasons["src/out"] == "same folder as out2 (indexed there)"
+    assert reasons["src/lib/n.py"] == "same file as lib/n.py (indexed there)"
+    # each side of the x <-> z pair is walked once, through the other's link or its own folder
+    assert {p for p in reasons if p.startswith(("x/", "z/"))} <= {"x/y/z.py", "z/w/x.py", "x/y/w", "z/w/y"}
+
+
+def test_a_folder_of_links_into_a_sibling_folder(tmp_path: Path) -> None:
+    """The shape of a Swift package that once indexed one file: Sources/App is all links."""
+    repo = tmp_path / "pkg"
+    names = ["Cart", "Order", "Price", "Stock"]
+    write_tree(repo, {f"Shared/{n}.swift": f"struct {n} {{}}\n" for n in names})
+    (repo / "Sources" / "App").mkdir(parents=True)
+    for n in names:
+        os.symlink(f"../../Shared/{n}.swift", repo / "Sources" / "App" / f"{n}.swift")
+    subprocess.run(["git", "init", "-q", str(repo)], check=True)
+    whole = discover(Rules(repo, 1000))
+    assert whole.files == [f"Shared/{n}.swift" for n in names]  # each once, under its own path
+    assert sorted(s.path for s in whole.skipped) == [f"Sources/App/{n}.swift" for n in names]
+    # indexed on its own, the link folder holds every file (the targets are in the repository)
+    alone = discover(Rules(repo / "Sources" / "App", 1000))
+    assert alone.files == [f"{n}.swift" for n in names] and alone.skipped == []
 
 
 def test_fifo_is_never_opened(tmp_path: Path) -> None:
     root = write_tree(tmp_path, {"a.py": "x\n"})
     os.mkfifo(root / "pipe")
     assert discover(Rules(root, 1000)).files == ["a.py"]
+
+
+SCRATCH = [
+    "shop/#cart.py#",  # Emacs autosave
+    "shop/.#cart.py",  # Emacs lock (a dangling link in real life; a file here)
+    "shop/cart.py~",  # Emacs / Vim backup
+    "shop/.cart.py.swp",  # Vim swap
+    "shop/.cart.py.swo",
+    "shop/.cart.py.un~",  # Vim undo
+    "shop/4913",  # Vim's write probe
+    "shop/cart.py___jb_tmp___",  # JetBrains
+    "shop/cart.py___jb_old___",
+    "shop/cart.py.vsctmp",  # VS Code atomic save
+    "shop/cart.py.orig",  # merge / patch leftovers
+    "shop/cart.py.rej",
+    "shop/cart.py.BACKUP.1234.py",
+    "shop/cart.py.BASE.1234.py",
+    "shop/cart.py.LOCAL.1234.py",
+    "shop/cart.py.REMOTE.1234.py",
+    "shop/cart_BACKUP_1234.py",  # git mergetool
+    "shop/cart_REMOTE_1234.py",
+]
+
+
+@pytest.mark.parametrize("git", [True, False])
+def test_editor_scratch_files_are_skipped(tmp_path: Path, git: bool) -> None:
+    root = write_tree(tmp_path / "ws", {"shop/cart.py": "def total():\n    return 1\n"})
+    for rel in SCRATCH:
+        (root / rel).write_text("def total():\n    return 0  # stale\n")
+    if git:
+        subprocess.run(["git", "init", "-q", str(root)], check=True)
+    found = discover(Rules(root, 10_000))
+    assert found.files == ["shop/cart.py"]
+    assert {s.path: s.reason for s in found.skipped} == dict.fromkeys(SCRATCH, SCRATCH_REASON)
+
+
+def test_a_workspace_takes_scratch_patterns_back_with_a_negation(tmp_path: Path) -> None:
+    root = write_tree(tmp_path, {"a.py": "x\n", "patch.orig": "y\n", "a.py~": "z\n", "keep.rej": "w\n"})
+    (root / ".raglsignore").write_text("!*.orig\n")
+    found = discover(Rules(root, 1000, exclude=["!keep.rej"]))
+    assert found.files == [".raglsignore", "a.py", "keep.rej", "patch.orig"]
+    assert [(s.path, s.reason) for s in found.skipped] == [("a.py~", SCRATCH_REASON)]

@@ -13,6 +13,7 @@ import pytest
 from ragls_testing import PY, consistent, file_chunks, open_index, write_tree
 
 from ragls.indexer import engine
+from ragls.indexer.discovery import LINK_DANGLING, LINK_LEAVES
 
 
 def test_incremental_update_touches_only_changed_files(tmp_path: Path) -> None:
@@ -269,3 +270,24 @@ def test_a_worker_that_dies_costs_its_pool_not_the_update(
         consistent(index)
     pids = set((tmp_path / "pids").read_text().split())
     assert str(PARENT) in pids and len(pids) >= 2  # workers parsed, then this process took over
+
+
+def test_status_counts_the_links_not_followed(tmp_path: Path) -> None:
+    """A link that leaves the repository never reaches the index, and status says why."""
+    root = write_tree(tmp_path / "ws", {"a.py": PY.format(name="alpha")})
+    write_tree(tmp_path, {"home/.ssh/id_ed25519": "-----BEGIN OPENSSH PRIVATE KEY-----\n"})
+    os.symlink(tmp_path / "home" / ".ssh" / "id_ed25519", root / "deploy_notes.py")
+    os.symlink(tmp_path / "home", root / "home")
+    os.symlink("gone.py", root / "dangling.py")
+    subprocess.run(["git", "init", "-q", str(root)], check=True)
+    with open_index(root) as index:
+        stats = index.update()
+        assert sorted(index.store.files()) == ["a.py"]
+        assert index.search("OPENSSH PRIVATE KEY", mode="bm25") == []
+        assert {s.path: s.reason for s in stats.skipped} == {
+            "deploy_notes.py": LINK_LEAVES, "home": LINK_LEAVES, "dangling.py": LINK_DANGLING
+        }
+        assert index.status()["symlinks_not_followed"] == {LINK_LEAVES: 2, LINK_DANGLING: 1}
+        (root / "dangling.py").unlink()
+        index.update_paths([root / "dangling.py"])  # what the watcher does when one goes away
+        assert index.status()["symlinks_not_followed"] == {LINK_LEAVES: 2}

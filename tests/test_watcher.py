@@ -1,5 +1,6 @@
 """The watcher keeps the index current and coalesces bursts into one update."""
 
+import os
 import subprocess
 import time
 from collections.abc import Callable
@@ -7,6 +8,7 @@ from pathlib import Path
 
 from ragls_testing import PY, consistent, open_index, write_tree
 
+from ragls.indexer.discovery import LINK_LEAVES
 from ragls.indexer.watcher import Watcher
 
 
@@ -95,3 +97,47 @@ def test_reading_files_does_not_retrigger_the_watcher(tmp_path: Path) -> None:
             assert watcher.batches == settled
         finally:
             watcher.stop()
+
+
+def test_watcher_skips_editor_scratch_files(tmp_path: Path) -> None:
+    """Emacs's autosave beside the file never reaches the index, and its writes start no update."""
+    root = write_tree(tmp_path, {"shop/cart.py": PY.format(name="alpha")})
+    subprocess.run(["git", "init", "-q", str(root)], check=True)
+    with open_index(root) as index:
+        index.update()
+        watcher = Watcher(index, debounce=0.2, embed=False).start()
+        try:
+            for name in ("#cart.py#", ".cart.py.swp", "cart.py~", "cart.py.orig"):
+                (root / "shop" / name).write_text(PY.format(name="stale"))
+            time.sleep(1.0)
+            assert watcher.batches == 0
+            (root / "shop" / "new.py").write_text(PY.format(name="fresh"))
+            wait_for(lambda: "shop/new.py" in index.store.files())
+            assert sorted(index.store.files()) == ["shop/cart.py", "shop/new.py"]
+        finally:
+            watcher.stop()
+
+
+def test_watcher_handles_links_like_a_scan(tmp_path: Path) -> None:
+    root = write_tree(tmp_path / "ws", {".gitignore": "build/\n", "a.py": PY.format(name="alpha")})
+    write_tree(root, {"build/gen/g.py": PY.format(name="generated_gamma")})
+    write_tree(tmp_path, {"outside/secret.py": PY.format(name="outside_secret")})
+    subprocess.run(["git", "init", "-q", str(root)], check=True)
+    with open_index(root) as index:
+        index.update()
+        watcher = Watcher(index, debounce=0.2, embed=False).start()
+        try:
+            os.symlink("a.py", root / "alias.py")  # a second name for an indexed file
+            os.symlink(tmp_path / "outside" / "secret.py", root / "escape.py")
+            os.symlink("build/gen", root / "gen")  # a folder link into an ignored folder
+            write_tree(root, {"b.py": PY.format(name="beta")})
+            wait_for(lambda: "b.py" in index.store.files() and "gen/g.py" in index.store.files())
+            assert sorted(index.store.files()) == [".gitignore", "a.py", "b.py", "gen/g.py"]
+            assert index.status()["symlinks_not_followed"] == {LINK_LEAVES: 1}
+            (root / "gen").unlink()  # the folder link goes: its files go with it
+            wait_for(lambda: "gen/g.py" not in index.store.files())
+            assert index.search("outside_secret", mode="bm25") == []
+        finally:
+            watcher.stop()
+        assert sorted(index.update().skipped, key=lambda s: s.path)[0].path == "alias.py"  # a scan agrees
+        assert sorted(index.store.files()) == [".gitignore", "a.py", "b.py"]

@@ -73,6 +73,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="comma-separated repositories to run (default: all, both halves and semble's)",
     )
     parser.add_argument(
+        "--whole-project",
+        action="store_true",
+        help="index each whole unpacked artifact (tests, docs, examples, vendored code too), as a "
+        "whole repository is, instead of its source folder",
+    )
+    parser.add_argument(
         "--no-contextual",
         action="store_true",
         help="skip the contextual tier (minutes of embedding per repository on a CPU): the tier "
@@ -102,15 +108,19 @@ def systems(no_contextual: bool) -> list[str]:
     return [BASELINE, *tiers]
 
 
-def docstring_labels(corpus: QualityCorpus, log: Callable[[str], None]) -> tuple[Path, list[Query]]:
+def docstring_labels(
+    corpus: QualityCorpus, whole_project: bool, log: Callable[[str], None]
+) -> tuple[Path, list[Query]]:
     """The folder to index and the docstring queries of ``corpus``: a dev-set repository is
     indexed as a copy with its sampled docstrings blanked; semble's three stay as semble has them."""
-    root = fetch(corpus.package, log) / corpus.benchmark_root
+    project = fetch(corpus.package, log)
+    root = project if whole_project else project / corpus.benchmark_root
     if corpus.split == "semble":
         return root, []
     docs = docstrings.pick(root, corpus.name)
-    return docstrings.blanked_copy(root, docs, corpus.package.label), docstrings.labels(
-        corpus.name, docs, corpus.path_prefix
+    key = f"{corpus.package.label}{'-whole' if whole_project else ''}"
+    return docstrings.blanked_copy(root, docs, key), docstrings.labels(
+        corpus.name, docs, lambda path: corpus.annotation_path(path, whole_project)
     )
 
 
@@ -126,7 +136,13 @@ def _query_from(raw: dict, repo: str) -> Query:
 
 
 def run_before(
-    corpus: QualityCorpus, root: Path, extra: Sequence[Query], *, fresh: bool, log: Callable[[str], None]
+    corpus: QualityCorpus,
+    root: Path,
+    extra: Sequence[Query],
+    *,
+    fresh: bool,
+    whole_project: bool,
+    log: Callable[[str], None],
 ) -> CorpusRun | None:
     """Index ``root`` and answer the queries with commit :data:`PAST`'s code (None, after saying
     why, when that run fails: the rest of the benchmark goes on)."""
@@ -140,6 +156,7 @@ def run_before(
                     "root": str(root),
                     "extra": [_query_json(q) for q in extra],
                     "fresh": fresh,
+                    "whole_project": whole_project,
                     "result": str(result),
                 }
             ),
@@ -181,7 +198,7 @@ def worker(job_file: Path) -> int:
     run = semble_quality.run_corpus(
         corpus,
         fresh=job["fresh"],
-        whole_project=False,
+        whole_project=job["whole_project"],
         log=lambda line: print(line, file=sys.stderr),
         systems=[NOW],
         root=Path(job["root"]),
@@ -465,18 +482,20 @@ def main(argv: list[str] | None = None) -> int:
     before: dict[str, CorpusRun] = {}
     with indexing_progress(session.console) as progress:
         for corpus in corpora:
-            root, extra = docstring_labels(corpus, log)
+            root, extra = docstring_labels(corpus, args.whole_project, log)
             run = semble_quality.run_corpus(
                 corpus,
                 fresh=not args.reuse_index,
-                whole_project=False,
+                whole_project=args.whole_project,
                 log=log,
                 progress=progress,
                 systems=systems(args.no_contextual),
                 root=root,
                 extra=extra,
             )
-            earlier = run_before(corpus, root, extra, fresh=not args.reuse_index, log=log)
+            earlier = run_before(
+                corpus, root, extra, fresh=not args.reuse_index, whole_project=args.whole_project, log=log
+            )
             if earlier is not None:
                 before[corpus.name] = earlier
                 run.outcomes += earlier.outcomes

@@ -22,7 +22,7 @@ import random
 import re
 import shutil
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -298,9 +298,9 @@ def pick(root: Path, seed: str, n: int = PER_REPO) -> list[Doc]:
     return sorted(chosen, key=lambda d: (d.path, d.doc_rows))
 
 
-def labels(repo: str, docs: Iterable[Doc], prefix: str) -> list[Labelled]:
-    """The sample as queries of the benchmark (paths as annotations write them: ``prefix`` + path)."""
-    return [Labelled(repo, d.query, CATEGORY, (Target(prefix + d.path, *d.span),)) for d in docs]
+def labels(repo: str, docs: Iterable[Doc], annotation_path: Callable[[str], str]) -> list[Labelled]:
+    """The sample as queries of the benchmark, paths as annotations write them."""
+    return [Labelled(repo, d.query, CATEGORY, (Target(annotation_path(d.path), *d.span),)) for d in docs]
 
 
 def blanked_copy(root: Path, docs: list[Doc], key: str) -> Path:

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from rich.markup import escape
 
+from ragls.cli.arguments import folder, non_negative
 from ragls.cli.index import build, err, open_index, out, resolve_root
 from ragls.llm.base import LLMError
 from ragls.recipes.completion import CompletionResult, PositionError, complete, relative_path
@@ -48,6 +49,8 @@ def as_json(result: CompletionResult) -> dict:
         "template": result.template,
         "error": result.error,
         "prompt_tokens": result.prompt_tokens,
+        "read_tokens": result.read_tokens,
+        "over_budget": result.over_budget,
     }
 
 
@@ -57,7 +60,10 @@ def _explain(result: CompletionResult) -> None:
         out.print(f"[bold]{escape(s.label)}[/] ({s.source})")
         out.print(escape(s.text.rstrip()), highlight=False)
     timings = ", ".join(f"{k} {v:.0f}" for k, v in result.timings_ms.items())
-    out.print(f"[dim]prompt: {result.prompt_tokens} tokens; timings (ms): {timings}[/]")
+    read = f"{result.prompt_tokens} tokens, {result.read_tokens} read"
+    out.print(f"[dim]prompt: {read}; timings (ms): {timings}[/]")
+    if result.over_budget:
+        out.print(f"[dim]{escape(result.over_budget)}: a file-only prompt was used (--budget-ms 0: none)[/]")
     for c in result.copied:
         out.print(f"[yellow]copied:[/] {c.tokens} tokens match {c.path}:{c.start_line}-{c.end_line}")
 
@@ -83,10 +89,12 @@ def _run(args: argparse.Namespace) -> int:
                 err.print(f"ragls complete: {exc}")
                 return 1
         rel = relative_path(index, target)
+        budget = index.cfg.server.latency_budget_ms.invoked if args.budget_ms is None else args.budget_ms
         try:
             result = complete(
                 index, provider, target, line, col,
                 context_only=args.context_only, mode=args.mode, recent=recent_files(index, rel),
+                budget_ms=budget, invoked=True,
             )  # fmt: skip
         except (PositionError, OSError) as exc:
             err.print(f"ragls complete: {file}: {exc}")
@@ -94,23 +102,29 @@ def _run(args: argparse.Namespace) -> int:
         finally:
             if provider is not None:
                 provider.close()
+    # The editor shows nothing when the model fails; a shell gets the reason and a failed status.
+    failed = 1 if result.error else 0
     if args.json:
         sys.stdout.write(json.dumps(as_json(result)) + "\n")
-        return 0
+        return failed
     sys.stdout.write(result.completion + ("\n" if result.completion else ""))
     if result.error:
-        err.print(f"[yellow]model:[/] {escape(result.error)}")
+        print(f"ragls complete: model error: {' '.join(result.error.split())}", file=sys.stderr)
     if args.explain:
         _explain(result)
-    return 0
+    return failed
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("complete", help="inline completion at FILE:LINE:COL (1-based)")
     p.add_argument("position", metavar="FILE:LINE:COL")
-    p.add_argument("--root", help="workspace root (default: enclosing git repository or cwd)")
+    p.add_argument("--root", type=folder, help="workspace root (default: enclosing git repository or cwd)")
     p.add_argument("--json", action="store_true", help="print completion, context and timings as JSON")
     p.add_argument("--explain", action="store_true", help="also print the context the prompt used")
     p.add_argument("--context-only", action="store_true", help="assemble the context; do not call the model")
     p.add_argument("--mode", choices=["auto", "single", "multi"], default="auto")
+    p.add_argument(
+        "--budget-ms", type=non_negative, default=None,
+        help="caps the prompt tokens read (default: server.latency_budget_ms.invoked; 0: no limit)",
+    )  # fmt: skip
     p.set_defaults(run=_run)

@@ -16,6 +16,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from ragls import config
+from ragls.cli.arguments import folder, positive
 from ragls.indexer.embeddings import EmbeddingError
 from ragls.indexer.engine import Index, UpdateStats
 from ragls.indexer.search import SearchResult
@@ -35,11 +36,9 @@ def default_root() -> Path:
         return Path.cwd()
 
 
-def resolve_root(value: str | None) -> Path:
-    root = Path(value).expanduser() if value else default_root()
-    if not root.is_dir():
-        raise SystemExit(f"ragls: {root} is not a folder")
-    return root.resolve()
+def resolve_root(value: Path | None) -> Path:
+    """The folder given (``arguments.folder`` checked it), else the default one."""
+    return value or default_root().resolve()
 
 
 def open_index(root: Path, settings: str | None = None, device: str | None = None) -> Index:
@@ -156,7 +155,9 @@ def _index(args: argparse.Namespace) -> int:
     table = Table(title=f"ragls index: {root}", show_header=False)
     table.add_row("files", str(status["files"]))
     table.add_row("  added / changed / removed", f"{stats.added} / {stats.changed} / {stats.removed}")
-    table.add_row("  skipped", str(len(stats.skipped)))
+    table.add_row("  skipped", str(len(stats.skipped)) + ("" if args.verbose else " (-v lists them)"))
+    refused = ", ".join(f"{reason} {n}" for reason, n in status["symlinks_not_followed"].items())
+    table.add_row("  symlinks not followed", refused or "none")
     table.add_row("chunks", str(status["chunks"]))
     table.add_row("symbols (definitions)", str(status["symbols"]))
     for name, tier in status["tiers"].items():
@@ -201,7 +202,7 @@ def _search(args: argparse.Namespace) -> int:
     if not args.stdin and not args.query:
         raise SystemExit("ragls search: give a QUERY or --stdin")
     root = resolve_root(args.root)
-    with open_index(root, args.device) as index:
+    with open_index(root, device=args.device) as index:
         if index.is_empty():
             build(
                 index,
@@ -260,7 +261,9 @@ def _show_status(root: Path, as_json: bool) -> int:
                     state = f"{tier['embedded']} of {status['chunks']} chunks, {tier['pending']} pending"
                 table.add_row(f"{name} tier", f"{state}; model {tier['model'] or '-'}")
             continue
-        shown = ", ".join(f"{k} {v}" for k, v in value.items()) if isinstance(value, dict) else str(value)
+        shown = str(value)
+        if isinstance(value, dict):
+            shown = ", ".join(f"{k} {v}" for k, v in value.items()) or "none"
         table.add_row(key.replace("_", " "), shown)
     out.print(table)
     return 0
@@ -270,7 +273,7 @@ def _watch(args: argparse.Namespace) -> int:
     from ragls.indexer.watcher import Watcher
 
     root = resolve_root(args.path)
-    with open_index(root, args.device) as index:
+    with open_index(root, device=args.device) as index:
         build(index, show_progress=err.is_terminal, contextual=False)
         stop = threading.Event()
         embedder = embed_in_background(index, stop)
@@ -303,7 +306,9 @@ def _device_option(p: argparse.ArgumentParser) -> None:
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("index", help="index a folder (incremental)")
-    p.add_argument("path", nargs="?", help="workspace root (default: enclosing git repository or cwd)")
+    p.add_argument(
+        "path", nargs="?", type=folder, help="workspace root (default: enclosing git repository or cwd)"
+    )
     p.add_argument("--no-embed", action="store_true", help="build only the keyword and symbol layers")
     p.add_argument("--status", action="store_true", help="only report what the index holds (`ragls status`)")
     _device_option(p)
@@ -323,8 +328,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     p = sub.add_parser("search", help="search the index (builds it first if there is none)")
     p.add_argument("query", nargs="?")
-    p.add_argument("--root", help="workspace root (default: enclosing git repository or cwd)")
-    p.add_argument("--top-k", type=int, default=10)
+    p.add_argument("--root", type=folder, help="workspace root (default: enclosing git repository or cwd)")
+    p.add_argument("--top-k", type=positive, default=10, help="results to print (1 or more)")
     p.add_argument("--mode", choices=["hybrid", "bm25", "dense"], default="hybrid")
     p.add_argument("--json", action="store_true", help="print a JSON list of results")
     p.add_argument(
@@ -335,11 +340,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(run=_search)
 
     p = sub.add_parser("status", help="what the index holds")
-    p.add_argument("--root")
+    p.add_argument("--root", type=folder, help="workspace root (default: enclosing git repository or cwd)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(run=_status)
 
     p = sub.add_parser("watch", help="index, then keep the index current as files change")
-    p.add_argument("path", nargs="?")
+    p.add_argument(
+        "path", nargs="?", type=folder, help="workspace root (default: enclosing git repository or cwd)"
+    )
     _device_option(p)
     p.set_defaults(run=_watch)

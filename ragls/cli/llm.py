@@ -22,6 +22,7 @@ from rich.console import Console
 from rich.table import Table
 
 from ragls import __version__, config
+from ragls.cli.arguments import folder, non_negative
 from ragls.config import Config, ConfigError, ModelConfig
 from ragls.llm import ROLES, LLMError, create
 from ragls.llm.gguf import describe
@@ -37,7 +38,7 @@ def _console() -> Console:
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("models", help="configured model roles: provider, model, license, context, location")
-    p.add_argument("--root", type=Path, help="workspace whose .ragls/config.toml applies")
+    p.add_argument("--root", type=folder, help="workspace whose .ragls/config.toml applies")
     p.add_argument(
         "--prepare", action="store_true",
         help="build the derived embedding models now (distilled and exported locally, once per machine; "
@@ -46,14 +47,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(run=_models)
 
     p = sub.add_parser("doctor", help="install health: model files load, GPU, privacy mode, network use")
-    p.add_argument("--root", type=Path, help="workspace whose .ragls/config.toml applies")
+    p.add_argument("--root", type=folder, help="workspace whose .ragls/config.toml applies")
     p.set_defaults(run=_doctor)
 
     privacy = sub.add_parser("privacy", help="privacy policy tools")
     privacy_sub = privacy.add_subparsers(dest="privacy_command", required=True, metavar="COMMAND")
     p = privacy_sub.add_parser("audit", help="the audit log of outbound requests, as a table")
-    p.add_argument("--root", type=Path, help="workspace whose .ragls/config.toml applies")
-    p.add_argument("--limit", type=int, default=50, help="show the last N entries (0 = all)")
+    p.add_argument("--root", type=folder, help="workspace whose .ragls/config.toml applies")
+    p.add_argument("--limit", type=non_negative, default=50, help="show the last N entries (0 = all)")
     p.add_argument("--json", action="store_true", help="print the entries as JSON lines")
     p.set_defaults(run=_audit)
 

@@ -17,15 +17,14 @@ from pathlib import Path
 from rich.markup import escape
 from rich.table import Table
 
+from ragls.cli.arguments import folder, positive
 from ragls.cli.index import _print_results as print_results
 from ragls.cli.index import build, err, open_index, out, resolve_root
 from ragls.indexer.engine import Index
 from ragls.llm import factory
-from ragls.llm.base import LLMError
 from ragls.recipes import registry
 from ragls.recipes.ask import AskResult, Conversation, route
 from ragls.recipes.citations import Citation
-from ragls.recipes.gather import SelectionError
 from ragls.recipes.run import RecipeResult, answer, prepare
 
 
@@ -183,43 +182,29 @@ def _recipes(args: argparse.Namespace) -> int:
     return 0
 
 
-def _guard(fn):
-    """Bad input and model failures end with a one-line message, not a traceback."""
-
-    def guarded(args: argparse.Namespace) -> int:
-        try:
-            return fn(args)
-        except SelectionError as exc:
-            err.print(f"ragls {args.command}: {escape(str(exc))}")
-            return 2
-        except LLMError as exc:
-            err.print(f"ragls {args.command}: model error: {escape(str(exc))}")
-            return 1
-
-    return guarded
-
-
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("ask", help="ask about the repository: a cited answer, or search results for a search")
     p.add_argument("question", nargs="?", help="a question (answered), or a symbol / path / keywords")
-    p.add_argument("--root", help="workspace root (default: enclosing git repository or cwd)")
+    p.add_argument("--root", type=folder, help="workspace root (default: enclosing git repository or cwd)")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of streaming")
     p.add_argument("--detailed", action="store_true", help="a fuller answer ([recipes] verbosity)")
-    p.add_argument("--top-k", type=int, default=10, help="search results / snippets retrieved")
+    p.add_argument(
+        "--top-k", type=positive, default=10, help="search results / snippets retrieved (1 or more)"
+    )
     p.add_argument("--chat", action="store_true",
                    help="then read follow-up questions from stdin, one per line (context is kept)")
-    p.set_defaults(run=_guard(_ask))
+    p.set_defaults(run=_ask)
 
     p = sub.add_parser("recipe", help="run a recipe (explain, unit-test, docstring, smell, ...) on code")
     p.add_argument("name", help="recipe name (see `ragls recipes`)")
     p.add_argument("target", metavar="FILE[:LINE[-LINE]]", help="file and optional line or line range")
-    p.add_argument("--root", help="workspace root (default: enclosing git repository or cwd)")
+    p.add_argument("--root", type=folder, help="workspace root (default: enclosing git repository or cwd)")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of streaming")
     p.add_argument("-q", "--question", help="the question, for recipes that take one")
     p.add_argument("--detailed", action="store_true", help="a fuller answer ([recipes] verbosity)")
-    p.set_defaults(run=_guard(_recipe))
+    p.set_defaults(run=_recipe)
 
     p = sub.add_parser("recipes", help="list recipes, where each comes from, and recipe files that failed")
-    p.add_argument("--root", help="workspace root (default: enclosing git repository or cwd)")
+    p.add_argument("--root", type=folder, help="workspace root (default: enclosing git repository or cwd)")
     p.add_argument("--json", action="store_true")
-    p.set_defaults(run=_guard(_recipes))
+    p.set_defaults(run=_recipes)

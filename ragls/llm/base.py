@@ -8,14 +8,17 @@ with it the model's generation loop or the HTTP response).
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Generator, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterator, Sequence
 from dataclasses import dataclass
+from os.path import commonprefix
 from typing import Literal
 
 from ragls.config import ModelConfig
+from ragls.llm.speed import Speed
 
 
 class LLMError(RuntimeError):
@@ -78,6 +81,7 @@ class Options:
     stop: tuple[str, ...]
     temperature: float
     timeout: float
+    cancel: threading.Event | None = None  # a local model stops reading a long prompt when set
 
 
 FinishReason = str  # "stop" | "length" | "cancelled"
@@ -139,6 +143,8 @@ class Provider(ABC):
 
     def __init__(self, config: ModelConfig):
         self.config = config
+        self.speed = Speed()  # measured as requests run; inline completion budgets with it
+        self._last_prompt = ""
 
     def chat(
         self,
@@ -165,7 +171,47 @@ class Provider(ABC):
     ) -> Stream:
         """Continue a raw prompt (no chat template): the entry point for fill-in-the-middle."""
         opts = self._options(max_tokens, stop, temperature, timeout)
-        return Stream(self._complete(prompt, opts), cancel, opts.timeout, self.describe())
+        opts = dataclasses.replace(opts, cancel=cancel)
+        deltas = self._timed(self._complete(prompt, opts), prompt)
+        self._last_prompt = prompt
+        return Stream(deltas, cancel, opts.timeout, self.describe())
+
+    def cached_tokens(self, prompt: str) -> int:
+        """How many leading tokens of ``prompt`` the model has already read (and will not read
+        again). A remote server with a prompt cache keeps the previous prompt: the part shared with
+        it is counted."""
+        return self.count_tokens(commonprefix([prompt, self._last_prompt]))
+
+    def prefill(self, prompt: str, preempted: Callable[[], bool]) -> bool:
+        """Read ``prompt`` ahead of the request that will need it, stopping as soon as
+        ``preempted()`` says a request is waiting; True when all of it is read. A remote endpoint
+        reads prompts only with requests, so there is nothing to do ahead."""
+        return False
+
+    def _timed(self, deltas: Deltas, prompt: str) -> Deltas:
+        """Measure a stream: the wait for the first delta is reading the prompt's new tokens, the
+        rest is generation (a delta is about a token). llama.cpp's own timings replace this."""
+        return self._measured(deltas, self.count_tokens(prompt) - self.cached_tokens(prompt))
+
+    def _measured(self, deltas: Deltas, new_tokens: int) -> Deltas:
+        started = time.monotonic()
+        first: float | None = None
+        count = 0
+        try:
+            while True:
+                try:
+                    delta = next(deltas)
+                except StopIteration as stop:
+                    return stop.value or "stop"
+                if first is None:
+                    first = time.monotonic()
+                    self.speed.observe_prompt(new_tokens, first - started)
+                count += 1
+                yield delta
+        finally:
+            deltas.close()  # closing this stream ends the provider's generation too
+            if first is not None:
+                self.speed.observe_generation(count - 1, time.monotonic() - first)
 
     def _options(
         self, max_tokens: int | None, stop: Sequence[str], temperature: float | None, timeout: float | None

@@ -13,7 +13,16 @@ from ragls import config
 from ragls.cli import main
 from ragls.indexer.engine import Index
 from ragls.llm import factory
-from ragls.recipes.completion import PositionError, complete, cursor_offset, imported_modules, resolve_mode
+from ragls.llm.llama_cpp import PREFILL_CHUNK
+from ragls.llm.speed import Speed
+from ragls.recipes.completion import (
+    PositionError,
+    _prefix_window,
+    complete,
+    cursor_offset,
+    imported_modules,
+    resolve_mode,
+)
 from ragls.recipes.context import render_one
 
 MINIREPO = Path(__file__).parents[1] / "fixtures" / "minirepo"
@@ -111,6 +120,13 @@ def test_recent_files_and_retrieval_fill_the_rest_within_budget(index: Index) ->
     assert sum(approx_tokens(render_one(s)) for s in tight.context) <= 60
 
 
+def test_a_zero_budget_is_a_file_only_prompt(index: Index) -> None:
+    """server.completion_context = "file" (what llm-ls sends): the same place, no repository context."""
+    assert complete(index, None, "shop/app.py", CALL_LINE, CALL_COL, context_only=True).context
+    alone = complete(index, None, "shop/app.py", CALL_LINE, CALL_COL, context_only=True, budget_tokens=0)
+    assert alone.context == []
+
+
 def test_completion_with_the_bundled_model(index: Index, provider) -> None:
     result = complete(index, provider, "shop/app.py", CALL_LINE, CALL_COL, mode="single")
     assert result.template == "plain" and result.mode == "single" and result.error is None
@@ -200,3 +216,117 @@ def test_cli_bad_position_and_missing_file(repo: Path, capsys: pytest.CaptureFix
     assert main(["complete", f"{repo}/nope.py:1:1", "--root", str(repo), "--context-only"]) == 2
     with pytest.raises(SystemExit):
         main(["complete", "shop/app.py:x", "--root", str(repo)])
+
+
+# -- the latency budget and the prompt cache (real model; speeds fed in where a test needs known ones)
+
+
+@pytest.fixture
+def fed(provider):
+    """Set the provider's measured speeds to known figures for one test."""
+    saved = provider.speed
+
+    def feed(prompt_tps: float, generate_tps: float) -> None:
+        provider.speed = Speed(prompt_tps, generate_tps, first_prompt_tps=prompt_tps)
+
+    yield feed
+    provider.speed = saved
+
+
+LONG = "".join(f"def helper_{i}(value):\n    return value * {i} + len(str(value))\n\n\n" for i in range(60))
+
+
+def test_a_prompt_that_fits_the_budget_is_used_whole(index: Index, provider, fed) -> None:
+    fed(prompt_tps=1_000, generate_tps=100)  # 10 s: room for ~9,900 prompt tokens, whatever the load
+    text = LONG + APP
+    line = text.count("\n")
+    provider.llama.reset()
+    result = complete(
+        index, provider, "shop/app.py", line, CALL_COL, text=text, mode="single", budget_ms=10_000
+    )
+    assert result.over_budget is None and result.context
+    assert result.read_tokens == result.prompt_tokens > 1_000
+
+
+def test_a_slow_model_gets_a_shorter_prompt_and_an_automatic_trigger_reads_it_late(
+    index: Index, provider, fed
+) -> None:
+    text = LONG + APP
+    line, col = text.count("\n"), CALL_COL
+    fed(prompt_tps=20_000, generate_tps=2_000)
+    fast = complete(index, provider, "shop/app.py", line, col, text=text, context_only=True)
+    fast_prompt = complete(index, provider, "shop/app.py", line, col, text=text, mode="single")
+    fed(prompt_tps=100, generate_tps=100)
+    slow = complete(index, provider, "shop/app.py", line, col, text=text, context_only=True)
+    provider.llama.reset()  # cold: nothing of the prompt is cached
+    before = provider.evaluated()
+    automatic = complete(index, provider, "shop/app.py", line, col, text=text, mode="single", budget_ms=250)
+    # over budget, yet read whole (an editor asks once per change: answering nothing would leave a
+    # pause without a suggestion); the next keystroke's cancel would stop it with its work kept
+    assert automatic.over_budget is None and automatic.context
+    assert provider.evaluated()[0] - before[0] >= automatic.prompt_tokens - 2  # read in batches, all of it
+    assert automatic.prompt_tokens < fast_prompt.prompt_tokens  # less of the file and the context
+    assert sum(len(s.text) for s in slow.context) <= sum(len(s.text) for s in fast.context)
+    assert provider.count_tokens(automatic.warm_prompt) == automatic.prompt_tokens  # what to read ahead
+
+
+def test_an_invoked_trigger_over_budget_reads_a_short_prompt(index: Index, provider, fed) -> None:
+    text = LONG + APP
+    line = text.count("\n")
+    fed(prompt_tps=100, generate_tps=100)
+    provider.llama.reset()
+    before = provider.evaluated()
+    result = complete(
+        index, provider, "shop/app.py", line, CALL_COL, text=text, mode="single", budget_ms=1000, invoked=True
+    )
+    read = provider.evaluated()[0] - before[0]
+    assert result.over_budget and result.context == []
+    assert 0 < result.read_tokens <= 100  # the lines that fit the budget (or 48 tokens if more)
+    assert read <= result.read_tokens  # llama.cpp's own count of prompt tokens read in batches
+
+
+def test_a_keystroke_reads_only_the_new_tokens(repo: Path, index: Index, provider) -> None:
+    text = LONG + (repo / "shop" / "app.py").read_text() + "    result = checkout(cart)\n    log = "
+    line, col = text.count("\n") + 1, len("    log = ") + 1
+    provider.llama.reset()
+    before = provider.evaluated()
+    cold = complete(index, provider, "shop/app.py", line, col, text=text, mode="single")
+    after_cold = provider.evaluated()
+    warm = complete(index, provider, "shop/app.py", line, col + 3, text=text + "str", mode="single")
+    after_warm = provider.evaluated()
+    assert cold.read_tokens == cold.prompt_tokens > 100
+    assert after_cold[0] - before[0] >= cold.read_tokens - 2  # read in batches (a last lone token is not)
+    assert warm.read_tokens <= 4  # "str" and the token it may merge with
+    assert after_warm[0] - after_cold[0] <= warm.read_tokens
+
+
+def test_reading_ahead_leaves_only_the_keystroke_to_read_and_yields_between_chunks(
+    index: Index, provider
+) -> None:
+    text = LONG + APP
+    line = text.count("\n")
+    provider.llama.reset()
+    probe = complete(index, provider, "shop/app.py", line, CALL_COL, text=text, mode="single")
+    provider.llama.reset()
+    calls = []
+    assert not provider.prefill(probe.warm_prompt, lambda: len(calls) > 2 or calls.append(1))
+    assert provider.cached_tokens(probe.warm_prompt) == 3 * PREFILL_CHUNK  # stopped, what it read kept
+    assert provider.prefill(probe.warm_prompt, lambda: False)
+    typed = text[:-1] + "'\n"  # one more key at the cursor
+    result = complete(index, provider, "shop/app.py", line, CALL_COL + 1, text=typed, mode="single")
+    assert result.read_tokens <= 2  # the quote, and the token before it if the two merge
+
+
+def test_an_invoked_trigger_at_the_end_of_a_line_shows_the_next_one(index: Index, provider) -> None:
+    text = "def add(a, b):\n    total = a + b"
+    end = len("    total = a + b") + 1
+    result = complete(index, provider, "shop/calc.py", 2, end, text=text, invoked=True)
+    assert result.raw.strip()  # the bundled model writes something here...
+    assert result.completion and result.empty_reason() is None  # ...so an item is shown
+
+
+def test_a_short_prefix_window_still_shows_the_lines_above() -> None:
+    prefix = "".join(f"value_{i} = compute({i})\n" for i in range(100)) + "x = "
+    window, first = _prefix_window(prefix, 375)  # the window of a slow model (an eighth)
+    assert window.endswith("value_99 = compute(99)\nx = ") and window.count("\n") >= 10
+    assert first % 2 == 0  # its start still moves in steps (stable while typing)

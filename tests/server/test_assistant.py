@@ -59,10 +59,12 @@ async def test_completion_fallback_replaces_the_typed_word(repo: Path) -> None:
 
 
 async def test_a_newer_keystroke_supersedes_the_pending_request(repo: Path) -> None:
-    settings = {**FAST_SETTINGS, "server": {"debounce_ms": 300}}
+    settings = {**FAST_SETTINGS, "server": {**FAST_SETTINGS["server"], "debounce_ms": 300}}
     async with lsp(repo, caps=INLINE, settings=settings) as (client, _):
         (repo / "shop" / "calc.py").write_text(TYPED)
         uri = open_doc(client, repo / "shop" / "calc.py")
+        # Automatic triggers never wait for the model to load; an invoked one does.
+        await client.text_document_inline_completion_async(inline_params(uri, 1, 16))
         first = asyncio.ensure_future(
             client.text_document_inline_completion_async(inline_params(uri, 1, 16, True))
         )

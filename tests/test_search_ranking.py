@@ -1,0 +1,146 @@
+"""Ranking rules on small real repositories written to a temporary folder, each asserting the
+order the rule implies (indexed and searched by the real engine, static dense tier included)."""
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from ragls_testing import open_index, write_tree
+
+from ragls.indexer.engine import Index
+from ragls.indexer.search import companions
+
+# A C library whose public header documents each function in words that match a question, while
+# the source file holds the bodies (and says less about them).
+C_LIBRARY = {
+    "include/squash/encode.h": """\
+#ifndef SQUASH_ENCODE_H
+#define SQUASH_ENCODE_H
+#include <stddef.h>
+
+/**
+ * Streaming compression: consume input bytes and produce compressed output bytes.
+ * Call repeatedly until the input is consumed; flush the output at the end.
+ */
+int squash_compress_stream(const unsigned char *input, size_t input_size,
+                           unsigned char *output, size_t *output_size);
+
+/** Worst-case size of the compressed output for a given input size. */
+size_t squash_max_compressed_size(size_t input_size);
+
+#endif
+""",
+    "src/encode.c": """\
+#include "squash/encode.h"
+#include "bits.h"
+
+size_t squash_max_compressed_size(size_t n) {
+    return n + (n >> 3) + 16;
+}
+
+int squash_compress_stream(const unsigned char *in, size_t n, unsigned char *out, size_t *out_n) {
+    size_t pos = 0;
+    struct bit_writer w;
+    bit_writer_init(&w, out, *out_n);
+    while (pos < n) {
+        size_t run = match_length(in, pos, n);
+        if (run > 2) {
+            write_bits(&w, 1, 1);
+            write_bits(&w, run, 8);
+            pos += run;
+        } else {
+            write_bits(&w, 0, 1);
+            write_bits(&w, in[pos], 8);
+            pos += 1;
+        }
+    }
+    *out_n = bit_writer_finish(&w);
+    return 0;
+}
+""",
+    "src/bits.h": """\
+#ifndef SQUASH_BITS_H
+#define SQUASH_BITS_H
+#include <stddef.h>
+struct bit_writer { unsigned char *out; size_t cap; size_t used; unsigned acc; int nacc; };
+void bit_writer_init(struct bit_writer *w, unsigned char *out, size_t cap);
+void write_bits(struct bit_writer *w, unsigned value, int count);
+size_t bit_writer_finish(struct bit_writer *w);
+size_t match_length(const unsigned char *in, size_t pos, size_t n);
+#endif
+""",
+    "src/bits.c": """\
+#include "bits.h"
+void bit_writer_init(struct bit_writer *w, unsigned char *out, size_t cap) {
+    w->out = out; w->cap = cap; w->used = 0; w->acc = 0; w->nacc = 0;
+}
+void write_bits(struct bit_writer *w, unsigned value, int count) {
+    w->acc |= value << w->nacc; w->nacc += count;
+    while (w->nacc >= 8 && w->used < w->cap) {
+        w->out[w->used++] = w->acc & 0xff; w->acc >>= 8; w->nacc -= 8;
+    }
+}
+size_t bit_writer_finish(struct bit_writer *w) {
+    if (w->nacc > 0 && w->used < w->cap) w->out[w->used++] = w->acc & 0xff;
+    return w->used;
+}
+size_t match_length(const unsigned char *in, size_t pos, size_t n) {
+    size_t k = 0;
+    while (pos + k + 1 < n && in[pos + k + 1] == in[pos] && k < 255) k++;
+    return k;
+}
+""",
+}
+
+
+@pytest.fixture
+def c_library(tmp_path: Path) -> Iterator[Index]:
+    index = open_index(write_tree(tmp_path / "repo", C_LIBRARY))
+    index.update()
+    index.embed_pending()
+    yield index
+    index.close()
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "how does streaming compression consume input and produce output",
+        "worst-case size of the compressed output for a given input size",
+    ],
+)
+def test_a_question_gets_the_body_before_its_declaration(c_library: Index, query: str) -> None:
+    paths = [r.path for r in c_library.search(query, top_k=5)]
+    assert "src/encode.c" in paths and "include/squash/encode.h" in paths, paths
+    assert paths.index("src/encode.c") < paths.index("include/squash/encode.h"), paths
+
+
+def test_a_name_is_answered_where_the_symbol_table_found_it(c_library: Index) -> None:
+    # a name lookup is not a question: the struct lives in the header and is found there first
+    assert c_library.search("bit_writer", top_k=3)[0].path == "src/bits.h"
+
+
+def test_companions_pair_each_declaration_file_with_the_nearest_body_of_its_name() -> None:
+    paths = [
+        "include/squash/encode.h",
+        "src/encode.c",
+        "src/bits.h",
+        "src/bits.c",
+        "tools/bits.c",
+        "core/pool.hpp",
+        "core/pool-inl.h",
+        "core/orphan.h",
+        "core/README.md",
+        "types/hooks.d.ts",
+        "lib/hooks.js",
+        "test/hooks.test.js",
+        "pkg/client.pyi",
+        "pkg/client.py",
+    ]
+    assert sorted(companions(paths)) == [
+        ("core/pool.hpp", "core/pool-inl.h"),
+        ("include/squash/encode.h", "src/encode.c"),
+        ("pkg/client.pyi", "pkg/client.py"),
+        ("src/bits.h", "src/bits.c"),
+        ("types/hooks.d.ts", "lib/hooks.js"),
+    ]
