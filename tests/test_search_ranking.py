@@ -3,12 +3,13 @@ order the rule implies (indexed and searched by the real engine, static dense ti
 
 from collections.abc import Iterator
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 from ragls_testing import open_index, write_tree
 
 from ragls.indexer.engine import Index
-from ragls.indexer.search import companions
+from ragls.indexer.search import _by_file, companions
 
 # A C library whose public header documents each function in words that match a question, while
 # the source file holds the bodies (and says less about them).
@@ -144,3 +145,18 @@ def test_companions_pair_each_declaration_file_with_the_nearest_body_of_its_name
         ("src/bits.h", "src/bits.c"),
         ("types/hooks.d.ts", "lib/hooks.js"),
     ]
+
+
+def test_a_files_second_chunk_outranks_weak_files_but_not_strong_ones() -> None:
+    """One definition among many in a long file: a second chunk that matches nearly as well as the
+    file's best comes before files that barely match; one that barely matches comes after them."""
+    chunks = {1: ("a.py", 1.0), 2: ("a.py", 0.9), 3: ("a.py", 0.1)}
+    chunks |= {10 + n: (f"{name}.py", 0.2) for n, name in enumerate("bcdef")}
+    rows = {
+        cid: SimpleNamespace(path=path, language="python", start_line=cid, end_line=cid, symbol="")
+        for cid, (path, _) in chunks.items()
+    }
+    scores = {cid: score for cid, (_, score) in chunks.items()}
+    ranked = [r.chunk_id for r in _by_file(rows, scores, {}, 8, 1.0, bodies_lead=False)]
+    assert ranked[:2] == [1, 2], ranked  # before this rule: 1, then one chunk of every other file
+    assert set(ranked[2:7]) == {10, 11, 12, 13, 14} and ranked[7] == 3, ranked
