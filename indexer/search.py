@@ -13,6 +13,7 @@ import re
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
+from os.path import commonprefix
 from typing import TYPE_CHECKING, Literal
 
 from ragls.indexer.languages import CONFIG_LANGUAGES
@@ -287,12 +288,7 @@ def companions(paths: list[str]) -> list[tuple[str, str]]:
 
 
 def _shared_folders(a: str, b: str) -> int:
-    count = 0
-    for x, y in zip(a.split("/")[:-1], b.split("/")[:-1], strict=False):
-        if x != y:
-            break
-        count += 1
-    return count
+    return len(commonprefix([a.split("/")[:-1], b.split("/")[:-1]]))
 
 
 def _by_file(

@@ -22,6 +22,7 @@ import os
 import threading
 import time
 from collections.abc import Callable, Sequence
+from os.path import commonprefix
 from pathlib import Path
 from typing import Any
 
@@ -168,7 +169,7 @@ class LlamaCppProvider(Provider):
             self._lock.release()
 
     def cached_tokens(self, prompt: str) -> int:
-        return _common_prefix(self.llama.input_ids[: self.llama.n_tokens], self._tokens(prompt))
+        return _common_prefix(self.llama.input_ids[: self.llama.n_tokens].tolist(), self._tokens(prompt))
 
     def _tokens(self, prompt: str) -> list[int]:
         """The prompt's tokens exactly as ``create_completion`` would make them from the text."""
@@ -180,7 +181,7 @@ class LlamaCppProvider(Provider):
         """Bring the KV cache to hold exactly ``tokens``: keep the cached prefix they share, read
         the rest ``chunk`` tokens at a time while ``stop()`` is false. True when all are read."""
         llama = self.llama
-        llama.n_tokens = _common_prefix(llama.input_ids[: llama.n_tokens], tokens)
+        llama.n_tokens = _common_prefix(llama.input_ids[: llama.n_tokens].tolist(), tokens)
         for start in range(llama.n_tokens, len(tokens), chunk):
             if stop():
                 return False
@@ -265,10 +266,6 @@ def _relay(chunks: Any, text_of: Any) -> Deltas:
     return reason
 
 
-def _common_prefix(cached: Sequence[int], tokens: Sequence[int]) -> int:
-    n = 0
-    for a, b in zip(cached, tokens, strict=False):
-        if a != b:
-            break
-        n += 1
-    return n
+def _common_prefix(cached: list[int], tokens: Sequence[int]) -> int:
+    """How many leading tokens the cache and a prompt share."""
+    return len(commonprefix([cached, list(tokens)]))
