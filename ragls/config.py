@@ -193,10 +193,10 @@ class RecipesConfig:
 class LatencyBudgetConfig:
     automatic: int = opt(
         250,
-        "ms from a keystroke's request to its inline completion, the debounce included: a suggestion "
-        "that comes later than a typist's next key or two is one they have typed past. It caps the "
-        "prompt tokens read for the request (from the model's measured speed): on a slow CPU a "
-        "cold prompt waits for read-ahead instead of blocking typing",
+        "ms from a keystroke's request to its inline completion, the debounce included. Today it "
+        "only decides whether an automatic trigger waits for a model still loading (0: it waits); "
+        "a prompt that cannot be read within it is still read, late, and the next keystroke stops "
+        "it with its work kept (an editor asks once per change, so a pause gets its suggestion)",
     )
     invoked: int = opt(
         1000,

@@ -7,12 +7,13 @@ is already reading its prompt or generating is stopped when a newer one arrives 
 or when the client sends ``$/cancelRequest``, and what it read stays cached for the next one. The
 buffer's text is the editor's, not the disk's.
 
-Each request has a latency budget (``server.latency_budget_ms``, by trigger kind) that caps the
-prompt tokens the model may read for it. While the user types what the last suggestion says, the
-rest of it is served with no model call. After each request its prompt is read ahead in the
-background (``Provider.prefill``), giving way to any request, so the next keystroke reads only what
-it adds. A model still loading answers nothing, at once, and says so
-once. Every empty answer's reason goes to the log.
+An invoked request has a latency budget (``server.latency_budget_ms.invoked``) that caps the
+prompt tokens the model may read for it; an automatic one reads its whole prompt, late if need
+be (``recipes.completion.complete`` says why). While the user types what the last suggestion
+says, the rest of it is served with no model call. After each request its prompt is read ahead in
+the background (``Provider.prefill``), giving way to any request, so the next keystroke reads only
+what it adds. A model still loading answers an automatic request with nothing, at once, and says
+so once. Every empty answer's reason goes to the log.
 """
 
 from __future__ import annotations
