@@ -36,6 +36,14 @@ install-test: install
 		echo "  sudo apt-get install -y --no-install-recommends emacs-nox elpa-eglot elpa-lsp-mode"; \
 	fi
 	@# --- end of the Emacs client ---
+	@# --- interactive editor tests (tests/editors/terminal.py): tmux ---
+	@if command -v tmux >/dev/null; then :; \
+	elif [ "$$(id -u)" = 0 ]; then \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends tmux >/dev/null; \
+	else \
+		echo "make install-test: tmux is missing; the interactive editor tests need it: sudo apt-get install -y tmux"; \
+	fi
+	@# --- end of the interactive editor tests ---
 	@# --- VS Code client (editor-clients/vscode): its npm packages, from the lockfile ---
 	npm ci --prefix editor-clients/vscode --no-audit --no-fund --loglevel=error
 	@# --- end of the VS Code client ---
