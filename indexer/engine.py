@@ -1,4 +1,5 @@
-"""The live index of one workspace: keeps SQLite, faiss and the embedding model open and
+"""The live index of one workspace: keeps the store (:mod:`storage`), each tier's vector search
+and the embedding model open and
 applies file changes incrementally. The CLI, the watcher and the language server all use it.
 
 Indexing runs in layers. ``update`` discovers files, parses the changed ones and writes
@@ -34,7 +35,8 @@ from ragls.indexer.embeddings import ContextualEncoder
 from ragls.indexer.onnx_encoder import cpu_budget
 from ragls.indexer.parsing import ParsedFile, parse
 from ragls.indexer.static_model import StaticEncoder
-from ragls.indexer.store import CorruptIndex, FileRecord, Store
+from ragls.indexer.storage import FileRecord, IndexStore
+from ragls.indexer.store import CorruptIndex, SqliteStore
 from ragls.indexer.tiers import DenseTier, Progress
 
 # Texts encoded and committed together, per tier: static encoding is nearly free, so big groups;
@@ -178,10 +180,12 @@ class Index:
         self.rules = discovery.Rules(root, cfg.index.max_file_bytes, cfg.index.exclude)
         self.store = self._open_store()
         self.tiers = {
-            "static": DenseTier(StaticEncoder(cfg.models.static, cfg.models.embedding), folder, STATIC_GROUP),
-            "contextual": DenseTier(ContextualEncoder(cfg.models.embedding), folder, CONTEXTUAL_GROUP),
+            "static": DenseTier(
+                StaticEncoder(cfg.models.static, cfg.models.embedding), self.store, STATIC_GROUP
+            ),
+            "contextual": DenseTier(ContextualEncoder(cfg.models.embedding), self.store, CONTEXTUAL_GROUP),
         }
-        self._write = threading.RLock()  # one writer: keeps SQLite and the faiss copies in step
+        self._write = threading.RLock()  # one writer: keeps the store and the vector searches in step
         self._vectors_dirty = False
         self._hot: tuple[int, set[str]] = (0, set())  # files the editor has open: embedded first
         self._load_vectors()
@@ -199,10 +203,10 @@ class Index:
         folder.mkdir(parents=True, exist_ok=True)
         return cls(root, cfg, folder)
 
-    def _open_store(self) -> Store:
+    def _open_store(self) -> IndexStore:
         db_path = self.folder / "index.sqlite"
         try:
-            return Store(db_path)
+            return SqliteStore(db_path)
         except CorruptIndex as exc:
             stamp = time.strftime("%Y%m%d-%H%M%S")
             for suffix in ("", "-wal", "-shm"):
@@ -214,7 +218,7 @@ class Index:
             self.notices.append(
                 f"the index could not be used ({exc}); moved aside to {db_path}.corrupt-{stamp}, rebuilding"
             )
-            return Store(db_path)
+            return SqliteStore(db_path)
 
     # -- keyword and symbol layer ----------------------------------------------------------
 
@@ -382,9 +386,7 @@ class Index:
             with self.store.transaction() as db:
                 for p in batch:
                     if p.parsed is None:
-                        db.execute(
-                            "UPDATE files SET mtime_ns = ?, size = ? WHERE path = ?", (*p.stamp, p.rel)
-                        )
+                        self.store.touch_file(db, p.rel, *p.stamp)
                         stats.unchanged += 1
                         continue
                     removed, added = self.store.replace_file(

@@ -16,13 +16,14 @@ import sqlite3
 import threading
 from bisect import bisect_left, bisect_right
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from ragls.indexer.model import Chunk, Symbol, content_hash
+from ragls.indexer.storage import ChunkRow, FileRecord, PendingText, embed_text
 from ragls.indexer.tokens import index_terms
+from ragls.indexer.vectors import VectorIndex
 
 SCHEMA_VERSION = "3"
 
@@ -88,45 +89,6 @@ class CorruptIndex(RuntimeError):
     """The database file is unreadable or fails its integrity check."""
 
 
-@dataclass(frozen=True)
-class FileRecord:
-    id: int
-    path: str
-    mtime_ns: int
-    size: int
-    hash: str
-    language: str
-
-
-@dataclass(frozen=True)
-class PendingText:
-    """A text some tier has no vector for yet, with what says how soon it will be retrieved."""
-
-    hash: str  # embed hash
-    chunk_id: int  # one chunk holding that text
-    path: str
-    mtime_ns: int
-    references: int  # references, anywhere in the workspace, to the names the chunk defines
-
-
-@dataclass(frozen=True)
-class ChunkRow:
-    id: int
-    path: str
-    start_line: int
-    end_line: int
-    symbol: str
-    kind: str
-    language: str
-    hash: str  # sha256 of the chunk's text
-
-
-def embed_text(path: str, symbol: str, text: str) -> str:
-    """What the embedding model sees: where the code lives and what it is, then the code."""
-    head = f"{path} {symbol}".strip()
-    return f"{head}\n{text}"
-
-
 def fts_row(chunk: Chunk) -> tuple[str, str, str]:
     """Identifier-split columns for the keyword index (body, path, symbol)."""
     return (
@@ -136,8 +98,9 @@ def fts_row(chunk: Chunk) -> tuple[str, str, str]:
     )
 
 
-class Store:
-    """Thread-safe access to the index database. Writers serialise on one lock."""
+class SqliteStore:
+    """The embedded :class:`~ragls.indexer.storage.IndexStore`: thread-safe access to the index
+    database, beside which each tier's faiss file lives. Writers serialise on one lock."""
 
     def __init__(self, db_path: Path) -> None:
         self.path = db_path
@@ -255,6 +218,10 @@ class Store:
         if removed or added:
             self._bump_vectors(db)
         return removed, added
+
+    def touch_file(self, db: sqlite3.Connection, path: str, mtime_ns: int, size: int) -> None:
+        """A new (mtime, size) stamp for a file whose content is the one indexed."""
+        db.execute("UPDATE files SET mtime_ns = ?, size = ? WHERE path = ?", (mtime_ns, size, path))
 
     def delete_file(self, db: sqlite3.Connection, path: str) -> list[int]:
         removed = self._delete_file(db, path)
@@ -376,6 +343,10 @@ class Store:
         return row[0] if row else None
 
     # -- embeddings ---------------------------------------------------------------------------
+
+    def vector_index(self, tier: str) -> VectorIndex:
+        """``tier``'s faiss index, in a file beside the database."""
+        return VectorIndex(self.path.parent, tier)
 
     _PENDING = (
         "FROM chunks c LEFT JOIN vectors v ON v.tier = ? AND v.hash = c.embed_hash WHERE v.hash IS NULL"

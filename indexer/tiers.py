@@ -1,4 +1,4 @@
-"""Dense tiers: one embedding model, its vectors in SQLite and its own faiss index.
+"""Dense tiers: one embedding model, its vectors in the store and its own vector search.
 
 The static tier (a distilled model2vec model) embeds every chunk seconds after the keyword layer;
 the contextual tier (MiniLM) follows in the background, most-likely-retrieved chunks first.
@@ -13,13 +13,11 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from pathlib import Path
 from typing import Protocol
 
 import numpy as np
 
-from ragls.indexer.store import PendingText, Store
-from ragls.indexer.vectors import VectorIndex
+from ragls.indexer.storage import IndexStore, PendingText, VectorSearch
 
 Progress = Callable[[int, int, str], None]  # (done, total, what)
 
@@ -49,23 +47,23 @@ def retrieval_order(pending: list[PendingText], hot: set[str]) -> list[PendingTe
 
 
 class DenseTier:
-    def __init__(self, encoder: Encoder, folder: Path, group: int) -> None:
+    def __init__(self, encoder: Encoder, store: IndexStore, group: int) -> None:
         self.name = encoder.tier
         self.encoder = encoder
-        self.vectors = VectorIndex(folder, self.name)
+        self.vectors: VectorSearch = store.vector_index(self.name)
         self.group = group  # texts encoded and committed together
         self._checked = False
         self._running = threading.Lock()  # one pass at a time; it picks up texts added meanwhile
 
-    def load(self, store: Store, generation: int) -> bool:
-        """Load the saved faiss file if it matches SQLite, else rebuild it; True when rebuilt."""
+    def load(self, store: IndexStore, generation: int) -> bool:
+        """Load the saved search index if it matches the store, else rebuild it; True when rebuilt."""
         expected = store.embedded(self.name)
         if expected and not self.vectors.load(generation, expected):
             self.vectors.rebuild(store.all_vectors(self.name))
             return True
         return False
 
-    def check_model(self, store: Store, lock: threading.RLock, notices: list[str]) -> None:
+    def check_model(self, store: IndexStore, lock: threading.RLock, notices: list[str]) -> None:
         """Before the first encode: vectors made by another model are dropped, once."""
         if self._checked:
             return
@@ -88,7 +86,7 @@ class DenseTier:
 
     def embed(
         self,
-        store: Store,
+        store: IndexStore,
         lock: threading.RLock,
         hot: Callable[[], tuple[int, set[str]]],
         progress: Progress | None,
@@ -127,7 +125,7 @@ class DenseTier:
         finally:
             self._running.release()
 
-    def status(self, store: Store) -> dict:
+    def status(self, store: IndexStore) -> dict:
         return {
             "model": store.meta(f"model:{self.name}") or "",
             "embedded": store.embedded(self.name),
