@@ -16,6 +16,7 @@ import json
 import multiprocessing
 import os
 import signal
+import subprocess
 import sys
 import threading
 import time
@@ -35,7 +36,7 @@ from ragls.indexer.embeddings import ContextualEncoder
 from ragls.indexer.onnx_encoder import cpu_budget
 from ragls.indexer.parsing import ParsedFile, parse
 from ragls.indexer.static_model import StaticEncoder
-from ragls.indexer.storage import FileRecord, IndexStore
+from ragls.indexer.storage import FileRecord, IndexStore, StoreError
 from ragls.indexer.store import CorruptIndex, SqliteStore
 from ragls.indexer.tiers import DenseTier, Progress
 
@@ -76,6 +77,18 @@ def index_dir(root: Path, cfg: Config) -> Path:
     base = Path(os.environ.get("RAGLS_CACHE_DIR") or platformdirs.user_cache_dir("ragls"))
     key = hashlib.sha256(str(root).encode()).hexdigest()[:16]
     return base / f"{root.name or 'root'}-{key}"
+
+
+def git_branch(root: Path) -> str:
+    """The branch checked out at ``root`` ('HEAD' when detached or not a git work tree)."""
+    try:
+        done = subprocess.run(
+            ["git", "-C", str(root), "rev-parse", "--abbrev-ref", "HEAD"],
+            capture_output=True, text=True, timeout=30,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return "HEAD"
+    return done.stdout.strip() if done.returncode == 0 and done.stdout.strip() else "HEAD"
 
 
 def decode_source(data: bytes) -> tuple[str, int | None]:
@@ -204,6 +217,17 @@ class Index:
         return cls(root, cfg, folder)
 
     def _open_store(self) -> IndexStore:
+        if self.cfg.index.store != "embedded":
+            try:
+                from ragls.indexer.pgstore import PgStore  # the postgres extra: only when configured
+            except ImportError as exc:
+                raise StoreError(
+                    f"index.store names a PostgreSQL database, but {exc.name} is not installed:"
+                    " pip install 'ragls[postgres]'"
+                ) from None
+
+            repository = self.cfg.index.repository or self.root.name
+            return PgStore(self.cfg.index.store, repository, self.cfg.index.branch or git_branch(self.root))
         db_path = self.folder / "index.sqlite"
         try:
             return SqliteStore(db_path)
@@ -497,6 +521,7 @@ class Index:
         return {
             "root": str(self.root),
             "index_dir": str(self.folder),
+            "store": self.store.location(),
             **counts,
             # chunks with a vector of every enabled tier
             "embedded": min((self.store.embedded(name) for name in enabled), default=0),

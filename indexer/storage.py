@@ -9,6 +9,7 @@ PostgreSQL store (:mod:`pgstore`) serves many repositories to a team.
 
 from __future__ import annotations
 
+from bisect import bisect_left, bisect_right
 from collections.abc import Iterable, Iterator
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
@@ -17,6 +18,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from ragls.indexer.model import Chunk, Symbol
+from ragls.indexer.tokens import index_terms
 
 
 @dataclass(frozen=True)
@@ -58,12 +60,51 @@ def embed_text(path: str, symbol: str, text: str) -> str:
     return f"{head}\n{text}"
 
 
+def fts_row(chunk: Chunk) -> tuple[str, str, str]:
+    """Identifier-split columns for the keyword index (body, path, symbol)."""
+    return (
+        " ".join(index_terms(chunk.text)),
+        " ".join(index_terms(chunk.path)),
+        " ".join(index_terms(chunk.symbol)),
+    )
+
+
+def pending_by_text(
+    rows: Iterable[tuple[str, int, int, int, int, str, int]],
+    definitions: Iterable[tuple[int, int, str]],
+    refs: dict[str, int],
+) -> list[PendingText]:
+    """One :class:`PendingText` per embed hash from the pending chunk rows (embed hash, chunk id,
+    file id, start line, end line, path, mtime), the definitions of their files (file id, line,
+    lower-cased name) and how often each name is referenced: the chunk whose definitions are
+    referenced most stands for its text."""
+    by_file: dict[int, list[tuple[int, str]]] = {}
+    for file_id, line, lname in definitions:
+        by_file.setdefault(file_id, []).append((line, lname))
+    for defs in by_file.values():
+        defs.sort()
+    best: dict[str, PendingText] = {}
+    for digest, chunk_id, file_id, start, end, path, mtime_ns in rows:
+        defs = by_file.get(file_id, [])
+        lo, hi = bisect_left(defs, (start, "")), bisect_right(defs, (end, "\uffff"))
+        text = PendingText(digest, chunk_id, path, mtime_ns, sum(refs.get(n, 0) for _, n in defs[lo:hi]))
+        if digest not in best or text.references > best[digest].references:
+            best[digest] = text
+    return list(best.values())
+
+
+class StoreError(RuntimeError):
+    """A store that cannot be used: unreachable, refused, at another schema version, not installed.
+    The message says what to change and never holds a password."""
+
+
 class VectorSearch(Protocol):
     """One tier's nearest-neighbour search over chunk ids. The embedded store keeps it in a faiss
     file derived from the stored vectors (so it is loaded, kept in step and saved); a database
     that searches its own vectors has nothing to load, keep in step or save."""
 
-    dim: int | None
+    @property
+    def dim(self) -> int | None: ...
 
     @property
     def size(self) -> int: ...
@@ -86,6 +127,10 @@ class IndexStore(Protocol):
     ``transaction()`` (its handle goes to the write methods), so one file's rows change together."""
 
     def close(self) -> None: ...
+
+    def location(self) -> str:
+        """Where the index lives, as a user may be shown it (no credentials)."""
+        ...
 
     def transaction(self) -> AbstractContextManager[Any]: ...
 

@@ -14,15 +14,13 @@ from __future__ import annotations
 import contextlib
 import sqlite3
 import threading
-from bisect import bisect_left, bisect_right
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import numpy as np
 
 from ragls.indexer.model import Chunk, Symbol, content_hash
-from ragls.indexer.storage import ChunkRow, FileRecord, PendingText, embed_text
-from ragls.indexer.tokens import index_terms
+from ragls.indexer.storage import ChunkRow, FileRecord, PendingText, embed_text, fts_row, pending_by_text
 from ragls.indexer.vectors import VectorIndex
 
 SCHEMA_VERSION = "3"
@@ -89,15 +87,6 @@ class CorruptIndex(RuntimeError):
     """The database file is unreadable or fails its integrity check."""
 
 
-def fts_row(chunk: Chunk) -> tuple[str, str, str]:
-    """Identifier-split columns for the keyword index (body, path, symbol)."""
-    return (
-        " ".join(index_terms(chunk.text)),
-        " ".join(index_terms(chunk.path)),
-        " ".join(index_terms(chunk.symbol)),
-    )
-
-
 class SqliteStore:
     """The embedded :class:`~ragls.indexer.storage.IndexStore`: thread-safe access to the index
     database, beside which each tier's faiss file lives. Writers serialise on one lock."""
@@ -127,6 +116,9 @@ class SqliteStore:
             raise CorruptIndex(f"{db_path}: {exc}") from exc
         if self.meta("schema") != SCHEMA_VERSION:
             raise CorruptIndex(f"{db_path}: schema {self.meta('schema')!r}, expected {SCHEMA_VERSION}")
+
+    def location(self) -> str:
+        return str(self.path)
 
     def _check(self) -> None:
         row = self.db.execute("PRAGMA quick_check").fetchone()
@@ -370,29 +362,18 @@ class SqliteStore:
             " FROM chunks c JOIN files f ON f.id = c.file_id WHERE c.id IN ({marks})",
             ids,
         )
-        definitions: dict[int, list[tuple[int, str]]] = {}
-        for file_id, line, lname in self._select_in(
+        definitions = self._select_in(
             "SELECT file_id, line, lname FROM symbols WHERE role = 'definition' AND file_id IN ({marks})",
             sorted({row[2] for row in rows}),
-        ):
-            definitions.setdefault(file_id, []).append((line, lname))
-        for defs in definitions.values():
-            defs.sort()
+        )
         refs = dict(
             self._select_in(
                 "SELECT lname, count(*) FROM symbols WHERE role = 'reference' AND lname IN ({marks})"
                 " GROUP BY lname",
-                sorted({lname for defs in definitions.values() for _, lname in defs}),
+                sorted({lname for _, _, lname in definitions}),
             )
         )
-        best: dict[str, PendingText] = {}
-        for digest, chunk_id, file_id, start, end, path, mtime_ns in rows:
-            defs = definitions.get(file_id, [])
-            lo, hi = bisect_left(defs, (start, "")), bisect_right(defs, (end, "\uffff"))
-            text = PendingText(digest, chunk_id, path, mtime_ns, sum(refs.get(n, 0) for _, n in defs[lo:hi]))
-            if digest not in best or text.references > best[digest].references:
-                best[digest] = text
-        return list(best.values())
+        return pending_by_text(rows, definitions, refs)
 
     def embed_inputs(self, chunk_ids: list[int]) -> dict[int, str]:
         """The text to embed for each chunk."""

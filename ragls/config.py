@@ -63,6 +63,16 @@ class IndexConfig:
         "(where it costs minutes to an hour of both cores for little NDCG; see the benchmark)",
     )
     watch_debounce_seconds: float = opt(0.3, "quiet time before the watcher applies a burst of changes")
+    store: str = opt(
+        "embedded",
+        "'embedded': SQLite + faiss files (index.location); or a PostgreSQL DSN (postgresql://host/db; "
+        "the password from PGPASSWORD or ~/.pgpass, never here) for a team's shared index "
+        "(pip install 'ragls[postgres]')",
+    )
+    repository: str = opt(
+        "", "the repository's name in a PostgreSQL store; empty = the workspace folder's name"
+    )
+    branch: str = opt("", "the branch's name in a PostgreSQL store; empty = the checked-out git branch")
 
 
 @dataclass(frozen=True)

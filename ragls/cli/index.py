@@ -41,10 +41,13 @@ def resolve_root(value: Path | None) -> Path:
     return value or default_root().resolve()
 
 
-def open_index(root: Path, settings: str | None = None, device: str | None = None) -> Index:
+def open_index(
+    root: Path, settings: str | None = None, device: str | None = None, store: dict[str, str] | None = None
+) -> Index:
     """The workspace's index; ``settings`` is a JSON object layered over the config files (what an
     editor sends the language server, which passes it on to the ``ragls index`` it starts);
-    ``device`` (``--device``) overrides models.embedding.device."""
+    ``device`` (``--device``) overrides models.embedding.device, ``store`` (``--store``,
+    ``--repository``, ``--branch``) the index.* keys it names."""
     overrides = []
     if settings:
         try:
@@ -53,6 +56,8 @@ def open_index(root: Path, settings: str | None = None, device: str | None = Non
             raise config.ConfigError(f"--settings is not valid JSON: {exc}") from None
     if device:
         overrides.append(("--device", {"models": {"embedding": {"device": device}}}))
+    if store:
+        overrides.append(("--store", {"index": store}))
     index = Index.open(root, config.load(root, overrides))
     print_notices(index)
     return index
@@ -135,9 +140,10 @@ def embed_contextual(index: Index, report, embed_limit: int | None) -> None:
 
 def _index(args: argparse.Namespace) -> int:
     root = resolve_root(args.path)
+    store = {key: value for key in ("store", "repository", "branch") if (value := getattr(args, key))}
     if args.status:
-        return _show_status(root, as_json=False)
-    with open_index(root, args.settings, args.device) as index:
+        return _show_status(root, as_json=False, store=store)
+    with open_index(root, args.settings, args.device, store) as index:
         index.prioritize(args.first)
         if args.json:
             stats = index.update(_json_lines)
@@ -167,7 +173,7 @@ def _index(args: argparse.Namespace) -> int:
     table.add_row("languages", langs or "-")
     table.add_row("seconds (keyword layer)", f"{stats.seconds:.2f}")
     table.add_row("seconds (embeddings)", f"{embed_seconds:.2f}")
-    table.add_row("index", status["index_dir"])
+    table.add_row("index", status["store"])
     out.print(table)
     for problem in stats.problems[:20]:
         err.print(f"[yellow]warning:[/] {problem}")
@@ -245,9 +251,9 @@ def _status(args: argparse.Namespace) -> int:
     return _show_status(resolve_root(args.root), args.json)
 
 
-def _show_status(root: Path, as_json: bool) -> int:
+def _show_status(root: Path, as_json: bool, store: dict[str, str] | None = None) -> int:
     """What the index holds, each dense tier on its own line (no model is loaded for it)."""
-    with open_index(root) as index:
+    with open_index(root, store=store) as index:
         status = index.status()
     if as_json:
         print(json.dumps(status))
@@ -324,6 +330,13 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--first", metavar="FILE", action="append", default=[],
         help="embed this file's chunks first (repeatable; the language server names the open files)",
     )
+    p.add_argument(
+        "--store", metavar="DSN",
+        help="index into this PostgreSQL database (postgresql://...; the password from PGPASSWORD or "
+        "~/.pgpass) instead of index.store",
+    )
+    p.add_argument("--repository", metavar="NAME", help="the repository's name in a PostgreSQL store")
+    p.add_argument("--branch", metavar="NAME", help="the branch's name in a PostgreSQL store")
     p.set_defaults(run=_index)
 
     p = sub.add_parser("search", help="search the index (builds it first if there is none)")

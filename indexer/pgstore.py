@@ -1,0 +1,633 @@
+"""The team store: many repositories' indexes in one PostgreSQL database with pgvector.
+
+Every row is keyed by repository and branch, so one database holds many of them and several
+writers (one per repository, or per part of a monorepo) write at once; each file's rows change
+in one transaction. The keyword layer is BM25 computed in SQL over a table of (stemmed) term
+frequencies, with FTS5's formula and column weights, so it ranks like the embedded store. Vectors
+live in pgvector keyed by the model that made them and the hash of the text: a text is embedded
+once per model, whichever repository or branch holds it, and each model (a tier's vector space)
+has its own HNSW index. The schema carries one version; a database at another version is refused
+before anything is written. Credentials come from the DSN, the environment (PGPASSWORD), a pgpass
+or service file (libpq reads them) and never appear in an error.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import re
+import threading
+from collections import Counter
+from collections.abc import Iterable, Iterator
+from functools import lru_cache
+from typing import Any
+
+import numpy as np
+import psycopg
+import snowballstemmer
+from pgvector.psycopg import register_vector
+from psycopg import sql
+from psycopg.conninfo import conninfo_to_dict
+
+from ragls.indexer.model import Chunk, Symbol, content_hash
+from ragls.indexer.storage import (
+    ChunkRow,
+    FileRecord,
+    PendingText,
+    StoreError,
+    embed_text,
+    fts_row,
+    pending_by_text,
+)
+
+SCHEMA_VERSION = "1"
+SCHEMA_LOCK = 0x7261676C73  # advisory lock id ("ragls") held while the schema is checked or created
+
+SCHEMA = """
+CREATE EXTENSION IF NOT EXISTS vector;
+CREATE TABLE ragls_schema (version TEXT NOT NULL);
+CREATE TABLE ragls_meta (
+    repo TEXT NOT NULL, branch TEXT NOT NULL, key TEXT NOT NULL, value TEXT NOT NULL,
+    PRIMARY KEY (repo, branch, key)
+);
+CREATE TABLE ragls_files (
+    id BIGSERIAL PRIMARY KEY,
+    repo TEXT NOT NULL,
+    branch TEXT NOT NULL,
+    path TEXT NOT NULL,
+    mtime_ns BIGINT NOT NULL,
+    size BIGINT NOT NULL,
+    hash TEXT NOT NULL,
+    language TEXT NOT NULL,
+    note TEXT,
+    UNIQUE (repo, branch, path)
+);
+CREATE TABLE ragls_chunks (
+    id BIGSERIAL PRIMARY KEY,
+    file_id BIGINT NOT NULL REFERENCES ragls_files(id) ON DELETE CASCADE,
+    repo TEXT NOT NULL,
+    branch TEXT NOT NULL,
+    start_line INTEGER NOT NULL,
+    end_line INTEGER NOT NULL,
+    symbol TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    hash TEXT NOT NULL,
+    embed_hash TEXT NOT NULL,
+    text TEXT NOT NULL,
+    terms INTEGER NOT NULL  -- keyword tokens in body, path and symbol: BM25's document length
+);
+CREATE INDEX ragls_chunks_file ON ragls_chunks(file_id);
+CREATE INDEX ragls_chunks_embed ON ragls_chunks(repo, branch, embed_hash);
+CREATE TABLE ragls_symbols (
+    file_id BIGINT NOT NULL REFERENCES ragls_files(id) ON DELETE CASCADE,
+    repo TEXT NOT NULL,
+    branch TEXT NOT NULL,
+    name TEXT NOT NULL,
+    lname TEXT NOT NULL,
+    qualified TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    line INTEGER NOT NULL,
+    end_line INTEGER NOT NULL,
+    role TEXT NOT NULL
+);
+CREATE INDEX ragls_symbols_lname ON ragls_symbols(repo, branch, lname, role);
+CREATE INDEX ragls_symbols_file ON ragls_symbols(file_id);
+CREATE TABLE ragls_terms (
+    chunk_id BIGINT NOT NULL REFERENCES ragls_chunks(id) ON DELETE CASCADE,
+    repo TEXT NOT NULL,
+    branch TEXT NOT NULL,
+    term TEXT NOT NULL,
+    freq REAL NOT NULL  -- occurrences weighted by column: body 1, path 2, symbol 3
+);
+CREATE INDEX ragls_terms_term ON ragls_terms(repo, branch, term);
+CREATE INDEX ragls_terms_chunk ON ragls_terms(chunk_id);
+CREATE TABLE ragls_vectors (
+    model TEXT NOT NULL,
+    hash TEXT NOT NULL,
+    embedding vector NOT NULL,
+    PRIMARY KEY (model, hash)
+);
+"""
+
+# BM25 as SQLite FTS5 computes it (k1, b; an IDF at or below zero counts 1e-6), over the terms of
+# one repository and branch. A quoted query term that splits into several tokens (``add_route``)
+# is a phrase to FTS5; here it matches chunks holding all its tokens, at the least frequent one's
+# frequency.
+K1, B = 1.2, 0.75
+KEYWORD_SEARCH = """
+WITH q AS MATERIALIZED (
+    SELECT * FROM unnest(%(terms)s::text[], %(phrases)s::int[], %(widths)s::int[]) AS q(term, phrase, width)
+),
+postings AS MATERIALIZED (
+    SELECT chunk_id, term, freq FROM ragls_terms
+    WHERE repo = %(repo)s AND branch = %(branch)s AND term = ANY(%(terms)s::text[])
+),
+hits AS MATERIALIZED (
+    SELECT p.chunk_id, q.phrase, min(p.freq) AS freq FROM postings p JOIN q ON p.term = q.term
+    GROUP BY p.chunk_id, q.phrase, q.width HAVING count(*) = q.width
+),
+df AS MATERIALIZED (SELECT phrase, count(*) AS hits FROM hits GROUP BY phrase),
+docs AS MATERIALIZED (
+    SELECT count(*)::float8 AS n, avg(terms)::float8 AS avgdl FROM ragls_chunks
+    WHERE repo = %(repo)s AND branch = %(branch)s
+)
+SELECT h.chunk_id, sum(
+    greatest(ln((d.n - df.hits + 0.5) / (df.hits + 0.5)), 1e-6)
+    * h.freq * (%(k1)s + 1) / (h.freq + %(k1)s * (1 - %(b)s + %(b)s * c.terms / d.avgdl))
+) AS score
+FROM hits h JOIN df USING (phrase) JOIN ragls_chunks c ON c.id = h.chunk_id CROSS JOIN docs d
+GROUP BY h.chunk_id ORDER BY score DESC, h.chunk_id LIMIT %(limit)s
+"""
+
+_QUOTED = re.compile(r'"((?:[^"]|"")*)"')
+_TOKEN = re.compile(r"[a-z0-9]+")
+_STEMMER = snowballstemmer.stemmer("porter")
+
+
+class StoreUnavailable(StoreError):
+    """The PostgreSQL server cannot be reached or refused the connection (the message names the
+    server, never the password)."""
+
+
+class SchemaMismatch(StoreError):
+    """The database holds a ragls schema of another version."""
+
+
+@lru_cache(maxsize=262_144)
+def stem(token: str) -> str:
+    """Porter stemming, as FTS5's ``porter`` tokenizer does (code repeats its words: cached)."""
+    return _STEMMER.stemWord(token)
+
+
+def tokens(text: str) -> list[str]:
+    """The keyword tokens of identifier-split text (``fts_row``'s columns, a query term)."""
+    return [stem(t) for t in _TOKEN.findall(text.lower())]
+
+
+def keyword_terms(chunk: Chunk) -> tuple[Counter[str], int]:
+    """A chunk's term frequencies weighted by column (body 1, path 2, symbol 3) and its length."""
+    freq: Counter[str] = Counter()
+    length = 0
+    for weight, column in zip((1, 2, 3), fts_row(chunk), strict=True):
+        found = tokens(column)
+        length += len(found)
+        for token in found:
+            freq[token] += weight
+    return freq, length
+
+
+def query_phrases(match: str) -> list[list[str]]:
+    """The token lists of an FTS5 expression of quoted terms joined by OR (``search.fts_query``)."""
+    phrases = [tokens(term.replace('""', '"')) for term in _QUOTED.findall(match)]
+    return [p for p in phrases if p]
+
+
+def redacted(dsn: str) -> str:
+    """A DSN as it may be shown: host, port, database and user, never the password."""
+    try:
+        parts = conninfo_to_dict(dsn)
+    except psycopg.ProgrammingError:
+        return "the configured PostgreSQL DSN (not a valid connection string)"
+    shown = [f"{k}={parts[k]}" for k in ("host", "port", "dbname", "user") if parts.get(k)]
+    return "PostgreSQL " + (" ".join(shown) or "(libpq defaults)")
+
+
+def _scrubbed(message: str, dsn: str) -> str:
+    """``message`` without the DSN's password, in case a server or libpq ever echoes it."""
+    with contextlib.suppress(psycopg.ProgrammingError):
+        password = conninfo_to_dict(dsn).get("password")
+        if password:
+            message = message.replace(str(password), "***")
+    return message
+
+
+class PgStore:
+    """The PostgreSQL :class:`~ragls.indexer.storage.IndexStore` of one repository and branch.
+    One connection, used under one lock (as the embedded store does)."""
+
+    def __init__(self, dsn: str, repository: str, branch: str, connect_timeout: float = 10.0) -> None:
+        self.repo = repository
+        self.branch = branch
+        self.where = redacted(dsn)
+        self.lock = threading.RLock()
+        self._indexed_models: set[str] = set()  # models whose HNSW index this process has seen
+        try:
+            conninfo_to_dict(dsn)
+        except psycopg.ProgrammingError:  # its message quotes the string, password and all
+            raise StoreUnavailable(
+                "index.store is neither 'embedded' nor a PostgreSQL connection string"
+                " (postgresql://user@host:port/database)"
+            ) from None
+        try:
+            self.db = psycopg.connect(dsn, autocommit=True, connect_timeout=max(1, round(connect_timeout)))
+        except psycopg.Error as exc:
+            raise StoreUnavailable(f"{self.where}: {_scrubbed(str(exc).strip(), dsn)}") from None
+        try:
+            self._check_schema()
+            register_vector(self.db)
+        except BaseException:
+            self.db.close()
+            raise
+
+    def _check_schema(self) -> None:
+        """Create the schema in an empty database; refuse one at another version (nothing written)."""
+        with self.db.transaction():
+            self.db.execute("SELECT pg_advisory_xact_lock(%s)", (SCHEMA_LOCK,))
+            if self.db.execute("SELECT to_regclass('ragls_schema')").fetchone()[0] is None:
+                self.db.execute(SCHEMA)
+                self.db.execute("INSERT INTO ragls_schema VALUES (%s)", (SCHEMA_VERSION,))
+                return
+            row = self.db.execute("SELECT version FROM ragls_schema").fetchone()
+            found = row[0] if row else None
+            if found != SCHEMA_VERSION:
+                raise SchemaMismatch(
+                    f"{self.where}: the ragls schema is version {found!r}, this ragls needs"
+                    f" {SCHEMA_VERSION!r} (upgrade ragls, or index into another database)"
+                )
+
+    def close(self) -> None:
+        with self.lock:
+            self.db.close()
+
+    def location(self) -> str:
+        return f"{self.where}, repository {self.repo}, branch {self.branch}"
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[psycopg.Connection]:
+        with self.lock, self._connection_lost(), self.db.transaction():
+            yield self.db
+
+    def _rows(self, query: str | sql.Composed, params: dict | tuple = ()) -> list[tuple]:
+        with self.lock, self._connection_lost():
+            return self.db.execute(query, params).fetchall()
+
+    @contextlib.contextmanager
+    def _connection_lost(self) -> Iterator[None]:
+        """A server gone (stopped, restarted, the connection cut) is a store error, not a crash."""
+        try:
+            yield
+        except psycopg.OperationalError as exc:
+            raise StoreUnavailable(f"{self.where}: {' '.join(str(exc).split())}") from None
+
+    def _one(self, query: str | sql.Composed, params: dict | tuple = ()) -> Any:
+        rows = self._rows(query, params)
+        return rows[0][0] if rows else None
+
+    # -- metadata ---------------------------------------------------------------------------
+
+    def meta(self, key: str) -> str | None:
+        return self._one(
+            "SELECT value FROM ragls_meta WHERE repo = %s AND branch = %s AND key = %s",
+            (self.repo, self.branch, key),
+        )
+
+    def set_meta(self, db: psycopg.Connection, key: str, value: str) -> None:
+        db.execute(
+            "INSERT INTO ragls_meta VALUES (%s, %s, %s, %s)"
+            " ON CONFLICT (repo, branch, key) DO UPDATE SET value = excluded.value",
+            (self.repo, self.branch, key, value),
+        )
+
+    def vectors_generation(self) -> int:
+        """Always 0: the server searches its own vectors, no file copy needs naming."""
+        return 0
+
+    # -- files ------------------------------------------------------------------------------
+
+    def files(self) -> dict[str, FileRecord]:
+        rows = self._rows(
+            "SELECT id, path, mtime_ns, size, hash, language FROM ragls_files"
+            " WHERE repo = %s AND branch = %s",
+            (self.repo, self.branch),
+        )
+        return {r[1]: FileRecord(*r) for r in rows}
+
+    def replace_file(
+        self,
+        db: psycopg.Connection,
+        path: str,
+        mtime_ns: int,
+        size: int,
+        digest: str,
+        language: str,
+        note: str | None,
+        chunks: list[Chunk],
+        symbols: list[Symbol],
+    ) -> tuple[list[int], list[int]]:
+        """Swap one file's rows inside the caller's transaction. Returns (removed, added) chunk ids."""
+        removed = self.delete_file(db, path)
+        key = (self.repo, self.branch)
+        file_id = db.execute(
+            "INSERT INTO ragls_files (repo, branch, path, mtime_ns, size, hash, language, note)"
+            " VALUES (%s, %s, %s, %s, %s, %s, %s, %s) RETURNING id",
+            (*key, path, mtime_ns, size, digest, language, note),
+        ).fetchone()[0]
+        added: list[int] = []
+        terms: list[tuple] = []
+        with db.cursor() as cur:
+            for chunk in chunks:
+                freq, length = keyword_terms(chunk)
+                chunk_id = cur.execute(
+                    "INSERT INTO ragls_chunks (file_id, repo, branch, start_line, end_line, symbol, kind,"
+                    " hash, embed_hash, text, terms) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
+                    " RETURNING id",
+                    (
+                        file_id, *key, chunk.start_line, chunk.end_line, chunk.symbol, chunk.kind, chunk.hash,
+                        content_hash(embed_text(chunk.path, chunk.symbol, chunk.text)), chunk.text, length,
+                    ),
+                ).fetchone()[0]
+                added.append(chunk_id)
+                terms += [(chunk_id, *key, term, count) for term, count in freq.items()]
+            cur.executemany("INSERT INTO ragls_terms VALUES (%s, %s, %s, %s, %s)", terms)
+            cur.executemany(
+                "INSERT INTO ragls_symbols VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+                [
+                    (file_id, *key, s.name, s.name.lower(), s.qualified, s.kind, s.line, s.end_line, s.role)
+                    for s in symbols
+                ],
+            )
+        return removed, added
+
+    def touch_file(self, db: psycopg.Connection, path: str, mtime_ns: int, size: int) -> None:
+        """A new (mtime, size) stamp for a file whose content is the one indexed."""
+        db.execute(
+            "UPDATE ragls_files SET mtime_ns = %s, size = %s WHERE repo = %s AND branch = %s AND path = %s",
+            (mtime_ns, size, self.repo, self.branch, path),
+        )
+
+    def delete_file(self, db: psycopg.Connection, path: str) -> list[int]:
+        rows = db.execute(
+            "DELETE FROM ragls_files WHERE repo = %s AND branch = %s AND path = %s RETURNING id",
+            (self.repo, self.branch, path),
+        ).fetchall()
+        if not rows:
+            return []
+        # the chunks, their terms and the symbols go with the file (ON DELETE CASCADE)
+        return [r[0] for r in db.execute("SELECT id FROM ragls_chunks WHERE file_id = %s", (rows[0][0],))]
+
+    # -- chunks -----------------------------------------------------------------------------
+
+    _CHUNK_COLUMNS = "c.id, f.path, c.start_line, c.end_line, c.symbol, c.kind, f.language, c.hash"
+    _OURS = "c.repo = %(repo)s AND c.branch = %(branch)s"
+
+    def _ours(self, **params: Any) -> dict:
+        return {"repo": self.repo, "branch": self.branch, **params}
+
+    def chunk_rows(self, ids: Iterable[int]) -> dict[int, ChunkRow]:
+        rows = self._rows(
+            f"SELECT {self._CHUNK_COLUMNS} FROM ragls_chunks c JOIN ragls_files f ON f.id = c.file_id"
+            f" WHERE {self._OURS} AND c.id = ANY(%(ids)s)",
+            self._ours(ids=list(ids)),
+        )
+        return {r[0]: ChunkRow(*r) for r in rows}
+
+    def chunks_of_files(self, paths: Iterable[str]) -> list[ChunkRow]:
+        rows = self._rows(
+            f"SELECT {self._CHUNK_COLUMNS} FROM ragls_chunks c JOIN ragls_files f ON f.id = c.file_id"
+            f" WHERE {self._OURS} AND f.path = ANY(%(paths)s) ORDER BY c.start_line, c.id",
+            self._ours(paths=list(paths)),
+        )
+        return [ChunkRow(*r) for r in rows]
+
+    def chunk_text(self, chunk_id: int) -> str | None:
+        return self._one(
+            f"SELECT text FROM ragls_chunks c WHERE {self._OURS} AND c.id = %(id)s", self._ours(id=chunk_id)
+        )
+
+    def chunk_count(self) -> int:
+        return self._one(f"SELECT count(*) FROM ragls_chunks c WHERE {self._OURS}", self._ours())
+
+    def counts(self) -> dict[str, int]:
+        return {
+            "files": self._one(
+                "SELECT count(*) FROM ragls_files WHERE repo = %s AND branch = %s", (self.repo, self.branch)
+            ),
+            "chunks": self.chunk_count(),
+            "symbols": self._one(
+                "SELECT count(*) FROM ragls_symbols WHERE repo = %s AND branch = %s AND role = 'definition'",
+                (self.repo, self.branch),
+            ),
+        }
+
+    def languages(self) -> dict[str, int]:
+        return dict(
+            self._rows(
+                "SELECT language, count(*) FROM ragls_files WHERE repo = %s AND branch = %s"
+                " GROUP BY language ORDER BY 2 DESC, 1",
+                (self.repo, self.branch),
+            )
+        )
+
+    # -- keyword and symbol search ---------------------------------------------------------
+
+    def keyword_search(self, match: str, limit: int) -> list[tuple[int, float]]:
+        """(chunk id, BM25 score: higher is better) for an FTS5-style OR of quoted terms."""
+        phrases = query_phrases(match)
+        if not phrases:
+            return []
+        terms = [t for p in phrases for t in p]
+        numbers = [i for i, p in enumerate(phrases) for _ in p]
+        widths = [len(p) for p in phrases for _ in p]
+        rows = self._rows(
+            KEYWORD_SEARCH,
+            self._ours(terms=terms, phrases=numbers, widths=widths, k1=K1, b=B, limit=limit),
+        )
+        return [(r[0], float(r[1])) for r in rows]
+
+    def symbol_definitions(self, names: Iterable[str]) -> list[tuple[str, str, str, int, int]]:
+        """(path, name, qualified, line, end_line) of definitions whose name matches one of ``names``."""
+        names = [n.lower() for n in names]
+        if not names:
+            return []
+        return self._rows(
+            "SELECT f.path, s.name, s.qualified, s.line, s.end_line FROM ragls_symbols s"
+            " JOIN ragls_files f ON f.id = s.file_id WHERE s.repo = %(repo)s AND s.branch = %(branch)s"
+            " AND s.lname = ANY(%(names)s) AND s.role = 'definition'",
+            self._ours(names=names),
+        )
+
+    def chunk_at(self, path: str, line: int) -> int | None:
+        """The innermost chunk of ``path`` covering ``line``."""
+        return self._one(
+            "SELECT c.id FROM ragls_chunks c JOIN ragls_files f ON f.id = c.file_id"
+            f" WHERE {self._OURS} AND f.path = %(path)s"
+            " AND c.start_line <= %(line)s AND c.end_line >= %(line)s"
+            " ORDER BY c.end_line - c.start_line, c.id LIMIT 1",
+            self._ours(path=path, line=line),
+        )
+
+    # -- vectors ------------------------------------------------------------------------------
+
+    def vector_index(self, tier: str) -> PgVectors:
+        return PgVectors(self, tier)
+
+    def model(self, tier: str) -> str:
+        """The model whose vectors ``tier`` uses here ('' before the tier first checked its model)."""
+        return self.meta(f"model:{tier}") or ""
+
+    _PENDING = (
+        "FROM ragls_chunks c JOIN ragls_files f ON f.id = c.file_id"
+        " LEFT JOIN ragls_vectors v ON v.model = %(model)s AND v.hash = c.embed_hash"
+        " WHERE c.repo = %(repo)s AND c.branch = %(branch)s AND v.hash IS NULL"
+    )
+
+    def embedded(self, tier: str) -> int:
+        """Chunks that have a vector of ``tier``."""
+        return self._one(
+            "SELECT count(*) FROM ragls_chunks c JOIN ragls_vectors v ON v.model = %(model)s"
+            f" AND v.hash = c.embed_hash WHERE {self._OURS}",
+            self._ours(model=self.model(tier)),
+        )
+
+    def count_pending(self, tier: str) -> int:
+        """Distinct texts with no vector of ``tier``."""
+        return self._one(
+            f"SELECT count(DISTINCT c.embed_hash) {self._PENDING}", self._ours(model=self.model(tier))
+        )
+
+    def pending_texts(self, tier: str) -> list[PendingText]:
+        """Every text with no vector of ``tier``, with the file and reference counts that rank it."""
+        rows = self._rows(
+            "SELECT c.embed_hash, c.id, c.file_id, c.start_line, c.end_line, f.path, f.mtime_ns"
+            f" {self._PENDING}",
+            self._ours(model=self.model(tier)),
+        )
+        definitions = self._rows(
+            "SELECT file_id, line, lname FROM ragls_symbols WHERE role = 'definition' AND file_id = ANY(%s)",
+            (sorted({row[2] for row in rows}),),
+        )
+        refs = dict(
+            self._rows(
+                "SELECT lname, count(*) FROM ragls_symbols WHERE repo = %(repo)s AND branch = %(branch)s"
+                " AND role = 'reference' AND lname = ANY(%(names)s) GROUP BY lname",
+                self._ours(names=sorted({lname for _, _, lname in definitions})),
+            )
+        )
+        return pending_by_text(rows, definitions, refs)
+
+    def embed_inputs(self, chunk_ids: list[int]) -> dict[int, str]:
+        """The text to embed for each chunk."""
+        rows = self._rows(
+            "SELECT c.id, f.path, c.symbol, c.text FROM ragls_chunks c JOIN ragls_files f ON f.id = c.file_id"
+            f" WHERE {self._OURS} AND c.id = ANY(%(ids)s)",
+            self._ours(ids=chunk_ids),
+        )
+        return {chunk_id: embed_text(path, symbol, text) for chunk_id, path, symbol, text in rows}
+
+    def add_vectors(self, tier: str, vectors: dict[str, np.ndarray]) -> list[tuple[int, np.ndarray]]:
+        """Store ``tier``'s vectors by model and embed hash in one transaction; returns the
+        (chunk id, vector) pairs of this repository and branch now searchable."""
+        model = self.model(tier)
+        if not model or not vectors:
+            return []
+        dim = len(next(iter(vectors.values())))
+        with self.transaction() as db:
+            self._ensure_hnsw(db, model, dim)
+            with db.cursor() as cur:
+                cur.executemany(
+                    "INSERT INTO ragls_vectors VALUES (%s, %s, %s) ON CONFLICT DO NOTHING",
+                    [(model, h, np.asarray(v, dtype=np.float32)) for h, v in vectors.items()],
+                )
+            rows = db.execute(
+                f"SELECT c.id, c.embed_hash FROM ragls_chunks c WHERE {self._OURS}"
+                " AND c.embed_hash = ANY(%(hashes)s)",
+                self._ours(hashes=list(vectors)),
+            ).fetchall()
+        return [(cid, vectors[h]) for cid, h in rows]
+
+    def _ensure_hnsw(self, db: psycopg.Connection, model: str, dim: int) -> None:
+        """The HNSW index over one model's vectors (a partial index: one per vector space)."""
+        if model in self._indexed_models:
+            return
+        name = hnsw_name(model)
+        if db.execute("SELECT to_regclass(%s)", (name,)).fetchone()[0] is None:
+            db.execute("SELECT pg_advisory_xact_lock(%s)", (SCHEMA_LOCK,))  # one writer creates it
+            db.execute(
+                sql.SQL(
+                    "CREATE INDEX IF NOT EXISTS {} ON ragls_vectors"
+                    " USING hnsw ((embedding::vector({})) vector_ip_ops) WHERE model = {}"
+                ).format(sql.Identifier(name), sql.Literal(dim), sql.Literal(model))
+            )
+        self._indexed_models.add(model)
+
+    def vectors_for(self, tier: str, chunk_ids: list[int]) -> list[tuple[int, np.ndarray]]:
+        """Stored ``tier`` vectors of the given chunks (those already embedded, e.g. unchanged content)."""
+        return self._rows(
+            "SELECT c.id, v.embedding FROM ragls_chunks c JOIN ragls_vectors v ON v.model = %(model)s"
+            f" AND v.hash = c.embed_hash WHERE {self._OURS} AND c.id = ANY(%(ids)s)",
+            self._ours(model=self.model(tier), ids=chunk_ids),
+        )
+
+    def all_vectors(self, tier: str) -> Iterator[tuple[int, np.ndarray]]:
+        yield from self._rows(
+            "SELECT c.id, v.embedding FROM ragls_chunks c JOIN ragls_vectors v ON v.model = %(model)s"
+            f" AND v.hash = c.embed_hash WHERE {self._OURS}",
+            self._ours(model=self.model(tier)),
+        )
+
+    def clear_vectors(self, tier: str, model_id: str) -> None:
+        """Use ``model_id``'s vectors for ``tier`` from now on. Vectors are keyed by their model, so
+        the old model's stay for the repositories that still use it; none are mixed."""
+        with self.transaction() as db:
+            self.set_meta(db, f"model:{tier}", model_id)
+
+    def search_vectors(self, tier: str, query: np.ndarray, k: int) -> list[tuple[int, float]]:
+        """(chunk id, inner product) of this repository's chunks nearest to ``query`` in ``tier``."""
+        model = self.model(tier)
+        vector = sql.SQL("(v.embedding::vector({}))").format(sql.Literal(len(query)))
+        query_sql = sql.SQL(
+            "SELECT c.id, {vector} <#> %(query)s AS distance FROM ragls_vectors v"
+            " JOIN ragls_chunks c ON c.embed_hash = v.hash AND c.repo = %(repo)s AND c.branch = %(branch)s"
+            " WHERE v.model = {model} ORDER BY {vector} <#> %(query)s LIMIT %(k)s"
+        ).format(vector=vector, model=sql.Literal(model))
+        with self.transaction() as db:
+            # the HNSW scan goes on past other repositories' vectors until k of ours are found
+            db.execute("SET LOCAL hnsw.iterative_scan = relaxed_order")
+            db.execute(sql.SQL("SET LOCAL hnsw.ef_search = {}").format(sql.Literal(max(40, k))))
+            rows = db.execute(
+                query_sql, self._ours(query=np.asarray(query, dtype=np.float32), k=k)
+            ).fetchall()
+        return sorted(((cid, -float(d)) for cid, d in rows), key=lambda pair: -pair[1])
+
+
+def hnsw_name(model: str) -> str:
+    """The HNSW index of one model's vectors (identifiers are short; model ids are not)."""
+    return "ragls_hnsw_" + hashlib.sha256(model.encode()).hexdigest()[:16]
+
+
+class PgVectors:
+    """One tier's :class:`~ragls.indexer.storage.VectorSearch` on the server: pgvector searches the
+    stored vectors themselves, so there is no copy to load, keep in step or save."""
+
+    def __init__(self, store: PgStore, tier: str) -> None:
+        self.store = store
+        self.tier = tier
+
+    @property
+    def dim(self) -> int | None:
+        return self.store._one(
+            "SELECT vector_dims(embedding) FROM ragls_vectors WHERE model = %s LIMIT 1",
+            (self.store.model(self.tier),),
+        )
+
+    @property
+    def size(self) -> int:
+        return self.store.embedded(self.tier)
+
+    def load(self, generation: int, expected: int) -> bool:
+        return True
+
+    def rebuild(self, pairs: Iterable[tuple[int, np.ndarray]]) -> None:
+        pass
+
+    def save(self, generation: int) -> None:
+        pass
+
+    def add(self, pairs: list[tuple[int, np.ndarray]]) -> None:
+        pass
+
+    def remove(self, ids: list[int]) -> None:
+        pass
+
+    def search(self, query: np.ndarray, k: int) -> list[tuple[int, float]]:
+        return self.store.search_vectors(self.tier, query, k)
