@@ -231,6 +231,15 @@ class PgStore:
 
     def _check_schema(self) -> None:
         """Create the schema in an empty database; refuse one at another version (nothing written)."""
+        try:
+            self._create_or_check_schema()
+        except psycopg.errors.InsufficientPrivilege as exc:
+            raise StoreUnavailable(
+                f"{self.where}: cannot create the ragls tables ({str(exc).splitlines()[0]}); an administrator"
+                " runs CREATE EXTENSION vector in this database once, and the role needs CREATE on it"
+            ) from None
+
+    def _create_or_check_schema(self) -> None:
         with self.db.transaction():
             self.db.execute("SELECT pg_advisory_xact_lock(%s)", (SCHEMA_LOCK,))
             if self.db.execute("SELECT to_regclass('ragls_schema')").fetchone()[0] is None:

@@ -214,3 +214,18 @@ def test_connection_cut_mid_run_is_a_store_error(pg_dsn: str) -> None:
     with pytest.raises(StoreUnavailable, match="terminating connection|server closed the connection"):
         store.files()
     store.close()
+
+
+def test_a_role_that_cannot_create_the_extension_is_told_what_to_ask_for(pg_server: str) -> None:
+    with psycopg.connect(pg_server, autocommit=True) as admin:
+        admin.execute("CREATE ROLE ragls_plain LOGIN")
+        admin.execute("CREATE DATABASE ragls_plain_db OWNER ragls_plain")
+    dsn = make_conninfo(pg_server, user="ragls_plain", dbname="ragls_plain_db")
+    with pytest.raises(StoreUnavailable, match="permission denied.*CREATE EXTENSION vector"):
+        PgStore(dsn, "repo", "main")
+    assert not _has_schema(dsn)  # nothing written
+    with psycopg.connect(make_conninfo(pg_server, dbname="ragls_plain_db"), autocommit=True) as admin:
+        admin.execute("CREATE EXTENSION vector")  # what the administrator does, once
+    store = PgStore(dsn, "repo", "main")  # then the writer role creates the tables itself
+    assert store.counts()["files"] == 0
+    store.close()
