@@ -92,8 +92,9 @@ CREATE TABLE ragls_symbols (
 );
 CREATE INDEX ragls_symbols_lname ON ragls_symbols(repo, branch, lname, role);
 CREATE INDEX ragls_symbols_file ON ragls_symbols(file_id);
+-- no foreign key: checking one per term row cost more than the rows; delete_file removes them
 CREATE TABLE ragls_terms (
-    chunk_id BIGINT NOT NULL REFERENCES ragls_chunks(id) ON DELETE CASCADE,
+    chunk_id BIGINT NOT NULL,
     repo TEXT NOT NULL,
     branch TEXT NOT NULL,
     term TEXT NOT NULL,
@@ -331,30 +332,38 @@ class PgStore:
             " VALUES (%s, %s, %s, %s, %s, %s, %s, %s) RETURNING id",
             (*key, path, mtime_ns, size, digest, language, note),
         ).fetchone()[0]
-        added: list[int] = []
-        terms: list[tuple] = []
-        with db.cursor() as cur:
-            for chunk in chunks:
-                freq, length = keyword_terms(chunk)
-                chunk_id = cur.execute(
-                    "INSERT INTO ragls_chunks (file_id, repo, branch, start_line, end_line, symbol, kind,"
-                    " hash, embed_hash, text, terms) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
-                    " RETURNING id",
-                    (
-                        file_id, *key, chunk.start_line, chunk.end_line, chunk.symbol, chunk.kind, chunk.hash,
-                        content_hash(embed_text(chunk.path, chunk.symbol, chunk.text)), chunk.text, length,
-                    ),
-                ).fetchone()[0]
-                added.append(chunk_id)
-                terms += [(chunk_id, *key, term, count) for term, count in freq.items()]
-            cur.executemany("INSERT INTO ragls_terms VALUES (%s, %s, %s, %s, %s)", terms)
-            cur.executemany(
-                "INSERT INTO ragls_symbols VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
-                [
-                    (file_id, *key, s.name, s.name.lower(), s.qualified, s.kind, s.line, s.end_line, s.role)
-                    for s in symbols
-                ],
+        # ids first (one round trip), then each table's rows in one COPY: row by row, writing took
+        # 3x as long as SQLite's
+        added = sorted(
+            r[0] for r in db.execute(
+                "SELECT nextval('ragls_chunks_id_seq') FROM generate_series(1, %s)", (len(chunks),)
             )
+        )
+        keyword = [keyword_terms(chunk) for chunk in chunks]
+        with db.cursor() as cur:
+            with cur.copy(
+                "COPY ragls_chunks (id, file_id, repo, branch, start_line, end_line, symbol, kind, hash,"
+                " embed_hash, text, terms) FROM STDIN"
+            ) as copy:
+                for chunk_id, chunk, (_, length) in zip(added, chunks, keyword, strict=True):
+                    embed_hash = content_hash(embed_text(chunk.path, chunk.symbol, chunk.text))
+                    copy.write_row((
+                        chunk_id, file_id, *key, chunk.start_line, chunk.end_line, chunk.symbol, chunk.kind,
+                        chunk.hash, embed_hash, chunk.text, length,
+                    ))
+            with cur.copy("COPY ragls_terms (chunk_id, repo, branch, term, freq) FROM STDIN") as copy:
+                for chunk_id, (freq, _) in zip(added, keyword, strict=True):
+                    for term, count in freq.items():
+                        copy.write_row((chunk_id, *key, term, count))
+            with cur.copy(
+                "COPY ragls_symbols (file_id, repo, branch, name, lname, qualified, kind, line, end_line,"
+                " role) FROM STDIN"
+            ) as copy:
+                for sym in symbols:
+                    copy.write_row((
+                        file_id, *key, sym.name, sym.name.lower(), sym.qualified, sym.kind, sym.line,
+                        sym.end_line, sym.role,
+                    ))
         return removed, added
 
     def touch_file(self, db: psycopg.Connection, path: str, mtime_ns: int, size: int) -> None:
@@ -365,14 +374,19 @@ class PgStore:
         )
 
     def delete_file(self, db: psycopg.Connection, path: str) -> list[int]:
-        rows = db.execute(
-            "DELETE FROM ragls_files WHERE repo = %s AND branch = %s AND path = %s RETURNING id",
-            (self.repo, self.branch, path),
-        ).fetchall()
-        if not rows:
-            return []
-        # the chunks, their terms and the symbols go with the file (ON DELETE CASCADE)
-        return [r[0] for r in db.execute("SELECT id FROM ragls_chunks WHERE file_id = %s", (rows[0][0],))]
+        """Remove one file's rows (inside the caller's transaction); returns its chunk ids."""
+        where = (self.repo, self.branch, path)
+        removed = [
+            r[0] for r in db.execute(
+                "DELETE FROM ragls_chunks c USING ragls_files f WHERE f.id = c.file_id"
+                " AND f.repo = %s AND f.branch = %s AND f.path = %s RETURNING c.id",
+                where,
+            )
+        ]
+        db.execute("DELETE FROM ragls_terms WHERE chunk_id = ANY(%s)", (removed,))
+        # the symbols go with the file (ON DELETE CASCADE)
+        db.execute("DELETE FROM ragls_files WHERE repo = %s AND branch = %s AND path = %s", where)
+        return removed
 
     # -- chunks -----------------------------------------------------------------------------
 

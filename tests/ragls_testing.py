@@ -58,12 +58,14 @@ def consistent(index: Index) -> None:
 
 
 def consistent_rows(db) -> None:
-    """In PostgreSQL: no file without its chunks, no chunk without its keyword terms (each file's
-    rows are all there or not at all)."""
+    """In PostgreSQL: no file without its chunks, no chunk without its keyword terms and no terms
+    without their chunk (each file's rows are all there or not at all)."""
     missing_chunks = "SELECT count(*) FROM ragls_files f WHERE NOT EXISTS (SELECT 1 FROM ragls_chunks c"
     assert db.execute(f"{missing_chunks} WHERE c.file_id = f.id)").fetchone()[0] == 0
     missing_terms = "SELECT count(*) FROM ragls_chunks c WHERE NOT EXISTS (SELECT 1 FROM ragls_terms t"
     assert db.execute(f"{missing_terms} WHERE t.chunk_id = c.id)").fetchone()[0] == 0
+    orphan_terms = "SELECT count(*) FROM ragls_terms t WHERE NOT EXISTS (SELECT 1 FROM ragls_chunks c"
+    assert db.execute(f"{orphan_terms} WHERE c.id = t.chunk_id)").fetchone()[0] == 0
 
 
 def consistent_sqlite(db) -> None:
