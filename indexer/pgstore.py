@@ -183,23 +183,15 @@ def query_phrases(match: str) -> list[list[str]]:
     return [p for p in phrases if p]
 
 
-def redacted(dsn: str) -> str:
-    """A DSN as it may be shown: host, port, database and user, never the password."""
-    try:
-        parts = conninfo_to_dict(dsn)
-    except psycopg.ProgrammingError:
-        return "the configured PostgreSQL DSN (not a valid connection string)"
+def redacted(parts: dict[str, Any]) -> str:
+    """A parsed DSN as it may be shown: host, port, database and user, never the password."""
     shown = [f"{k}={parts[k]}" for k in ("host", "port", "dbname", "user") if parts.get(k)]
     return "PostgreSQL " + (" ".join(shown) or "(libpq defaults)")
 
 
-def _scrubbed(message: str, dsn: str) -> str:
-    """``message`` without the DSN's password, in case a server or libpq ever echoes it."""
-    with contextlib.suppress(psycopg.ProgrammingError):
-        password = conninfo_to_dict(dsn).get("password")
-        if password:
-            message = message.replace(str(password), "***")
-    return message
+def _scrubbed(message: str, password: Any) -> str:
+    """``message`` without the password, in case a server or libpq ever echoes it."""
+    return message.replace(str(password), "***") if password else message
 
 
 class PgStore:
@@ -209,20 +201,21 @@ class PgStore:
     def __init__(self, dsn: str, repository: str, branch: str, connect_timeout: float = 10.0) -> None:
         self.repo = repository
         self.branch = branch
-        self.where = redacted(dsn)
         self.lock = threading.RLock()
         self._indexed_models: set[str] = set()  # models whose HNSW index this process has seen
         try:
-            conninfo_to_dict(dsn)
+            parts = conninfo_to_dict(dsn)
         except psycopg.ProgrammingError:  # its message quotes the string, password and all
             raise StoreUnavailable(
                 "index.store is neither 'embedded' nor a PostgreSQL connection string"
                 " (postgresql://user@host:port/database)"
             ) from None
+        self.where = redacted(parts)
         try:
             self.db = psycopg.connect(dsn, autocommit=True, connect_timeout=max(1, round(connect_timeout)))
         except psycopg.Error as exc:
-            raise StoreUnavailable(f"{self.where}: {_scrubbed(str(exc).strip(), dsn)}") from None
+            message = _scrubbed(" ".join(str(exc).split()), parts.get("password"))
+            raise StoreUnavailable(f"{self.where}: {message}") from None
         try:
             self._check_schema()
             register_vector(self.db)
