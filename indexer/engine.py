@@ -39,6 +39,7 @@ from ragls.indexer.static_model import StaticEncoder
 from ragls.indexer.storage import FileRecord, IndexStore, StoreError
 from ragls.indexer.store import CorruptIndex, SqliteStore
 from ragls.indexer.tiers import DenseTier, Progress
+from ragls.privacy import PrivacyError
 
 # Texts encoded and committed together, per tier: static encoding is nearly free, so big groups;
 # contextual groups are small enough that a kill loses seconds of work.
@@ -219,13 +220,18 @@ class Index:
     def _open_store(self) -> IndexStore:
         if self.cfg.index.store != "embedded":
             try:
-                from ragls.indexer.pgstore import PgStore  # the postgres extra: only when configured
+                from ragls.indexer.pgstore import PgStore, on_this_machine  # the postgres extra
             except ImportError as exc:
                 raise StoreError(
                     f"index.store names a PostgreSQL database, but {exc.name} is not installed:"
                     " pip install 'ragls[postgres]'"
                 ) from None
-
+            if self.cfg.privacy.mode == "local" and not on_this_machine(self.cfg.index.store):
+                raise PrivacyError(
+                    "index.store names a PostgreSQL server on another machine, but privacy.mode is 'local'"
+                    " (nothing leaves this machine): use a server on this machine (a Unix socket or"
+                    " localhost), or set privacy.mode to \"zero-retention\" or \"standard\""
+                )
             repository = self.cfg.index.repository or self.root.name
             return PgStore(self.cfg.index.store, repository, self.cfg.index.branch or git_branch(self.root))
         db_path = self.folder / "index.sqlite"

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import os
 import re
 import threading
 from collections import Counter
@@ -184,6 +185,32 @@ def query_phrases(match: str) -> list[list[str]]:
     return [p for p in phrases if p]
 
 
+def parse_dsn(dsn: str) -> dict[str, Any]:
+    """The DSN's parts; a string that is none is a clear error that does not quote it (it may hold
+    a password)."""
+    try:
+        return conninfo_to_dict(dsn)
+    except psycopg.ProgrammingError:
+        raise StoreUnavailable(
+            "index.store is neither 'embedded' nor a PostgreSQL connection string"
+            " (postgresql://user@host:port/database)"
+        ) from None
+
+
+def on_this_machine(dsn: str) -> bool:
+    """Whether the DSN reaches only this machine: a Unix socket or a loopback address (libpq's
+    environment defaults included; a service file is not read, so it counts as elsewhere)."""
+    parts = parse_dsn(dsn)
+    if parts.get("service") or os.environ.get("PGSERVICE"):
+        return False
+    environment = os.environ.get("PGHOSTADDR") or os.environ.get("PGHOST") or ""
+    hosts = parts.get("hostaddr") or parts.get("host") or environment
+    return all(
+        not host or host.startswith(("/", "@", "127.")) or host in ("localhost", "::1")
+        for host in hosts.split(",")
+    )
+
+
 def redacted(parts: dict[str, Any]) -> str:
     """A parsed DSN as it may be shown: host, port, database and user, never the password."""
     shown = [f"{k}={parts[k]}" for k in ("host", "port", "dbname", "user") if parts.get(k)]
@@ -204,13 +231,7 @@ class PgStore:
         self.branch = branch
         self.lock = threading.RLock()
         self._indexed_models: set[str] = set()  # models whose HNSW index this process has seen
-        try:
-            parts = conninfo_to_dict(dsn)
-        except psycopg.ProgrammingError:  # its message quotes the string, password and all
-            raise StoreUnavailable(
-                "index.store is neither 'embedded' nor a PostgreSQL connection string"
-                " (postgresql://user@host:port/database)"
-            ) from None
+        parts = parse_dsn(dsn)
         self.where = redacted(parts)
         try:
             self.db = psycopg.connect(dsn, autocommit=True, connect_timeout=max(1, round(connect_timeout)))

@@ -67,7 +67,7 @@ class IndexConfig:
         "embedded",
         "'embedded': SQLite + faiss files (index.location); or a PostgreSQL DSN (postgresql://host/db; "
         "the password from PGPASSWORD or ~/.pgpass, never here) for a team's shared index "
-        "(pip install 'ragls[postgres]')",
+        "(pip install 'ragls[postgres]'); privacy.mode 'local' allows only a server on this machine",
     )
     repository: str = opt(
         "", "the repository's name in a PostgreSQL store; empty = the workspace folder's name"

@@ -18,7 +18,7 @@ import pytest
 from psycopg.conninfo import make_conninfo
 from ragls_testing import PY, consistent_rows, open_index, use_store, write_tree
 
-from ragls.indexer.pgstore import PgStore, SchemaMismatch, StoreUnavailable
+from ragls.indexer.pgstore import PgStore, SchemaMismatch, StoreUnavailable, on_this_machine
 
 MINIREPO = Path(__file__).parent / "fixtures" / "minirepo"
 QUERIES = [
@@ -229,3 +229,24 @@ def test_a_role_that_cannot_create_the_extension_is_told_what_to_ask_for(pg_serv
     store = PgStore(dsn, "repo", "main")  # then the writer role creates the tables itself
     assert store.counts()["files"] == 0
     store.close()
+
+
+def test_local_privacy_mode_allows_only_a_server_on_this_machine(tmp_path: Path) -> None:
+    root = write_tree(tmp_path / "ws", {"a.py": PY.format(name="alpha")})
+
+    def index(dsn: str, *flags: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "ragls.cli", "index", "--store", dsn, *flags, str(root)],
+            capture_output=True, text=True, timeout=120,
+        )
+
+    elsewhere = index("postgresql://ci:topsecret@db.example.com/ragls")  # privacy.mode 'local' by default
+    assert elsewhere.returncode == 2, elsewhere.stderr
+    assert "refused by the privacy policy" in elsewhere.stderr and "topsecret" not in elsewhere.stderr
+    here = index("postgresql://ci:topsecret@127.0.0.1:1/ragls")  # loopback: allowed, then refused by nobody
+    assert here.returncode == 1 and "index store error" in here.stderr and "Connection refused" in here.stderr
+    assert "topsecret" not in here.stderr
+    assert on_this_machine(f"postgresql:///ragls?host={tmp_path}")
+    assert on_this_machine("host=localhost,::1 dbname=ragls")
+    assert not on_this_machine("host=localhost,10.0.0.5 dbname=ragls")
+    assert not on_this_machine("service=team-index")
