@@ -163,10 +163,11 @@ def test_unreadable_file_is_reported_not_fatal() -> None:
         shutil.rmtree(base, ignore_errors=True)
 
 
-def test_update_paths_applies_creations_edits_deletions_and_ignores(tmp_path: Path) -> None:
+def test_update_paths_applies_creations_edits_deletions_and_ignores(tmp_path: Path, store: str) -> None:
     root = write_tree(
         tmp_path, {".gitignore": "out/\n", "a.py": PY.format(name="alpha"), "b.py": PY.format(name="beta")}
     )
+    use_store(root, store)
     subprocess.run(["git", "init", "-q", str(root)], check=True)
     with open_index(root) as index:
         index.update()
@@ -185,8 +186,8 @@ def test_update_paths_applies_creations_edits_deletions_and_ignores(tmp_path: Pa
         consistent(index)
 
 
-def test_chunks_carry_their_content_hash(tmp_path: Path) -> None:
-    root = write_tree(tmp_path, {"a.py": PY.format(name="alpha")})
+def test_chunks_carry_their_content_hash(tmp_path: Path, store: str) -> None:
+    root = use_store(write_tree(tmp_path, {"a.py": PY.format(name="alpha")}), store)
     with open_index(root) as index:
         index.update()
         (row,) = file_chunks(index, "a.py")
@@ -259,12 +260,12 @@ def _dies_in_a_worker(job):
 
 
 def test_a_worker_that_dies_costs_its_pool_not_the_update(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, store: str
 ) -> None:
     monkeypatch.setenv("OMP_NUM_THREADS", "2")
     monkeypatch.setenv("PIDS", str(tmp_path / "pids"))
     monkeypatch.setattr(engine, "prepare_file", _dies_in_a_worker)  # the forked workers inherit it
-    with open_index(_many_files(tmp_path / "ws")) as index:
+    with open_index(use_store(_many_files(tmp_path / "ws"), store)) as index:
         stats = index.update()
         assert stats.added == engine.PARALLEL_FROM + 1
         assert index.search("func_7", top_k=1)[0].path == "pkg/m7.py"
