@@ -340,7 +340,7 @@ class PgStore:
         symbols: list[Symbol],
     ) -> tuple[list[int], list[int]]:
         """Swap one file's rows inside the caller's transaction. Returns (removed, added) chunk ids."""
-        removed = self.delete_file(db, path)
+        removed = self.delete_file(db, path)  # takes the repository's write lock
         key = (self.repo, self.branch)
         file_id = db.execute(
             "INSERT INTO ragls_files (repo, branch, path, mtime_ns, size, hash, language, note)"
@@ -381,6 +381,12 @@ class PgStore:
                     ))
         return removed, added
 
+    def _write_lock(self, db: psycopg.Connection) -> None:
+        """Writers of one repository and branch take turns, a transaction at a time: two runs over
+        the same files (overlapping CI jobs) would otherwise both insert a file the other has not
+        committed yet. Writers of other repositories and readers never wait for it."""
+        db.execute("SELECT pg_advisory_xact_lock(hashtext(%s), hashtext(%s))", (self.repo, self.branch))
+
     def touch_file(self, db: psycopg.Connection, path: str, mtime_ns: int, size: int) -> None:
         """A new (mtime, size) stamp for a file whose content is the one indexed."""
         db.execute(
@@ -390,6 +396,7 @@ class PgStore:
 
     def delete_file(self, db: psycopg.Connection, path: str) -> list[int]:
         """Remove one file's rows (inside the caller's transaction); returns its chunk ids."""
+        self._write_lock(db)
         where = (self.repo, self.branch, path)
         removed = [
             r[0] for r in db.execute(

@@ -250,3 +250,15 @@ def test_local_privacy_mode_allows_only_a_server_on_this_machine(tmp_path: Path)
     assert on_this_machine("host=localhost,::1 dbname=ragls")
     assert not on_this_machine("host=localhost,10.0.0.5 dbname=ragls")
     assert not on_this_machine("service=team-index")
+
+
+def test_two_writers_of_the_same_repository_take_turns(tmp_path: Path, pg_dsn: str) -> None:
+    """Overlapping CI runs over the same files: both finish, and the files are there once."""
+    root = write_tree(tmp_path / "ws", {f"m{i}.py": PY.format(name=f"fn_{i}") for i in range(80)})
+    writers = [start_writer(root, pg_dsn, "ws", "--no-embed") for _ in range(2)]
+    for writer in writers:
+        _, errors = writer.communicate(timeout=300)
+        assert writer.returncode == 0, errors
+    assert count(pg_dsn, "SELECT count(*) FROM ragls_files") == 80
+    assert count(pg_dsn, "SELECT count(DISTINCT path) FROM ragls_files") == 80
+    check_rows(pg_dsn)
