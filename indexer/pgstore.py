@@ -231,6 +231,7 @@ class PgStore:
         self.branch = branch
         self.lock = threading.RLock()
         self._indexed_models: set[str] = set()  # models whose HNSW index this process has seen
+        self._ef_search = 0  # hnsw.ef_search as last set on the connection
         parts = parse_dsn(dsn)
         self.where = redacted(parts)
         try:
@@ -241,6 +242,8 @@ class PgStore:
         try:
             self._check_schema()
             register_vector(self.db)
+            # a filtered HNSW scan goes on past other repositories' vectors until k of ours are found
+            self.db.execute("SET hnsw.iterative_scan = relaxed_order")
         except BaseException:
             self.db.close()
             raise
@@ -627,11 +630,11 @@ class PgStore:
             " JOIN ragls_chunks c ON c.embed_hash = v.hash AND c.repo = %(repo)s AND c.branch = %(branch)s"
             " WHERE v.model = {model} ORDER BY (v.embedding::{half}) <#> %(query)s::{half} LIMIT %(k)s"
         ).format(half=half, model=sql.Literal(model))
-        with self.transaction() as db:
-            # the HNSW scan goes on past other repositories' vectors until k of ours are found
-            db.execute("SET LOCAL hnsw.iterative_scan = relaxed_order")
-            db.execute(sql.SQL("SET LOCAL hnsw.ef_search = {}").format(sql.Literal(max(40, k))))
-            rows = db.execute(
+        with self.lock, self._connection_lost():
+            if self._ef_search != max(40, k):  # a session setting: a round trip per change, not per search
+                self._ef_search = max(40, k)
+                self.db.execute(sql.SQL("SET hnsw.ef_search = {}").format(sql.Literal(self._ef_search)))
+            rows = self.db.execute(
                 query_sql, self._ours(query=np.asarray(query, dtype=np.float32), k=k)
             ).fetchall()
         return sorted(((cid, -float(d)) for cid, d in rows), key=lambda pair: -pair[1])
