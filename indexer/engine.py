@@ -311,12 +311,16 @@ class Index:
     def update_text(self, path: Path | str, text: str) -> UpdateStats:
         """Index an editor's unsaved text in place of a file's disk copy, so retrieval answers from
         what the user sees. Only files the index would hold from disk qualify (never a secret-bearing,
-        ignored, binary or oversized one). The row records no disk stamp, so the next scan or watcher
-        event for the file reads the disk again."""
+        ignored, binary or oversized one), and never into a shared store (PostgreSQL): a team's index
+        holds what was saved, not one user's edits in progress. The row records no disk stamp, so the
+        next scan or watcher event for the file reads the disk again."""
         started = time.perf_counter()
         stats = UpdateStats()
         rel = self._relative(path)
         if rel is None or not (self.root / rel).is_file():
+            return stats
+        if self.cfg.index.store != "embedded":
+            stats.skipped.append(discovery.Skipped(rel, "unsaved text is not written into a shared index"))
             return stats
         data = text.encode("utf-8", "replace")
         reason = self.rules.skip_reason(rel)

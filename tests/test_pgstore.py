@@ -74,6 +74,16 @@ def test_repositories_share_a_database_without_mixing(tmp_path: Path, pg_dsn: st
         assert db.execute("SELECT count(*) FROM ragls_files").fetchone()[0] == 2
 
 
+def test_unsaved_editor_text_never_reaches_a_shared_store(tmp_path: Path, pg_dsn: str) -> None:
+    root = use_store(write_tree(tmp_path, {"a.py": PY.format(name="alpha")}), pg_dsn)
+    with open_index(root) as index:
+        index.update()
+        stats = index.update_text(root / "a.py", PY.format(name="private_draft"))
+        assert [s.reason for s in stats.skipped] == ["unsaved text is not written into a shared index"]
+        assert index.search("private_draft", top_k=5, mode="bm25") == []
+        assert index.search("alpha", top_k=1)[0].path == "a.py"
+
+
 def test_schema_version_mismatch_is_refused_and_nothing_written(tmp_path: Path, pg_dsn: str) -> None:
     root = use_store(write_tree(tmp_path, {"a.py": PY.format(name="alpha")}), pg_dsn)
     with open_index(root) as index:
