@@ -65,7 +65,6 @@ RESERVED_TOKENS = {"single": 8, "multi": 24}
 ALWAYS_READ = 16
 MIN_SHORT_PROMPT = 48
 WARM_SECONDS = 6.0
-FIRST_KEY_READ_MS = 1000  # the prompt a file's first automatic request reads cold, at the measured speed
 MIN_SCALE = 0.125  # the shortest prompt: an eighth of the full one (~220 tokens)
 FULL_PROMPT_TOKENS = BUDGET_CAP + PREFIX_CHARS // 4
 _IDENT = re.compile(r"[^\W\d]\w*")
@@ -447,9 +446,8 @@ def complete(
     cold = previous is None and provider is not None and budget_ms > 0 and not invoked
     if previous is not None and previous.definition == definition:
         context = previous.context
-    elif cold:  # the first keystroke in this file (nothing of its prompt is cached)
+    elif cold:  # a file's first keystroke reads a file-only prompt; context comes with the next definition
         context = []
-        req = _cold_cursor(provider, family, req, index.root.name, int(PREFIX_CHARS * scale))
     else:  # a budget of 0 is a file-only prompt: no repository lookups at all
         fresh = gather_context(index, req, text, recent, budget_tokens, count) if budget_tokens > 0 else []
         context = _in_previous_order(previous.context if previous else [], fresh)
@@ -520,25 +518,6 @@ def _prompt_scale(provider: Provider | None) -> float:
     return max(MIN_SCALE, min(1.0, tps * WARM_SECONDS / FULL_PROMPT_TOKENS))
 
 
-def _cold_cursor(
-    provider: Provider, family: fim.FimFamily | None, req: Cursor, repo: str, chars: int
-) -> Cursor:
-    """The cursor of a file's first automatic request: no context and as many of the window's last
-    lines as can be read in FIRST_KEY_READ_MS (at least the cursor's line), so the first keystroke
-    answers soon. Typing then grows the window from there (its start is kept, see ``_Sticky``)
-    and the context comes with the next definition the cursor enters."""
-    tokens = provider.speed.prompt_tokens_within(FIRST_KEY_READ_MS)
-    parts = fim.PromptParts(req.rel, req.language, req.prefix, req.suffix, (), repo=repo)
-    shown = req.prefix.count("\n") + 1
-    fits = shown if tokens is None else max(1, _lines_that_fit(provider, family, parts, tokens))
-    if fits >= shown:
-        return req
-    whole_prefix_lines = req.first_line - 1 + shown  # the window ends on the cursor's line
-    return dataclasses.replace(
-        req, prefix="\n".join(req.prefix.split("\n")[-fits:]), first_line=whole_prefix_lines - fits + 1
-    )
-
-
 def _readable_tokens(provider: Provider, budget_ms: float, arrived: float, mode: str) -> int | None:
     """Prompt tokens this request may read: the budget left after the time already spent and the
     expected generation, at the measured prompt speed; None when there is no limit."""
@@ -554,21 +533,11 @@ def _short_prompt(
 ) -> str:
     """A prompt of at most ``tokens`` tokens: no context, the file's last lines before the cursor
     (and as much of what follows it as the format needs). Empty when nothing fits."""
-    suffix = parts.suffix[: parts.suffix.find("\n") + 1] if "\n" in parts.suffix else parts.suffix
-    parts = dataclasses.replace(parts, suffix=suffix, context=())
-    fits = _lines_that_fit(provider, family, parts, tokens)
-    if fits == 0:
-        return ""
-    return fim.render(family, dataclasses.replace(parts, prefix="\n".join(parts.prefix.split("\n")[-fits:])))
-
-
-def _lines_that_fit(
-    provider: Provider, family: fim.FimFamily | None, parts: fim.PromptParts, tokens: int
-) -> int:
-    """How many of the prefix's last lines ``parts`` may show in a prompt of at most ``tokens``."""
     def size(prefix: str) -> int:
         return provider.count_tokens(fim.render(family, dataclasses.replace(parts, prefix=prefix)))
 
+    suffix = parts.suffix[: parts.suffix.find("\n") + 1] if "\n" in parts.suffix else parts.suffix
+    parts = dataclasses.replace(parts, suffix=suffix, context=())
     lines = parts.prefix.split("\n")
     low, high = 0, len(lines)  # the last `low` lines fit; more than `high` do not
     while low < high:
@@ -577,7 +546,9 @@ def _lines_that_fit(
             low = middle
         else:
             high = middle - 1
-    return low
+    if low == 0:
+        return ""
+    return fim.render(family, dataclasses.replace(parts, prefix="\n".join(lines[-low:])))
 
 
 def _through_first_line(text: str) -> str:

@@ -358,25 +358,21 @@ def test_typing_a_block_reads_only_what_each_key_adds(repo: Path, index: Index, 
         assert warm.context is cold.context
 
 
-def test_a_files_first_automatic_request_reads_what_fits_and_typing_grows_it(
-    index: Index, provider, fed
-) -> None:
-    """Nothing of a freshly opened file's prompt is cached: its first automatic request reads only
-    the lines that fit FIRST_KEY_READ_MS (no context yet); the next keys grow that window."""
+def test_a_files_first_automatic_request_reads_a_file_only_prompt(index: Index, provider) -> None:
+    """Nothing of a freshly opened file's prompt is cached: its first automatic request reads the
+    file's window without context (what a file-only prompt costs); the next keys add to it."""
     clear_sticky_context()
-    fed(prompt_tps=100, generate_tps=100)  # 1 s reads 100 tokens
     text = LONG + APP + "    total = checkout(cart)\n    log = "
     line, col = text.count("\n") + 1, len("    log = ") + 1
     provider.llama.reset()
     first = complete(index, provider, "shop/app.py", line, col, text=text, mode="single", budget_ms=250)
-    assert first.context == [] and 30 < first.read_tokens == first.prompt_tokens <= 100
-    assert "    total = checkout(cart)\n    log = " in first.warm_prompt
+    assert first.context == [] and first.read_tokens == first.prompt_tokens
     text += "str("
     second = complete(index, provider, "shop/app.py", line, col + 4, text=text, mode="single", budget_ms=250)
     assert second.read_tokens <= 3 and second.warm_prompt.startswith(first.warm_prompt)
     clear_sticky_context()
     asked = complete(index, provider, "shop/app.py", line, col + 4, text=text, mode="single")
-    assert asked.context and asked.prompt_tokens > 200  # not automatic (the CLI): the whole prompt
+    assert asked.context  # not automatic (the CLI, an invoked trigger): the whole prompt
 
 
 def test_reading_ahead_leaves_only_the_keystroke_to_read_and_yields_between_chunks(
