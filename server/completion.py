@@ -7,8 +7,7 @@ is already reading its prompt or generating is stopped when a newer one arrives 
 or when the client sends ``$/cancelRequest``, and what it read stays cached for the next one. The
 buffer's text is the editor's, not the disk's.
 
-An automatic request completes the current line; an invoked one may write a block. An invoked
-request has a latency budget (``server.latency_budget_ms.invoked``) that caps the
+An invoked request has a latency budget (``server.latency_budget_ms.invoked``) that caps the
 prompt tokens the model may read for it; an automatic one reads its whole prompt, late if need
 be (``recipes.completion.complete`` says why). While the user types what the last suggestion
 says, the rest of it is served with no model call. After each request its prompt is read ahead in
@@ -207,12 +206,10 @@ class Completer:
                     session.log(f"{where}: nothing: the model is loading", LOG)
                     return None
                 file_only = ws.cfg.server.completion_context == "file"
-                # Typing gets one line (a block is slow to write on a CPU, and shown whole it is
-                # worth a Tab only when every line of it is right); the user asking gets a block.
                 result = complete(
                     ws.index, provider, r.path, r.line, r.col, text=r.text, recent=r.recent,
                     cancel=r.cancel, budget_ms=r.budget_ms, arrived=r.arrived, invoked=r.invoked,
-                    budget_tokens=0 if file_only else None, mode="auto" if r.invoked else "single",
+                    budget_tokens=0 if file_only else None,
                 )  # fmt: skip
         except (LLMError, PrivacyError, ValueError) as exc:
             if isinstance(exc, PositionError):
@@ -222,7 +219,7 @@ class Completer:
         self.read_ahead.want(session.providers, ws.cfg, result.warm_prompt)
         reason = result.empty_reason()
         kind = types.MessageType.Warning if result.error and result.error != "cancelled" else LOG
-        summary = f"read {result.read_tokens} of {result.prompt_tokens} prompt tokens, {result.mode} line"
+        summary = f"read {result.read_tokens} of {result.prompt_tokens} prompt tokens"
         session.log(f"{where}: {'nothing: ' + reason if reason else 'answered'} ({summary}, "
                     f"{result.timings_ms.get('total_ms', 0):.0f} ms)", kind)  # fmt: skip
         return None if r.cancel.is_set() else result

@@ -51,20 +51,6 @@ async def test_typing_what_the_suggestion_says_is_served_without_the_model(repo:
         assert len(logged(client, "prompt tokens")) == model_calls + 1
 
 
-async def test_typing_gets_one_line_and_asking_may_get_a_block(repo: Path) -> None:
-    """At the start of an empty line in a body (where a block may follow) an automatic trigger
-    completes one line, an invoked one may write several."""
-    text = "def area(width, height):\n    total = width * height\n    "
-    async with lsp(repo, caps=INLINE) as (client, _):
-        uri = open_doc(client, repo / "shop" / "shapes.py", text)
-        typed = await client.text_document_inline_completion_async(inline_params(uri, 2, 4, automatic=True))
-        asked = await client.text_document_inline_completion_async(inline_params(uri, 2, 4))
-        modes = [m.split(", ")[-2] for m in logged(client, "prompt tokens")]
-        assert modes == ["single line", "multi line"]
-        assert all("\n" not in item.insert_text for item in typed.items)
-        assert asked.items  # the user asked: whatever the model wrote is shown
-
-
 async def test_edits_faster_than_answers_build_no_queue(repo: Path) -> None:
     line = "    total = sum(item.price for item in items) + shipping_cost(items)"
     async with lsp(repo, caps=INLINE) as (client, _):
