@@ -5,9 +5,10 @@ Context is what a programmer would glance at: the definitions of what is being c
 cursor (looked up in the symbol table, files this one imports first), similar code in recently
 edited files, and keyword-retrieved chunks for the code just above the cursor. It is small (a
 quarter of the model's context, at most 1,024 tokens, less for a model that reads slowly) because
-every prompt token costs time on a local model, and it is *sticky*: while the user types on one
-line and names nothing new, the previous context is reused verbatim so the prompt only grows at
-its end and llama.cpp's prefix cache stays valid (see ``fim``).
+every prompt token costs time on a local model, and it is *sticky*: while the cursor stays in
+one top-level definition the previous context and the start of the file's window are reused
+verbatim, so the prompt only grows at its end and llama.cpp's prefix cache stays valid (see
+``fim``); names typed meanwhile bring their definitions in when the cursor enters the next one.
 
 Positions: LINE and COL are 1-based; COL counts characters (code points) of the line, and
 ``len(line) + 1`` is the end of the line. A position outside the document raises
@@ -18,7 +19,6 @@ the user did not ask for.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import re
 import threading
 import time
@@ -45,6 +45,7 @@ Mode = Literal["auto", "single", "multi"]
 BUDGET_CAP = 1024  # context tokens, at most
 PREFIX_CHARS = 3000  # ~800 tokens of the file before the cursor
 SUFFIX_CHARS = 800  # ~200 tokens after it (re-read on every keystroke by PSM-only families)
+STRETCH = 1.5  # a window grows to this multiple of its size as the user types before its start moves
 PREFIX_STEP = 16  # the full window starts on a multiple of this many lines (stable while typing);
 # a shorter window on a multiple of proportionally fewer (rounding up by 16 lines would leave a
 # 10-line window nothing but the cursor's line)
@@ -68,6 +69,7 @@ MIN_SCALE = 0.125  # the shortest prompt: an eighth of the full one (~220 tokens
 FULL_PROMPT_TOKENS = BUDGET_CAP + PREFIX_CHARS // 4
 _IDENT = re.compile(r"[^\W\d]\w*")
 _WORD_AT_END = re.compile(r"\w+$")
+_NOT_A_START = re.compile(r"[\s})\]@#/*;'\"-]|end\b|$")
 _BLOCK_OPENER = re.compile(r"(:|\{|\(|\[|=>|\bthen|\bdo)\s*$")
 _IMPORT = re.compile(
     r"\s*(?:from\s+([.\w]+)\s+import|import\s+([.\w]+)|.*?\bfrom\s+['\"]([^'\"]+)['\"]"
@@ -144,11 +146,16 @@ def relative_path(index: Index, path: str | Path) -> str:
 # -- the prompt window -------------------------------------------------------------------------
 
 
-def _prefix_window(prefix: str, chars: int = PREFIX_CHARS) -> tuple[str, int]:
-    """The end of the prefix to show, and its first line (0-based). The start moves only in
-    steps of PREFIX_STEP lines (fewer for a shorter window), so the prompt head is stable while
-    the user types."""
+def _prefix_window(prefix: str, chars: int = PREFIX_CHARS, start: int | None = None) -> tuple[str, int]:
+    """The end of the prefix to show, and its first line (0-based). ``start``, the first line the
+    previous request showed, is kept while the window from it holds at most STRETCH x ``chars``:
+    typing then only appends to the prompt. Otherwise the start is chosen afresh, on a multiple of
+    PREFIX_STEP lines (fewer for a shorter window)."""
     lines = prefix.split("\n")
+    if start is not None and start < len(lines):
+        window = "\n".join(lines[start:])
+        if len(window) <= chars * STRETCH:
+            return window, start
     total, start = 0, len(lines)
     while start > 0 and total + len(lines[start - 1]) + 1 <= chars:
         start -= 1
@@ -158,6 +165,14 @@ def _prefix_window(prefix: str, chars: int = PREFIX_CHARS) -> tuple[str, int]:
         start = min(len(lines) - 1, -(-start // step) * step)
     window = "\n".join(lines[start:])
     return window[-chars:], start
+
+
+def definition_start(prefix: str) -> int:
+    """The 0-based line of the top-level statement the cursor is in (the prefix's last line): the
+    nearest line at or above it that starts with code in column 0 (not a closing bracket, a
+    comment, a decorator or ``end``). The prompt's context is kept while this stays the same."""
+    lines = prefix.split("\n")
+    return next((i for i in range(len(lines) - 1, -1, -1) if not _NOT_A_START.match(lines[i])), 0)
 
 
 def _suffix_window(suffix: str) -> str:
@@ -186,10 +201,12 @@ class Cursor:
 
 
 def cursor_at(
-    rel: str, language: str | None, prefix: str, suffix: str, line: int, prefix_chars: int = PREFIX_CHARS
-) -> Cursor:
-    """The cursor between ``prefix`` and ``suffix`` (on 1-based ``line``) with its prompt windows."""
-    shown_prefix, first = _prefix_window(prefix, prefix_chars)
+    rel: str, language: str | None, prefix: str, suffix: str, line: int,
+    prefix_chars: int = PREFIX_CHARS, start: int | None = None,
+) -> Cursor:  # fmt: skip
+    """The cursor between ``prefix`` and ``suffix`` (on 1-based ``line``) with its prompt windows
+    (``start``: the 0-based first line the previous window showed, kept if it still fits)."""
+    shown_prefix, first = _prefix_window(prefix, prefix_chars, start)
     shown_suffix = _suffix_window(suffix)
     return Cursor(rel, language, shown_prefix, shown_suffix, first + 1, line + shown_suffix.count("\n"))
 
@@ -312,38 +329,41 @@ def retrieved(index: Index, req: Cursor, top_k: int = 3, lines: int = 15) -> lis
     return out
 
 
-# Per document: the context last used, so typing on one line keeps the prompt head identical.
-_sticky: OrderedDict[tuple, tuple[int, str, list[Snippet]]] = OrderedDict()
+@dataclass(frozen=True)
+class _Sticky:
+    """What a document's last prompt showed: kept so the next one starts with the same bytes."""
+
+    definition: int  # the line ``definition_start`` gave
+    first_line: int  # 0-based first line of the prefix window
+    context: list[Snippet]
+
+
+# Per document: its last prompt's head, so typing keeps it byte-identical and llama.cpp's cache valid.
+_sticky: OrderedDict[tuple, _Sticky] = OrderedDict()
 _sticky_lock = threading.Lock()
 _STICKY_DOCS = 64
 
 
-def _stable(key: tuple, line: int, above: str, fresh: list[Snippet]) -> list[Snippet]:
-    """The context to use, as close to the previous one for this document as possible, because
-    the prompt cache is only reused up to the first token that differs.
-
-    On the same line with the text above unchanged, the previous context is reused outright unless
-    the fresh one names a definition the old one lacked. Otherwise the fresh snippets are used,
-    those already in the previous context first and in their previous order, new ones after them
-    (nearest the cursor), so moving on to another line re-reads only from the first change.
-    """
-    digest = hashlib.sha1(above.encode("utf-8", "surrogatepass")).hexdigest()
+def _previous(key: tuple) -> _Sticky | None:
     with _sticky_lock:
-        old = _sticky.get(key)
-        if old is not None:
-            old_labels = {s.label for s in old[2]}
-            new_definitions = any(s.label not in old_labels for s in fresh if s.source == "definition")
-            if old[0] == line and old[1] == digest and not new_definitions:
-                _sticky.move_to_end(key)
-                return old[2]
-            fresh_by_label = {s.label: s for s in fresh}
-            kept = [fresh_by_label[s.label] for s in old[2] if s.label in fresh_by_label]
-            fresh = kept + [s for s in fresh if s.label not in old_labels]
-        _sticky[key] = (line, digest, fresh)
+        return _sticky.get(key)
+
+
+def _remember(key: tuple, sticky: _Sticky) -> None:
+    with _sticky_lock:
+        _sticky[key] = sticky
         _sticky.move_to_end(key)
         while len(_sticky) > _STICKY_DOCS:
             _sticky.popitem(last=False)
-    return fresh
+
+
+def _in_previous_order(old: list[Snippet], fresh: list[Snippet]) -> list[Snippet]:
+    """The fresh snippets, those already in the previous context first and in their previous
+    order, new ones after them (nearest the cursor): the prompt is re-read from the first change."""
+    fresh_by_label = {s.label: s for s in fresh}
+    old_labels = {s.label for s in old}
+    kept = [fresh_by_label[s.label] for s in old if s.label in fresh_by_label]
+    return kept + [s for s in fresh if s.label not in old_labels]
 
 
 def clear_sticky_context() -> None:
@@ -413,14 +433,25 @@ def complete(
     family = fim.family_for(meta) if meta is not None else None
     count = provider.count_tokens if provider is not None else approx_tokens
     scale = _prompt_scale(provider)
-    req = cursor_at(rel, language, prefix, suffix, line, int(PREFIX_CHARS * scale))
     if budget_tokens is None:
         budget_tokens = int(min(BUDGET_CAP, (meta.context_length if meta else 4096) // 4) * scale)
     recent = tuple(recent)
-    # a budget of 0 is a file-only prompt: no repository lookups at all
-    fresh = gather_context(index, req, text, recent, budget_tokens, count) if budget_tokens > 0 else []
-    above = "\n".join(prefix.split("\n")[:-1])
-    context = _stable((str(index.root), rel, recent, budget_tokens), line, above, fresh)
+    # The prompt's head (context, then the file's window) stays byte-identical while the cursor
+    # stays in one top-level definition, so a keystroke reads only what it adds; the context is
+    # gathered again when the cursor enters another one, the window moves when it outgrows itself.
+    key = (str(index.root), rel, recent, budget_tokens)
+    previous, definition = _previous(key), definition_start(prefix)
+    start = previous.first_line if previous is not None else None
+    req = cursor_at(rel, language, prefix, suffix, line, int(PREFIX_CHARS * scale), start)
+    cold = previous is None and provider is not None and budget_ms > 0 and not invoked
+    if previous is not None and previous.definition == definition:
+        context = previous.context
+    elif cold:  # a file's first keystroke reads a file-only prompt; context comes with the next definition
+        context = []
+    else:  # a budget of 0 is a file-only prompt: no repository lookups at all
+        fresh = gather_context(index, req, text, recent, budget_tokens, count) if budget_tokens > 0 else []
+        context = _in_previous_order(previous.context if previous else [], fresh)
+    _remember(key, _Sticky(definition, req.first_line - 1, context))
     timings["context_ms"] = _ms(started)
     template = family.name if family else "plain"
     result = CompletionResult("", context, timings, mode=resolved, template=template)

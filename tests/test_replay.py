@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -206,7 +207,11 @@ def test_two_sessions_replayed_against_the_real_server(
             "a", "file only", None, {**replay.CONFIGS["a"].settings, "index": {"embeddings": False}}
         )
     ]
-    results = replay.replay_repo("minirepo", "python", root, sessions, configs, log=lambda _: None)
+    server_log = tmp_path / "server.log"
+    results = replay.replay_repo("minirepo", "python", root, sessions, configs, lambda _: None, server_log)
+    logged = server_log.read_text()
+    assert logged.startswith("==== minirepo (file only)\n") and f"== {sessions[1].label}\n" in logged
+    assert re.search(r"completion at cart\.py:14:\d+: .*prompt tokens", logged)  # what each request read
     assert [(r.config, r.session) for r in results] == [(c.key, s) for c in configs for s in sessions]
     for r in results:
         edit = edit_for((root / r.session.path).read_text(), r.session.start, r.session.end)

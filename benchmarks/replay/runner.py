@@ -98,7 +98,8 @@ def environment(config: Config) -> dict[str, str]:
 
 
 def replay_repo(
-    name: str, language: str, root: Path, sessions: list[Session], configs: list[Config], log
+    name: str, language: str, root: Path, sessions: list[Session], configs: list[Config], log,
+    server_log: Path | None = None,
 ) -> list[Replayed]:
     """Every session of one repository (the artifact's ``root``), under each configuration in turn."""
     edits: dict[Session, Edit] = {}
@@ -114,7 +115,10 @@ def replay_repo(
         first = sessions[0]
         (work / first.path).write_text(edits[first].before, encoding="utf-8")
         started = time.perf_counter()
-        typist = Typist(work, environment(config), config.settings)
+        if server_log is not None:
+            with server_log.open("a", encoding="utf-8") as f:
+                f.write(f"==== {name} ({config.label})\n")
+        typist = Typist(work, environment(config), config.settings, server_log)
         log(f"{name} ({config.label}): server ready in {time.perf_counter() - started:.1f} s")
         try:
             previous: Session | None = None
@@ -233,6 +237,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--main", default=MAIN, help="the commit config b runs (default: %(default)s)")
     parser.add_argument("--out", type=Path, default=RESULTS / "replay.md")
     parser.add_argument(
+        "--server-log", type=Path, metavar="FILE", help="append every server's log messages to FILE "
+        "(per request: prompt tokens read, time, why an answer was empty)"
+    )
+    parser.add_argument(
         "--rescore", type=Path, metavar="KEYS", help="print the tables of an earlier run's replay.keys.json"
     )
     args = parser.parse_args(argv)
@@ -256,7 +264,9 @@ def main(argv: list[str] | None = None) -> int:
         if mine:
             package = Package(repo["registry"], repo["package"], repo["version"])
             root = fetch(package, console.log) / repo["root"]
-            results += replay_repo(repo["name"], repo["language"], root, mine, configs, console.log)
+            results += replay_repo(
+                repo["name"], repo["language"], root, mine, configs, console.log, args.server_log
+            )
     out_tables = tables(results, configs)
     print_tables(out_tables, Console() if Console().is_terminal else Console(width=200))
     command = "`" + " ".join(["python -m benchmarks.replay", *(sys.argv[1:] if argv is None else argv)]) + "`"

@@ -50,8 +50,9 @@ def utf16_len(text: str) -> int:
 class Typist:
     """One ``ragls serve`` on one workspace (a copy of the artifact's root), many sessions."""
 
-    def __init__(self, workspace: Path, env: dict[str, str], settings: dict) -> None:
+    def __init__(self, workspace: Path, env: dict[str, str], settings: dict, log: Path | None = None) -> None:
         self.root = workspace
+        self.log = log  # the server's log messages are appended here, per session
         self.srv = RawServer(cwd=workspace, env=env)
         self._next = 0
         self.srv.initialize(workspace, settings=settings, capabilities=CAPABILITIES)
@@ -160,7 +161,18 @@ class Typist:
                 next_at = max(next_at, answered)
         self.srv.notify("textDocument/didClose", {"textDocument": {"uri": uri}})
         self._collect(time.perf_counter() + 0.05, sent, out, None)
+        self._save_log(session.label)
         return out
+
+    def _save_log(self, label: str) -> None:
+        """Append the server's log messages since the last call (each request's prompt tokens
+        read, its time, why it answered nothing) under ``label``."""
+        notes, self.srv.notifications[:] = list(self.srv.notifications), []
+        if self.log is None:
+            return
+        lines = [n["params"]["message"] + "\n" for n in notes if n.get("method") == "window/logMessage"]
+        with self.log.open("a", encoding="utf-8") as f:
+            f.writelines([f"== {label}\n", *lines])
 
     def _collect(
         self, until: float, sent: dict, out: list[Key], pending: str | None, until_answered: bool = False

@@ -93,6 +93,7 @@ class LlamaCppProvider(Provider):
         self._waiting = 0  # requests waiting for the lock: read-ahead gives way to them
         self._count_lock = threading.Lock()
         self._perf = (0, 0.0, 0, 0.0)  # llama.cpp's counters when last read
+        self._last: tuple[str, list[int]] = ("", [])  # the last text tokenized, and its tokens
         self.threads, self.probe = self._choose_threads(config.threads)
 
     def _choose_threads(self, configured: int) -> tuple[int, dict[int, tuple[float, float]]]:
@@ -175,7 +176,16 @@ class LlamaCppProvider(Provider):
         """The prompt's tokens exactly as ``create_completion`` would make them from the text."""
         bos = self.llama.token_bos()
         head = [bos] if self.llama._model.add_bos_token() and bos != -1 else []
-        return head + self.llama.tokenize(prompt.encode("utf-8"), add_bos=False, special=True)
+        return head + self._text_tokens(prompt)
+
+    def _text_tokens(self, text: str) -> list[int]:
+        """``text`` tokenized; the last text's tokens are kept, because a request counts its
+        prompt, compares it with the cache and reads it, and the read-ahead reads it again."""
+        last = self._last
+        if last[0] != text:
+            last = (text, self.llama.tokenize(text.encode("utf-8"), add_bos=False, special=True))
+            self._last = last
+        return last[1]
 
     def _read(self, tokens: Sequence[int], chunk: int, stop: Callable[[], bool]) -> bool:
         """Bring the KV cache to hold exactly ``tokens``: keep the cached prefix they share, read
@@ -226,7 +236,7 @@ class LlamaCppProvider(Provider):
         self.speed.observe_generation(now[2] - before[2], (now[3] - before[3]) / 1000)
 
     def count_tokens(self, text: str) -> int:
-        return len(self.llama.tokenize(text.encode("utf-8"), add_bos=False, special=True))
+        return len(self._text_tokens(text))
 
     def metadata(self) -> ModelMetadata:
         return ModelMetadata(

@@ -18,8 +18,10 @@ from ragls.llm.speed import Speed
 from ragls.recipes.completion import (
     PositionError,
     _prefix_window,
+    clear_sticky_context,
     complete,
     cursor_offset,
+    definition_start,
     imported_modules,
     resolve_mode,
 )
@@ -93,17 +95,53 @@ def test_the_imported_definition_of_an_ambiguous_name_ranks_first(index: Index) 
     assert [s.path for s in definitions[-2:]] == ["shop/legacy.py", "shop/text/slugs.py"]
 
 
-def test_moving_to_another_line_keeps_shared_snippets_in_place(index: Index) -> None:
+def test_the_context_stays_while_the_cursor_stays_in_a_definition(index: Index) -> None:
+    clear_sticky_context()
     text = APP + "    cart.apply_discount(10)\n    router.dispatch("
     first = complete(index, None, "shop/app.py", CALL_LINE, CALL_COL, text=text, context_only=True)
     line = text.count("\n") + 1
     second = complete(index, None, "shop/app.py", line, len("    router.dispatch(") + 1, text=text,
+                      context_only=True)  # fmt: skip
+    assert second.context is first.context  # byte-identical prompt head: llama.cpp's cache holds
+    assert "shop/web/router.py:36-42" not in [s.label for s in second.context]  # `dispatch`, named later
+
+
+def test_entering_another_definition_keeps_shared_snippets_in_place(index: Index) -> None:
+    clear_sticky_context()
+    text = APP + "    cart.apply_discount(10)\n\n\ndef ship(cart):\n    total = cart.total_with_tax()\n"
+    text += "    router.add_route(router.dispatch("
+    first = complete(index, None, "shop/app.py", CALL_LINE, CALL_COL, text=text, context_only=True)
+    line = text.count("\n") + 1
+    second = complete(index, None, "shop/app.py", line, len(text.rsplit("\n", 1)[1]) + 1, text=text,
                       context_only=True)  # fmt: skip
     before = [s.label for s in first.context]
     after = [s.label for s in second.context]
     shared = [label for label in before if label in after]
     assert shared and after[: len(shared)] == shared  # the prompt head is unchanged up to the new snippets
     assert "shop/web/router.py:36-42" in after[len(shared) :]  # `dispatch`, newly referenced, comes after
+
+
+@pytest.mark.parametrize(
+    ("prefix", "start"),
+    [
+        ("import os\n\n\ndef f(x):\n    y = x\n    return (\n", 3),  # a blank or indented line: above
+        ("def f(x):\n    return x\n\n\n@cache\ndef g(", 5),  # typing the signature: its own line
+        ("func A() {\n}\n\n// B does b.\n// It\n", 0),  # a closing brace, comments: the function above
+        ("class A\n  def b\n  end\nend\n", 0),
+        ("  indented only\n", 0),
+    ],
+)
+def test_definition_start(prefix: str, start: int) -> None:
+    assert definition_start(prefix) == start
+
+
+def test_the_window_start_stays_until_the_window_outgrows_itself() -> None:
+    prefix = "".join(f"value_{i} = compute({i})\n" for i in range(100))
+    window, first = _prefix_window(prefix, 375)
+    grown, kept = _prefix_window(prefix + "x = compute(1) + compute(2)\ny = ", 375, first)
+    assert kept == first and grown.startswith(window)  # the prompt only grew at its end
+    moved, start = _prefix_window(prefix + "z = 1\n" * 40, 375, first)
+    assert start > first and len(moved) <= 375
 
 
 def test_recent_files_and_retrieval_fill_the_rest_within_budget(index: Index) -> None:
@@ -298,6 +336,43 @@ def test_a_keystroke_reads_only_the_new_tokens(repo: Path, index: Index, provide
     assert after_cold[0] - before[0] >= cold.read_tokens - 2  # read in batches (a last lone token is not)
     assert warm.read_tokens <= 4  # "str" and the token it may merge with
     assert after_warm[0] - after_cold[0] <= warm.read_tokens
+
+
+def test_typing_a_block_reads_only_what_each_key_adds(repo: Path, index: Index, provider) -> None:
+    """Lines typed in one definition, calling a function defined in another file (on main that
+    brought its definition into the context and the whole prompt after it was read again): every
+    keystroke finds its prompt cached but for what it typed."""
+    clear_sticky_context()
+    text = LONG + (repo / "shop" / "app.py").read_text()
+    provider.llama.reset()
+    cold = complete(index, provider, "shop/app.py", text.count("\n") + 1, 1, text=text, mode="single")
+    assert cold.read_tokens == cold.prompt_tokens > 100
+    for key in "    router.dispatch(cart)\n    x":
+        text += key
+        tail = text.rsplit("\n", 1)[1]
+        before = provider.evaluated()
+        warm = complete(index, provider, "shop/app.py", text.count("\n") + 1, len(tail) + 1, text=text,
+                        mode="single")  # fmt: skip
+        read = provider.evaluated()[0] - before[0]
+        assert warm.read_tokens <= 3 and read <= 3, (key, warm.read_tokens, read)
+        assert warm.context is cold.context
+
+
+def test_a_files_first_automatic_request_reads_a_file_only_prompt(index: Index, provider) -> None:
+    """Nothing of a freshly opened file's prompt is cached: its first automatic request reads the
+    file's window without context (what a file-only prompt costs); the next keys add to it."""
+    clear_sticky_context()
+    text = LONG + APP + "    total = checkout(cart)\n    log = "
+    line, col = text.count("\n") + 1, len("    log = ") + 1
+    provider.llama.reset()
+    first = complete(index, provider, "shop/app.py", line, col, text=text, mode="single", budget_ms=250)
+    assert first.context == [] and first.read_tokens == first.prompt_tokens
+    text += "str("
+    second = complete(index, provider, "shop/app.py", line, col + 4, text=text, mode="single", budget_ms=250)
+    assert second.read_tokens <= 3 and second.warm_prompt.startswith(first.warm_prompt)
+    clear_sticky_context()
+    asked = complete(index, provider, "shop/app.py", line, col + 4, text=text, mode="single")
+    assert asked.context  # not automatic (the CLI, an invoked trigger): the whole prompt
 
 
 def test_reading_ahead_leaves_only_the_keystroke_to_read_and_yields_between_chunks(
