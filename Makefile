@@ -26,14 +26,14 @@ install: $(BIN)/python
 install-test: install
 	$(BIN)/pip install -q -e '.[test]'
 	npm ci --prefix tests/node --no-audit --no-fund --loglevel=error
-	@# --- Emacs client (editor-clients/emacs): Debian's emacs-nox with eglot and lsp-mode ---
-	@if emacs --batch --eval "(progn (require 'eglot) (require 'lsp-mode))" >/dev/null 2>&1; then :; \
+	@# --- Emacs client (editor-clients/emacs): Debian's emacs-nox with eglot, lsp-mode and company ---
+	@if emacs --batch --eval "(progn (require 'eglot) (require 'lsp-mode) (require 'company))" >/dev/null 2>&1; then :; \
 	elif [ "$$(id -u)" = 0 ]; then \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
-			emacs-nox elpa-eglot elpa-lsp-mode >/dev/null; \
+			emacs-nox elpa-eglot elpa-lsp-mode elpa-company >/dev/null; \
 	else \
-		echo "make install-test: emacs with eglot and lsp-mode is missing; the Emacs client test needs them:"; \
-		echo "  sudo apt-get install -y --no-install-recommends emacs-nox elpa-eglot elpa-lsp-mode"; \
+		echo "make install-test: emacs with eglot, lsp-mode and company is missing; the Emacs client tests need them:"; \
+		echo "  sudo apt-get install -y --no-install-recommends emacs-nox elpa-eglot elpa-lsp-mode elpa-company"; \
 	fi
 	@# --- end of the Emacs client ---
 	@# --- interactive editor tests (tests/editors/terminal.py): tmux ---

@@ -1,0 +1,168 @@
+"""ragls.el in an interactive ``emacs -nw`` (Debian's Emacs 28, eglot 1.9) in a tmux pane, set up
+as a user has it (font-lock, auto-save, backups, company-mode): keys are typed one at a time with
+pauses and every check reads the screen. These catch what the batch ERT suite (test_emacs.py)
+cannot: redisplay, fontification, timers and other packages between keystrokes.
+
+The tests share one Emacs and run in file order (the first one sees the index being built).
+Emacs runs eglot with one server per buffer, so no second language server shares the buffer here.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from emacs_terminal import EmacsSession
+
+# Short answers: the plumbing is under test, not the bundled model's prose.
+OPTIONS = "(:recipes (:answer_tokens 64))"
+MODEL_LOAD = 180  # seconds: the first completion loads the bundled model on a busy 2-core machine
+
+
+@pytest.fixture(scope="module")
+def emacs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmacsSession]:
+    session = EmacsSession(tmp_path_factory.mktemp("emacs-tty"), options=OPTIONS)
+    try:
+        yield session
+    finally:
+        session.close()
+
+
+def type_line(emacs: EmacsSession, text: str) -> None:
+    """Type ``text`` as a person does: a key at a time, 0.12 s apart."""
+    emacs.term.type(text, pause=0.12)
+
+
+def test_status_shows_indexing_then_ready(emacs: EmacsSession) -> None:
+    emacs.command("ragls-status")
+    first = emacs.term.wait_for(re.compile(r"ragls \S+repo: \w+"), 30)
+    assert ": indexing," in first, first
+    deadline = time.monotonic() + 180
+    while ": ready," not in emacs.term.screen():
+        assert time.monotonic() < deadline, emacs.term.screen()
+        time.sleep(1)
+        emacs.command("ragls-status")
+        time.sleep(0.5)
+    assert re.search(r": ready, [1-9]\d* files, [1-9]\d* chunks", emacs.term.screen())
+
+
+def test_ghost_text_appears_by_itself_and_tab_accepts_it(emacs: EmacsSession) -> None:
+    emacs.fresh_line()
+    type_line(emacs, "def add(a, b):")
+    emacs.command("ragls-inline-complete")  # on demand, it waits for the model to load
+    emacs.wait_ghost(MODEL_LOAD)
+    emacs.term.keys("C-g")
+    emacs.term.keys("End", "Enter")
+    type_line(emacs, "return a +")
+    typed = emacs.cursor_line().rstrip()
+    assert typed.endswith("return a +")
+    ghost = emacs.wait_ghost(30)  # by itself: nothing asked for it
+    shown = emacs.cursor_line().rstrip()
+    assert shown == typed + ghost.split("\n")[0]  # drawn right after what was typed
+    before = emacs.term.cursor()
+    emacs.term.keys("Tab")
+    emacs.term.wait_for(lambda _: emacs.term.cursor() != before, 5)
+    assert emacs.ghost() == ""
+    screen = emacs.term.screen()
+    assert shown in screen.splitlines()[before[1]]  # the same text, now in the buffer
+    assert "**" in next(row for row in screen.splitlines() if "calc.py" in row and "(Python" in row)
+
+
+def test_c_g_dismisses_ghost_text(emacs: EmacsSession) -> None:
+    emacs.fresh_line()
+    type_line(emacs, "total = add(1,")
+    typed = emacs.cursor_line().rstrip()
+    emacs.wait_ghost(30)
+    emacs.term.keys("C-g")
+    emacs.term.wait_for(lambda _: emacs.ghost() == "", 5)
+    assert emacs.cursor_line().rstrip() == typed
+    time.sleep(2)  # and it does not come back by itself
+    assert emacs.ghost() == ""
+
+
+def test_a_newer_keystroke_replaces_ghost_text(emacs: EmacsSession) -> None:
+    emacs.fresh_line()
+    type_line(emacs, "def sub(a, b):")
+    emacs.term.keys("Enter")
+    type_line(emacs, "return a")
+    old = emacs.wait_ghost(30)
+    # A key that does not follow the suggestion: the old ghost goes at once, a new one comes.
+    key = "-" if not old.lstrip().startswith("-") else "*"
+    emacs.term.type(key, pause=0)
+    emacs.term.wait_for(lambda _: emacs.ghost() != old, 2)
+    new = emacs.wait_ghost(30).split("\n")[0]
+    assert emacs.cursor_line().rstrip().endswith(f"return a{key}{new}")
+
+
+def test_the_setup_writes_auto_save_files(emacs: EmacsSession) -> None:
+    # The set-up under test is a normal one: Emacs wrote its autosave beside the file.
+    assert (emacs.repo / "shop" / "#calc.py#").exists()
+
+
+def test_chat_streams_and_a_citation_opens_its_lines(emacs: EmacsSession) -> None:
+    emacs.fresh_line()
+    question = "Q: How does the cart apply a discount coupon?"
+    emacs.command("ragls-ask", question.removeprefix("Q: "))
+    emacs.term.wait_for(question, 10)
+    seen: list[str] = []
+    final = re.compile(r"^(Citations|Sources \(nothing was cited\)):", re.MULTILINE)
+    deadline = time.monotonic() + 240
+    while not final.search(screen := emacs.term.screen()):
+        assert time.monotonic() < deadline, screen
+        answer = screen.split(question, 1)[1].split("-UUU", 1)[0].strip()
+        if answer.strip("…") and (not seen or seen[-1] != answer):
+            seen.append(answer)
+        time.sleep(0.1)
+    assert len(seen) >= 2, seen  # the answer grew on screen in pieces before it ended
+    emacs.term.keys("C-x", "o", "M->", "BTab")  # into the chat window, onto the last citation
+    time.sleep(0.3)
+    link = re.search(r"(\S+):(\d+)-(\d+)", emacs.cursor_line())
+    assert link, emacs.term.screen()
+    path, start = link[1], int(link[2])
+    emacs.term.keys("Enter")
+    emacs.term.wait_for(lambda s: re.search(rf"{re.escape(Path(path).name)}.*\({start},", s) is not None, 10)
+    cited = (emacs.repo / path).read_text().splitlines()[start - 1]
+    assert emacs.cursor_line().rstrip() == cited.rstrip()[:120]
+
+
+def test_search_fills_xref(emacs: EmacsSession) -> None:
+    emacs.fresh_line()
+    emacs.command("ragls-search", "SmtpMailer")
+    screen = emacs.term.wait_for("*xref*", 30)
+    assert re.search(r"^shop/mailer\.py$", screen, re.MULTILINE), screen
+    assert re.search(r"lines \d+-\d+", screen)
+
+
+def test_a_recipe_edits_the_buffer(emacs: EmacsSession) -> None:
+    emacs.fresh_line()
+    emacs.term.keys("C-x", "C-s", "M-<")  # saved, then at `def add`
+    emacs.term.wait_for(lambda s: re.search(r"-UUU:---.*calc\.py", s) is not None, 10)
+    emacs.command("ragls-recipe", "docstring")
+    emacs.term.wait_for("(applied to the buffer)", 240)
+    emacs.term.wait_for(lambda s: re.search(r"-UUU:\*\*-.*calc\.py", s) is not None, 10)
+
+
+def test_a_killed_server_comes_back(emacs: EmacsSession) -> None:
+    old = emacs.server_pid()
+    os.kill(old, signal.SIGKILL)
+    emacs.term.wait_for("eglot restarts it", 30)
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            new = emacs.server_pid()
+            if new != old:
+                break
+        except AssertionError:
+            pass
+        assert time.monotonic() < deadline, emacs.term.screen()
+        time.sleep(0.5)
+    emacs.term.wait_for("[eglot:repo]", 60)
+    emacs.fresh_line()
+    type_line(emacs, "return a +")
+    emacs.command("ragls-inline-complete")
+    emacs.wait_ghost(MODEL_LOAD)
