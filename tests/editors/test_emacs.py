@@ -21,6 +21,7 @@ EXPECTED = {
     "ragls-test-registers-with-eglot",
     "ragls-test-inline-completion-on-demand-is-accepted",
     "ragls-test-inline-completion-after-typing-and-dismissed",
+    "ragls-test-fontification-neither-stops-nor-drops-the-completion",
     "ragls-test-moving-away-drops-the-completion",
     "ragls-test-explain-code-action-streams-into-the-chat-buffer",
     "ragls-test-recipe-command-edits-the-buffer",

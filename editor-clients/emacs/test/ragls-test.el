@@ -156,6 +156,19 @@
     (should-not (overlays-in (point-min) (point-max)))
     (should (equal (buffer-string) ragls-test--typed))))
 
+(ert-deftest ragls-test-fontification-neither-stops-nor-drops-the-completion ()
+  ;; Redisplay fontifies between keystrokes: text properties move `buffer-modified-tick'
+  ;; (batch Emacs never fontifies, so this does what jit-lock does).
+  (with-current-buffer (ragls-test--session)
+    (ragls-test--reset-calc)
+    (let ((this-command 'self-insert-command)) (ragls--inline-post-command)) ; as typing does
+    (with-silent-modifications (put-text-property (point-min) (point-max) 'face 'bold))
+    (ragls-test--wait (lambda () ragls--inline) "an automatic completion after fontification")
+    (with-silent-modifications (put-text-property (point-min) (point-max) 'face 'italic))
+    (let ((this-command 'ignore)) (ragls--inline-post-command))
+    (should ragls--inline)
+    (ragls-inline-dismiss)))
+
 (ert-deftest ragls-test-moving-away-drops-the-completion ()
   (with-current-buffer (ragls-test--session)
     (ragls-test--reset-calc)
@@ -337,7 +350,7 @@
                                 (cadr (should-error (ragls-inline-complete) :type 'user-error))))
         (goto-char (point-max))
         (let ((ticket ragls--inline-ticket))
-          (ragls--inline-fire (current-buffer) (point) (buffer-modified-tick)) ; the idle trigger
+          (ragls--inline-fire (current-buffer) (point) (buffer-chars-modified-tick)) ; the idle trigger
           (should (= ticket ragls--inline-ticket)))                           ; asked nothing
         (set-buffer-modified-p nil)
         (kill-buffer))
