@@ -99,17 +99,27 @@ class EmacsSession:
         env = {**os.environ, "HOME": str(home), "PATH": path}
         self.term = Terminal([find_emacs(), "-nw", "shop/calc.py"], env=env, cwd=self.repo,
                              socket=base / "tmux.sock", columns=120, rows=40)  # fmt: skip
-        self.term.wait_for("[eglot:", 90)
-        self.ghost_fg = self._probe_ghost_colour()
+        try:
+            self.term.wait_for("[eglot:", 90)
+            self.ghost_fg = self._probe_ghost_colour()
+        except BaseException:
+            self.term.close()  # no Emacs (and server) left behind by a failed start
+            raise
 
     def _probe_ghost_colour(self) -> str:
         """The foreground colour ``ragls-inline-face`` paints with in this terminal."""
-        self.eval("(message \"%s\" (propertize \"ghost-probe\" 'face 'ragls-inline-face))")
-        screen = self.term.wait_for("ghost-probe", 10, colours=True)
-        line = next(row for row in screen.splitlines() if "ghost-probe" in _SGR.sub("", row))
+        # From a timer: M-: shows the form's value in the echo area, over an immediate message.
+        self.eval("(run-at-time 0.3 nil #'message (propertize \"ghost-probe\" 'face 'ragls-inline-face))")
+
+        def painted(screen: str) -> bool:  # the message, not the M-: line that typed it
+            return any(_SGR.sub("", row).strip() == "ghost-probe" for row in screen.splitlines())
+
+        screen = self.term.wait_for(painted, 10, colours=True)
+        line = next(row for row in screen.splitlines() if _SGR.sub("", row).strip() == "ghost-probe")
         cells = foreground(line)
-        text = "".join(char for char, _ in cells)
-        return cells[text.index("ghost-probe")][1]
+        fg = cells["".join(char for char, _ in cells).index("ghost-probe")][1]
+        assert fg, f"ragls-inline-face paints in the default colour: ghost text looks like text\n{screen}"
+        return fg
 
     def command(self, name: str, *answers: str) -> None:
         """``M-x name RET``, then each answer to its prompts, typed and entered."""
@@ -133,15 +143,18 @@ class EmacsSession:
         return self.term.screen().rstrip("\n").splitlines()[-1]
 
     def ghost(self) -> str:
-        """The ghost text shown from the cursor to its window's mode line ("" when none)."""
-        x, y = self.term.cursor()
-        rows: list[str] = []
-        for i, row in enumerate(self.term.screen(colours=True).splitlines()[y:]):
-            if _SGR.sub("", row).startswith("-UUU"):  # the window's mode line
-                break
-            cells = foreground(row)[x if i == 0 else 0 :]
-            rows.append("".join(char for char, fg in cells if fg == self.ghost_fg))
-        return "\n".join(rows).rstrip()
+        """The ghost text in the cursor's window ("" when none), its rows joined by newlines.
+
+        The whole window is read, not only what follows the cursor: with ghost text of several
+        lines, Emacs 28 draws the terminal cursor at its end instead of at point."""
+        y = self.term.cursor()[1]
+        screen = self.term.screen(colours=True).splitlines()
+        modelines = [i for i, row in enumerate(screen) if _SGR.sub("", row).startswith("-UUU")]
+        top = max((i + 1 for i in modelines if i < y), default=1)  # row 0 is the menu bar
+        bottom = min((i for i in modelines if i >= y), default=len(screen))
+        window = (foreground(row) for row in screen[top:bottom])
+        rows = ("".join(char for char, fg in cells if fg == self.ghost_fg) for cells in window)
+        return "\n".join(row for row in rows if row).rstrip()
 
     def cursor_line(self) -> str:
         """The text of the screen row the cursor is on."""
@@ -159,13 +172,18 @@ class EmacsSession:
         self.term.wait_for(shown, timeout)
         return found
 
-    def fresh_line(self) -> None:
-        """Back to calc.py alone, at the end of the buffer, on a new empty line."""
-        self.term.keys("C-g", "C-g")
+    def quit(self) -> None:
+        """``C-g``, then a pause as a person makes: Emacs drops keys typed right after a quit."""
+        self.term.keys("C-g")
+        time.sleep(0.5)
+
+    def clean_buffer(self) -> None:
+        """Back to calc.py alone, its text erased (each test types its own)."""
+        self.quit()  # once: a second C-g while Emacs is busy asks for an emergency escape
         self.term.keys("C-x", "b")
         self.term.type("calc.py", pause=0.02)
-        self.term.keys("Enter", "C-x", "1", "M->", "Enter")
-        time.sleep(0.3)
+        self.term.keys("Enter", "C-x", "1", "C-x", "h", "DC")
+        self.term.wait_for(lambda s: s.splitlines()[1].strip() == "", 5)
 
     def server_pid(self) -> int:
         """The process id of the ``ragls serve`` that Emacs started (a child of Emacs, or below it)."""
