@@ -440,13 +440,14 @@ On in buffers that ragls serves.  Typing asks for one after
 
 (defun ragls--inline-request (kind)
   "Send textDocument/inlineCompletion with trigger KIND (1 invoked, 2 automatic)."
+  ;; First: cancelling the request in flight moves the ticket, which this one must not miss.
+  (ragls--inline-cancel-pending)
   (let* ((conn (ragls--connection))
          (params (append (ragls--position-params conn) (list :context (list :triggerKind kind))))
          (ticket (cl-incf ragls--inline-ticket))
          (buffer (current-buffer))
          (pos (point))
          (tick (buffer-chars-modified-tick)))
-    (ragls--inline-cancel-pending)
     (let ((id (ragls--request
                conn :textDocument/inlineCompletion params
                (lambda (result)

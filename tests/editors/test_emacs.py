@@ -22,6 +22,7 @@ EXPECTED = {
     "ragls-test-inline-completion-on-demand-is-accepted",
     "ragls-test-inline-completion-after-typing-and-dismissed",
     "ragls-test-fontification-neither-stops-nor-drops-the-completion",
+    "ragls-test-a-request-sent-while-one-is-in-flight-is-shown",
     "ragls-test-moving-away-drops-the-completion",
     "ragls-test-explain-code-action-streams-into-the-chat-buffer",
     "ragls-test-recipe-command-edits-the-buffer",

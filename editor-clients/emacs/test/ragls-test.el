@@ -169,6 +169,16 @@
     (should ragls--inline)
     (ragls-inline-dismiss)))
 
+(ert-deftest ragls-test-a-request-sent-while-one-is-in-flight-is-shown ()
+  ;; Typing on while the model answers: the older request is cancelled, the newer one shows.
+  (with-current-buffer (ragls-test--session)
+    (ragls-test--reset-calc)
+    (ragls-inline-complete)
+    (should ragls--inline-pending)      ; still in flight
+    (ragls-inline-complete)
+    (ragls-test--wait (lambda () ragls--inline) "the newer request's completion" 60)
+    (ragls-inline-dismiss)))
+
 (ert-deftest ragls-test-moving-away-drops-the-completion ()
   (with-current-buffer (ragls-test--session)
     (ragls-test--reset-calc)
