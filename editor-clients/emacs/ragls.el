@@ -886,6 +886,7 @@ a prefix argument, also ask for a QUESTION to pass to the recipe."
                      (and (memq mode ragls-major-modes) (not (file-remote-p file))))
     :server-id 'ragls
     :add-on? t
+    :after-open-fn (lambda () (ragls-inline-mode 1))
     :priority -1
     :initialization-options (lambda () (or ragls-initialization-options (make-hash-table)))
     :custom-capabilities '((experimental . ((ragls . ((chatDelta . t)))))

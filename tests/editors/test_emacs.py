@@ -35,7 +35,7 @@ EXPECTED = {
     "ragls-test-remote-and-non-file-buffers-are-skipped",
     "ragls-test-huge-file-gets-no-inline-completion",
     "ragls-test-reconnects-after-the-server-dies",
-    "ragls-test-lsp-mode-registration-serves-ask-and-search",
+    "ragls-test-lsp-mode-registration-serves-inline-ask-and-search",
 }
 
 

@@ -385,7 +385,7 @@
 
 ;;;; lsp-mode
 
-(ert-deftest ragls-test-lsp-mode-registration-serves-ask-and-search ()
+(ert-deftest ragls-test-lsp-mode-registration-serves-inline-ask-and-search ()
   (unless (require 'lsp-mode nil t)
     (ert-skip "lsp-mode is not installed"))
   (should (gethash 'ragls lsp-clients))
@@ -407,6 +407,12 @@
           (ragls-test--wait (lambda () (ignore-errors (not (ragls--eglot-p (ragls--connection)))))
                             "lsp-mode's workspace")
           (ragls-test--wait #'ragls-test--ready "the index (lsp-mode)")
+          (should ragls-inline-mode)          ; ghost text with lsp-mode too
+          (goto-char (point-max))
+          (insert "\n" ragls-test--typed)
+          (ragls-inline-complete)
+          (ragls-test--wait (lambda () ragls--inline) "a completion (lsp-mode)")
+          (ragls-inline-dismiss)
           (with-current-buffer (ragls-ask "SmtpMailer")
             (ragls-test--wait (lambda () (funcall finals)) "the answer (lsp-mode)")
             (should (string-match-p "Results:\n  shop/mailer.py:" (ragls-test--section "Q: SmtpMailer"))))
