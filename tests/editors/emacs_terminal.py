@@ -32,9 +32,18 @@ INIT = """\
 (require 'company)
 (global-company-mode 1)
 (column-number-mode 1)
-(add-hook 'python-mode-hook #'ragls-ensure)
+{start}
 (setq ragls-server-command {command} ragls-initialization-options '{options})
 """
+# How Python buffers get their servers: eglot (ragls alone), or lsp-mode (pylsp, ragls beside it).
+START = {
+    "eglot": "(add-hook 'python-mode-hook #'ragls-ensure)",
+    "lsp-mode": "(require 'lsp-mode)\n"
+    "(setq lsp-auto-guess-root t lsp-session-file (locate-user-emacs-file \"lsp-session\"))\n"
+    "(add-hook 'python-mode-hook #'lsp)",
+}
+# What the mode line shows once the servers serve the buffer.
+CONNECTED = {"eglot": re.compile(r"\[eglot:"), "lsp-mode": re.compile(r"LSP\[.*(pylsp.*ragls|ragls.*pylsp)")}
 # Native compilation of Debian's elpa packages would pop a warnings window and take CPU for minutes.
 EARLY_INIT = "(setq native-comp-deferred-compilation nil)\n"
 
@@ -81,8 +90,11 @@ def foreground(line: str) -> list[tuple[str, str]]:
 class EmacsSession:
     """One interactive Emacs on a copy of the minirepo fixture, with ragls from this venv."""
 
-    def __init__(self, base: Path, *, options: str = "nil", server_log: Path | None = None) -> None:
+    def __init__(
+        self, base: Path, *, options: str = "nil", server_log: Path | None = None, client: str = "eglot"
+    ) -> None:
         self.repo = base / "repo"
+        self.header_lines = 1 if client == "lsp-mode" else 0  # lsp-mode's breadcrumb tops each window
         shutil.copytree(FIXTURE, self.repo)
         subprocess.run(["git", "init", "-q"], cwd=self.repo, check=True)
         home = base / "home"
@@ -92,7 +104,7 @@ class EmacsSession:
         command = (f'(list "sh" "-c" "exec {ragls} serve -v 2>>{server_log}")' if server_log
                    else f'(list "{ragls}" "serve")')  # fmt: skip
         (home / ".emacs.d" / "init.el").write_text(
-            INIT.format(client=f'"{CLIENT}"', command=command, options=options)
+            INIT.format(client=f'"{CLIENT}"', command=command, options=options, start=START[client])
         )
         (home / ".emacs.d" / "early-init.el").write_text(EARLY_INIT)
         path = f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"
@@ -100,7 +112,7 @@ class EmacsSession:
         self.term = Terminal([find_emacs(), "-nw", "shop/calc.py"], env=env, cwd=self.repo,
                              socket=base / "tmux.sock", columns=120, rows=40)  # fmt: skip
         try:
-            self.term.wait_for("[eglot:", 90)
+            self.term.wait_for(CONNECTED[client], 90)
             self.ghost_fg = self._probe_ghost_colour()
         except BaseException:
             self.term.close()  # no Emacs (and server) left behind by a failed start
@@ -151,6 +163,7 @@ class EmacsSession:
         screen = self.term.screen(colours=True).splitlines()
         modelines = [i for i, row in enumerate(screen) if _SGR.sub("", row).startswith("-UUU")]
         top = max((i + 1 for i in modelines if i < y), default=1)  # row 0 is the menu bar
+        top += self.header_lines
         bottom = min((i for i in modelines if i >= y), default=len(screen))
         window = (foreground(row) for row in screen[top:bottom])
         rows = ("".join(char for char, fg in cells if fg == self.ghost_fg) for cells in window)
@@ -183,7 +196,7 @@ class EmacsSession:
         self.term.keys("C-x", "b")
         self.term.type("calc.py", pause=0.02)
         self.term.keys("Enter", "C-x", "1", "C-x", "h", "DC")
-        self.term.wait_for(lambda s: s.splitlines()[1].strip() == "", 5)
+        self.term.wait_for(re.compile(r"calc\.py +All \(1,0\)"), 5)  # the mode line: empty, at its start
 
     def server_pid(self) -> int:
         """The process id of the ``ragls serve`` that Emacs started (a child of Emacs, or below it)."""
@@ -204,6 +217,15 @@ class EmacsSession:
                 if any(arg.endswith(b"ragls") for arg in argv) and b"serve" in argv:
                     return pid
         raise AssertionError("no `ragls serve` process below Emacs")
+
+    def dump(self, folder: Path) -> None:
+        """Write Emacs's *Messages* and calc.py's eglot events buffer into ``folder`` (for a report)."""
+        self.quit()
+        self.eval(f'(with-current-buffer "*Messages*" (write-region nil nil "{folder / "messages.txt"}"))')
+        time.sleep(0.5)
+        self.eval('(with-current-buffer (jsonrpc-events-buffer (with-current-buffer "calc.py" '
+                  f'(eglot-current-server))) (write-region nil nil "{folder / "events.txt"}"))')  # fmt: skip
+        time.sleep(1)
 
     def close(self) -> None:
         self.term.close()

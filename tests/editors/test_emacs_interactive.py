@@ -3,14 +3,16 @@ as a user has it (font-lock, auto-save, backups, company-mode): keys are typed o
 pauses and every check reads the screen. These catch what the batch ERT suite (test_emacs.py)
 cannot: redisplay, fontification, timers and other packages between keystrokes.
 
-The tests share one Emacs and run in file order (the first one sees the index being built).
-Emacs runs eglot with one server per buffer, so no second language server shares the buffer here.
+The eglot tests share one Emacs and run in file order (the first one sees the index being
+built). eglot drives one server per buffer, so the second language server on the same buffer
+(pylsp) is tested with lsp-mode, where ragls is an add-on server, in an Emacs of its own.
 """
 
 from __future__ import annotations
 
 import os
 import re
+import shutil
 import signal
 import time
 from collections.abc import Iterator
@@ -32,9 +34,12 @@ def emacs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmacsSession]:
     try:
         yield session
     finally:
+        session.dump(base)
         session.close()
-        # What the server did, for a failed test's report (pytest shows captured output then).
-        print((base / "server.log").read_text(errors="replace")[-6000:])
+        # What Emacs and the server did, for a failed test's report (pytest shows it then).
+        for name in ("messages.txt", "events.txt", "server.log"):
+            if (base / name).exists():
+                print(f"--- {name} ---\n" + (base / name).read_text(errors="replace")[-5000:])
 
 
 def type_line(emacs: EmacsSession, text: str) -> None:
@@ -186,3 +191,46 @@ def test_a_killed_server_comes_back(emacs: EmacsSession) -> None:
     type_line(emacs, "return a +")
     emacs.command("ragls-inline-complete")
     emacs.wait_ghost(MODEL_LOAD)
+
+
+# lsp-mode runs several servers on one buffer: pylsp (Debian's python3-pylsp) with ragls beside it.
+
+
+@pytest.fixture(scope="module")
+def emacs_lsp(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmacsSession]:
+    if shutil.which("pylsp") is None:
+        why = "pylsp is missing (make install-test installs python3-pylsp)"
+        if os.environ.get("CI") == "true":
+            pytest.fail(why)
+        pytest.skip(why)
+    base = tmp_path_factory.mktemp("emacs-tty-lsp")
+    session = EmacsSession(base, options=OPTIONS, server_log=base / "server.log", client="lsp-mode")
+    try:
+        yield session
+    finally:
+        session.close()
+        print((base / "server.log").read_text(errors="replace")[-5000:])
+
+
+def test_lsp_mode_runs_ragls_beside_pylsp_with_ghost_text(emacs_lsp: EmacsSession) -> None:
+    emacs = emacs_lsp
+    assert re.search(r"LSP\[pylsp:\d+\]\[ragls:\d+", emacs.term.screen())  # both serve calc.py
+    wait_ready(emacs)
+    emacs.clean_buffer()
+    type_line(emacs, "def add(a, b):")
+    emacs.command("ragls-inline-complete")  # loads the model
+    emacs.wait_ghost(MODEL_LOAD)
+    emacs.quit()
+    emacs.term.keys("C-e", "Enter")
+    type_line(emacs, "return a +")
+    typed = emacs.cursor_line().rstrip()
+    ghost = emacs.wait_ghost(30)  # by itself
+    assert emacs.cursor_line().rstrip() == typed + ghost.split("\n")[0]
+    before = emacs.term.cursor()
+    emacs.term.keys("Tab")
+    emacs.term.wait_for(lambda _: emacs.term.cursor() != before, 5)
+    assert emacs.ghost() == ""
+    # pylsp still completes in the same buffer: company lists its keyword
+    emacs.term.keys("Enter")
+    type_line(emacs, "ret")
+    emacs.term.wait_for("return (Keyword)", 30)
