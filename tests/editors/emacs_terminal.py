@@ -1,7 +1,8 @@
 """``emacs -nw`` with ragls.el set up as a user has it, in a tmux pane (tests/editors/terminal.py).
 
 The set-up is what a normal init file has: font-lock, auto-save and backup files, company-mode
-(Debian's ``elpa-company``), ``ragls-ensure`` on ``python-mode``, the mode line's column number.
+(Debian's ``elpa-company``), the mode line's column number, and for Python buffers either
+``ragls-ensure`` (eglot: ragls alone) or ``lsp`` (lsp-mode: pylsp with ragls beside it).
 Shared by tests/editors/test_emacs_interactive.py and benchmarks/emacs_ghost_latency.py; ghost text
 is told from buffer text by its colour, read once from a probe painted in ``ragls-inline-face``.
 """
