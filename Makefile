@@ -26,14 +26,15 @@ install: $(BIN)/python
 install-test: install
 	$(BIN)/pip install -q -e '.[test]'
 	npm ci --prefix tests/node --no-audit --no-fund --loglevel=error
-	@# --- Emacs client (editor-clients/emacs): Debian's emacs-nox with eglot and lsp-mode ---
-	@if emacs --batch --eval "(progn (require 'eglot) (require 'lsp-mode))" >/dev/null 2>&1; then :; \
+	@# --- Emacs client (editor-clients/emacs): Debian's emacs-nox with eglot, lsp-mode, company, and pylsp ---
+	@if emacs --batch --eval "(progn (require 'eglot) (require 'lsp-mode) (require 'company))" >/dev/null 2>&1 \
+		&& command -v pylsp >/dev/null; then :; \
 	elif [ "$$(id -u)" = 0 ]; then \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
-			emacs-nox elpa-eglot elpa-lsp-mode >/dev/null; \
+			emacs-nox elpa-eglot elpa-lsp-mode elpa-company python3-pylsp >/dev/null; \
 	else \
-		echo "make install-test: emacs with eglot and lsp-mode is missing; the Emacs client test needs them:"; \
-		echo "  sudo apt-get install -y --no-install-recommends emacs-nox elpa-eglot elpa-lsp-mode"; \
+		echo "make install-test: emacs with eglot, lsp-mode and company, or pylsp, is missing; the Emacs client tests need them:"; \
+		echo "  sudo apt-get install -y --no-install-recommends emacs-nox elpa-eglot elpa-lsp-mode elpa-company python3-pylsp"; \
 	fi
 	@# --- end of the Emacs client ---
 	@# --- interactive editor tests (tests/editors/terminal.py): tmux ---

@@ -366,7 +366,11 @@ Returns the request's id when it is known (for $/cancelRequest)."
 (defvar-local ragls--inline nil
   "The completion on show: (OVERLAY TEXT START END TICK).
 OVERLAY sits at point and shows the ghost text; accepting replaces
-START..END (markers) with TEXT; TICK is the buffer's modification tick.")
+START..END (markers) with TEXT; TICK is the buffer's text tick then.
+Every guard here compares `buffer-chars-modified-tick', never
+`buffer-modified-tick': fontification (font-lock, tree-sitter, other
+packages' text properties) moves the latter between keystrokes in an
+interactive Emacs without changing a character.")
 
 (defvar-local ragls--inline-showing nil
   "Non-nil while a completion is shown: `ragls-inline-completion-map' is active.")
@@ -402,7 +406,7 @@ On in buffers that ragls serves.  Typing asks for one after
   (when (and ragls--inline
              (not (eq this-command 'ragls-inline-complete))
              (or (/= (point) (overlay-start (car ragls--inline)))
-                 (/= (buffer-modified-tick) (nth 4 ragls--inline))))
+                 (/= (buffer-chars-modified-tick) (nth 4 ragls--inline))))
     (ragls--inline-clear))
   (when (and ragls-inline-idle-delay (memq this-command ragls-inline-trigger-commands))
     (ragls--inline-schedule)))
@@ -412,14 +416,14 @@ On in buffers that ragls serves.  Typing asks for one after
   (when ragls--inline-timer (cancel-timer ragls--inline-timer))
   (setq ragls--inline-timer
         (run-with-timer ragls-inline-idle-delay nil #'ragls--inline-fire
-                        (current-buffer) (point) (buffer-modified-tick))))
+                        (current-buffer) (point) (buffer-chars-modified-tick))))
 
 (defun ragls--inline-fire (buffer pos tick)
   "The automatic trigger: ask if BUFFER is still at POS with TICK."
   (when (buffer-live-p buffer)
     (with-current-buffer buffer
       (setq ragls--inline-timer nil)
-      (when (and (= (point) pos) (= (buffer-modified-tick) tick)
+      (when (and (= (point) pos) (= (buffer-chars-modified-tick) tick)
                  (<= (buffer-size) ragls-max-buffer-size))
         (ignore-errors (ragls--inline-request 2))))))
 
@@ -436,20 +440,21 @@ On in buffers that ragls serves.  Typing asks for one after
 
 (defun ragls--inline-request (kind)
   "Send textDocument/inlineCompletion with trigger KIND (1 invoked, 2 automatic)."
+  ;; First: cancelling the request in flight moves the ticket, which this one must not miss.
+  (ragls--inline-cancel-pending)
   (let* ((conn (ragls--connection))
          (params (append (ragls--position-params conn) (list :context (list :triggerKind kind))))
          (ticket (cl-incf ragls--inline-ticket))
          (buffer (current-buffer))
          (pos (point))
-         (tick (buffer-modified-tick)))
-    (ragls--inline-cancel-pending)
+         (tick (buffer-chars-modified-tick)))
     (let ((id (ragls--request
                conn :textDocument/inlineCompletion params
                (lambda (result)
                  (when (buffer-live-p buffer)
                    (with-current-buffer buffer
                      (when (and (= ticket ragls--inline-ticket) (= (point) pos)
-                                (= (buffer-modified-tick) tick))
+                                (= (buffer-chars-modified-tick) tick))
                        (setq ragls--inline-pending nil)
                        (ragls--inline-show conn (ragls--inline-first result) tick)))))
                (lambda (error)
@@ -881,6 +886,7 @@ a prefix argument, also ask for a QUESTION to pass to the recipe."
                      (and (memq mode ragls-major-modes) (not (file-remote-p file))))
     :server-id 'ragls
     :add-on? t
+    :after-open-fn (lambda () (ragls-inline-mode 1))
     :priority -1
     :initialization-options (lambda () (or ragls-initialization-options (make-hash-table)))
     :custom-capabilities '((experimental . ((ragls . ((chatDelta . t)))))

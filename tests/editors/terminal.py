@@ -100,6 +100,10 @@ class Terminal:
                 raise AssertionError(f"not on screen after {timeout} s: {expected!r}\n--- screen ---\n{text}")
             time.sleep(0.05)
 
+    def pid(self) -> int:
+        """The process id of the program in the pane (to find the processes it started)."""
+        return int(self._tmux("display-message", "-p", "-t", "editor", "#{pane_pid}"))
+
     def close(self) -> None:
         """Stop the tmux server and with it the program (SIGHUP), if still running."""
         subprocess.run([self.tmux, "-S", str(self.socket), "kill-server"], capture_output=True)

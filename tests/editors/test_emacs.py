@@ -21,6 +21,8 @@ EXPECTED = {
     "ragls-test-registers-with-eglot",
     "ragls-test-inline-completion-on-demand-is-accepted",
     "ragls-test-inline-completion-after-typing-and-dismissed",
+    "ragls-test-fontification-neither-stops-nor-drops-the-completion",
+    "ragls-test-a-request-sent-while-one-is-in-flight-is-shown",
     "ragls-test-moving-away-drops-the-completion",
     "ragls-test-explain-code-action-streams-into-the-chat-buffer",
     "ragls-test-recipe-command-edits-the-buffer",
@@ -33,7 +35,7 @@ EXPECTED = {
     "ragls-test-remote-and-non-file-buffers-are-skipped",
     "ragls-test-huge-file-gets-no-inline-completion",
     "ragls-test-reconnects-after-the-server-dies",
-    "ragls-test-lsp-mode-registration-serves-ask-and-search",
+    "ragls-test-lsp-mode-registration-serves-inline-ask-and-search",
 }
 
 

@@ -156,6 +156,29 @@
     (should-not (overlays-in (point-min) (point-max)))
     (should (equal (buffer-string) ragls-test--typed))))
 
+(ert-deftest ragls-test-fontification-neither-stops-nor-drops-the-completion ()
+  ;; Redisplay fontifies between keystrokes: text properties move `buffer-modified-tick'
+  ;; (batch Emacs never fontifies, so this does what jit-lock does).
+  (with-current-buffer (ragls-test--session)
+    (ragls-test--reset-calc)
+    (let ((this-command 'self-insert-command)) (ragls--inline-post-command)) ; as typing does
+    (with-silent-modifications (put-text-property (point-min) (point-max) 'face 'bold))
+    (ragls-test--wait (lambda () ragls--inline) "an automatic completion after fontification")
+    (with-silent-modifications (put-text-property (point-min) (point-max) 'face 'italic))
+    (let ((this-command 'ignore)) (ragls--inline-post-command))
+    (should ragls--inline)
+    (ragls-inline-dismiss)))
+
+(ert-deftest ragls-test-a-request-sent-while-one-is-in-flight-is-shown ()
+  ;; Typing on while the model answers: the older request is cancelled, the newer one shows.
+  (with-current-buffer (ragls-test--session)
+    (ragls-test--reset-calc)
+    (ragls-inline-complete)
+    (should ragls--inline-pending)      ; still in flight
+    (ragls-inline-complete)
+    (ragls-test--wait (lambda () ragls--inline) "the newer request's completion" 60)
+    (ragls-inline-dismiss)))
+
 (ert-deftest ragls-test-moving-away-drops-the-completion ()
   (with-current-buffer (ragls-test--session)
     (ragls-test--reset-calc)
@@ -337,7 +360,7 @@
                                 (cadr (should-error (ragls-inline-complete) :type 'user-error))))
         (goto-char (point-max))
         (let ((ticket ragls--inline-ticket))
-          (ragls--inline-fire (current-buffer) (point) (buffer-modified-tick)) ; the idle trigger
+          (ragls--inline-fire (current-buffer) (point) (buffer-chars-modified-tick)) ; the idle trigger
           (should (= ticket ragls--inline-ticket)))                           ; asked nothing
         (set-buffer-modified-p nil)
         (kill-buffer))
@@ -362,7 +385,7 @@
 
 ;;;; lsp-mode
 
-(ert-deftest ragls-test-lsp-mode-registration-serves-ask-and-search ()
+(ert-deftest ragls-test-lsp-mode-registration-serves-inline-ask-and-search ()
   (unless (require 'lsp-mode nil t)
     (ert-skip "lsp-mode is not installed"))
   (should (gethash 'ragls lsp-clients))
@@ -384,6 +407,12 @@
           (ragls-test--wait (lambda () (ignore-errors (not (ragls--eglot-p (ragls--connection)))))
                             "lsp-mode's workspace")
           (ragls-test--wait #'ragls-test--ready "the index (lsp-mode)")
+          (should ragls-inline-mode)          ; ghost text with lsp-mode too
+          (goto-char (point-max))
+          (insert "\n" ragls-test--typed)
+          (ragls-inline-complete)
+          (ragls-test--wait (lambda () ragls--inline) "a completion (lsp-mode)")
+          (ragls-inline-dismiss)
           (with-current-buffer (ragls-ask "SmtpMailer")
             (ragls-test--wait (lambda () (funcall finals)) "the answer (lsp-mode)")
             (should (string-match-p "Results:\n  shop/mailer.py:" (ragls-test--section "Q: SmtpMailer"))))
