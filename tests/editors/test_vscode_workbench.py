@@ -168,7 +168,7 @@ class Workbench:
 
     def go_to_line(self, line: int) -> None:
         self.page.keyboard.press("Control+G")
-        self.page.locator(".quick-input-widget input").fill(str(line))
+        self.page.locator(".quick-input-widget input").fill(f":{line}")
         self.page.keyboard.press("Enter")
 
     def ghost(self):
@@ -183,6 +183,24 @@ class Workbench:
         found = re.search(r"Ln (\d+), Col (\d+)", text)
         assert found, text
         return int(found[1]), int(found[2])
+
+    def select_lines(self, first: int, last: int) -> None:
+        """Select whole lines with the keyboard, as a user does."""
+        self.go_to_line(first)
+        self.page.keyboard.press("Home")
+        for _ in range(last - first + 1):
+            self.page.keyboard.press("Shift+ArrowDown")
+
+    def context_menu(self, item: str) -> None:
+        """Right-click the selection and pick ``item``."""
+        box = self.page.locator(".monaco-editor.focused .selected-text").first.bounding_box()
+        assert box, "nothing is selected"
+        self.page.mouse.click(box["x"] + 5, box["y"] + box["height"] / 2, button="right")
+        self.page.locator(".monaco-menu .action-item", has_text=item).first.click()
+
+    def pick(self, label: str) -> None:
+        """Choose ``label`` in the open quick pick."""
+        self.page.locator(".quick-input-list .monaco-list-row", has_text=label).first.click()
 
     def save(self) -> None:
         self.page.keyboard.press("Control+S")
@@ -201,9 +219,7 @@ class Workbench:
 
 def build_vsix(tmp: Path) -> Path:
     """``npm run package`` (the Makefile's and the client test's path), copied out of the tree."""
-    done = subprocess.run(
-        ["npm", "run", "package"], cwd=CLIENT, capture_output=True, text=True, timeout=600
-    )
+    done = subprocess.run(["npm", "run", "package"], cwd=CLIENT, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, f"npm run package failed:\n{(done.stdout + done.stderr)[-4000:]}"
     vsix = tmp / "ragls.vsix"
     shutil.copy(CLIENT / "ragls.vsix", vsix)
@@ -262,8 +278,10 @@ def workbench(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Workbench]:
     server = subprocess.Popen(
         [
             *common,
-            "--bind-addr", f"127.0.0.1:{port}",
-            "--auth", "none",
+            "--bind-addr",
+            f"127.0.0.1:{port}",
+            "--auth",
+            "none",
             "--disable-telemetry",
             "--disable-update-check",
             "--disable-workspace-trust",
@@ -353,3 +371,32 @@ def test_typing_shows_ghost_text_and_tab_accepts_it(workbench: Workbench) -> Non
         # Only a newline and the indentation followed the def we typed: the rest came with Tab.
         added = " ".join(path.read_text().split("def item_count(cart):\n", 1)[1].split())
         assert added and all(part in added for part in shown), (shown, added)
+
+
+def test_docstring_recipe_from_the_context_menu_edits_the_selection(workbench: Workbench) -> None:
+    page = workbench.page
+    path = workbench.repo / "shop" / "cart.py"
+    with workbench.step("05-docstring-recipe"):
+        workbench.select_lines(16, 17)  # def subtotal(self): / return sum(...)
+        workbench.context_menu("Run Recipe")
+        workbench.pick("Write a docstring")
+        page.locator(".tabs-container .tab.active.dirty").wait_for(timeout=MODEL_WAIT_MS)
+        workbench.save()
+        lines = path.read_text().splitlines()
+        at = lines.index("    def subtotal(self):")
+        assert lines[at + 1].strip().startswith('"""'), lines[at : at + 6]
+        assert "return sum(price * qty" in "\n".join(lines[at + 2 : at + 20])
+
+
+def test_explain_recipe_streams_into_the_chat_view(workbench: Workbench) -> None:
+    with workbench.step("06-explain-recipe"):
+        workbench.select_lines(12, 14)  # def add(...)
+        workbench.context_menu("Run Recipe")
+        workbench.pick("Explain this code")
+        turn = workbench.chat().locator("section.turn").last
+        turn.locator(".question", has_text="explain: shop/cart.py").wait_for(timeout=30_000)
+        answer = turn.locator("pre.answer")
+        deadline = time.monotonic() + MODEL_WAIT_MS / 1000
+        while answer.inner_text().strip() in ("", "…") and time.monotonic() < deadline:
+            time.sleep(0.5)
+        assert answer.inner_text().strip() not in ("", "…"), "no explanation streamed in"
