@@ -197,7 +197,10 @@ class Workbench:
         box = shown.first.bounding_box()
         assert box, f"{word} is not shown"
         self.page.mouse.click(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2, button="right")
-        self.page.locator(".monaco-menu .action-item", has_text=item).first.click()
+        # The menu ignores a click that comes too soon after it opened: point at the item, then Enter.
+        self.page.locator(".monaco-menu .action-item", has_text=item).first.hover()
+        self.page.locator(".monaco-menu .action-item.focused", has_text=item).wait_for()
+        self.page.keyboard.press("Enter")
 
     def pick(self, label: str) -> None:
         """Choose ``label`` in the open quick pick."""
@@ -410,3 +413,27 @@ def test_explain_recipe_streams_into_the_chat_view(workbench: Workbench) -> None
         while answer.inner_text().strip() in ("", "…") and time.monotonic() < deadline:
             time.sleep(0.5)
         assert answer.inner_text().strip() not in ("", "…"), "no explanation streamed in"
+
+
+def test_a_question_in_the_chat_view_cites_code_that_opens(workbench: Workbench) -> None:
+    page = workbench.page
+    chat = workbench.chat()
+    with workbench.step("07-chat-answer"):
+        question = "What does SmtpMailer do when it sends a message?"
+        chat.locator("#question").fill(question)
+        chat.locator("#question").press("Enter")
+        turn = chat.locator("section.turn", has_text=question)
+        link = turn.locator("a.span").last
+        link.wait_for(timeout=MODEL_WAIT_MS)
+        assert turn.locator("pre.answer").inner_text().strip() not in ("", "…")
+    with workbench.step("08-citation-opens"):
+        cited = re.fullmatch(r"(.+):(\d+)-(\d+)", link.inner_text().strip())
+        assert cited, link.inner_text()
+        path, first, last = cited[1], int(cited[2]), int(cited[3])
+        link.click()
+        workbench.tab(Path(path).name).wait_for()
+        deadline = time.monotonic() + 10
+        while not first <= workbench.cursor()[0] <= last + 1 and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert first <= workbench.cursor()[0] <= last + 1, (cited[0], workbench.cursor())
+        assert "selected" in page.locator("[id='status.editor.selection']").inner_text()
