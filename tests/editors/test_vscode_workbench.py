@@ -46,6 +46,7 @@ context_length = 2048
 answer_tokens = 48
 context_tokens = 512
 """
+RECONNECTION_GRACE_S = 5
 MODEL_WAIT_MS = 120_000  # a step waiting for the model (2 shared cores, other work running)
 
 
@@ -206,6 +207,28 @@ class Workbench:
         """Choose ``label`` in the open quick pick."""
         self.page.locator(".quick-input-list .monaco-list-row", has_text=label).first.click()
 
+    def saved_setting(self, key: str) -> object:
+        """``key`` in the user settings file (None while the editor rewrites it)."""
+        try:
+            return json.loads((self.user_dir / "User" / "settings.json").read_text()).get(key)
+        except ValueError:
+            return None
+
+    def set_setting(self, key: str, value: str) -> None:
+        """Type ``value`` into the setting ``key`` in the Settings editor."""
+        page = self.page
+        self.palette("Preferences: Open User Settings")
+        page.locator(".settings-editor").wait_for()
+        page.keyboard.press("Control+A")
+        page.keyboard.type(key)
+        field = page.locator(".settings-editor .setting-item-contents", has_text=key.rsplit(".", 1)[-1][:6])
+        box = field.locator("input").first
+        box.fill(value)
+        box.press("Tab")
+        wait_for(lambda: self.saved_setting(key) == value, 10, f"{key} was not saved")
+        page.locator(".settings-editor").press("Escape")  # the Settings editor opens as a modal
+        page.locator(".settings-editor").wait_for(state="hidden")
+
     def save(self) -> None:
         self.page.keyboard.press("Control+S")
         self.page.locator(".tabs-container .tab.active.dirty").wait_for(state="detached")
@@ -290,6 +313,10 @@ def workbench(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Workbench]:
             "--disable-update-check",
             "--disable-workspace-trust",
             "--disable-getting-started-override",
+            # A closed window's extension host (and the server it started) is kept this long for
+            # the window to reconnect; code-server's default is 3 hours.
+            "--reconnection-grace-time",
+            str(RECONNECTION_GRACE_S),
             str(repo),
         ],  # fmt: skip
         env=env,
@@ -437,3 +464,56 @@ def test_a_question_in_the_chat_view_cites_code_that_opens(workbench: Workbench)
             time.sleep(0.2)
         assert first <= workbench.cursor()[0] <= last + 1, (cited[0], workbench.cursor())
         assert "selected" in page.locator("[id='status.editor.selection']").inner_text()
+
+
+def wait_for(predicate, timeout: float, what: str):
+    """Poll ``predicate`` until it is true; fail naming ``what``."""
+    deadline = time.monotonic() + timeout
+    while not (value := predicate()):
+        assert time.monotonic() < deadline, f"{what} (after {timeout:.0f} s)"
+        time.sleep(0.3)
+    return value
+
+
+def test_restart_server_from_the_palette(workbench: Workbench) -> None:
+    with workbench.step("09-restart-server"):
+        (old,) = ragls_servers(workbench.server.pid)
+        workbench.palette("ragls: Restart Server")
+        new = wait_for(
+            lambda: [p for p in ragls_servers(workbench.server.pid) if p != old], 60, "no new ragls serve"
+        )
+        wait_for(
+            lambda: old not in ragls_servers(workbench.server.pid), 30, "the old ragls serve is still running"
+        )
+        assert len(new) == 1, new
+        workbench.status_item().locator(".codicon-check").wait_for(timeout=MODEL_WAIT_MS)
+
+
+def test_a_server_path_that_does_not_exist_is_named_in_a_notification(workbench: Workbench) -> None:
+    """Set in the Settings editor, as a user does; then fixed again, the server comes back."""
+    good = str(Path(sys.executable).parent / "ragls")
+    with workbench.step("10-missing-server-path"):
+        workbench.set_setting("ragls.client.serverPath", "/nonexistent/ragls")
+        toast = workbench.notification("ragls.client.serverPath")
+        toast.wait_for(timeout=60_000)
+        message = toast.inner_text()
+        assert "/nonexistent/ragls" in message and "Open settings" in message, message
+        assert " at " not in message, f"a stack trace is no message for a user: {message}"
+        wait_for(lambda: not ragls_servers(workbench.server.pid), 30, "a ragls serve is still running")
+    with workbench.step("11-server-path-fixed"):
+        workbench.set_setting("ragls.client.serverPath", good)
+        wait_for(lambda: ragls_servers(workbench.server.pid), 60, "no ragls serve after the fix")
+        workbench.status_item().locator(".codicon-check").wait_for(timeout=MODEL_WAIT_MS)
+
+
+def test_closing_the_window_ends_its_server(workbench: Workbench) -> None:
+    """code-server keeps a closed window's extension host for the reconnection grace time; when
+    it goes, its ``ragls serve`` must go too (stdin closed, and its LSP processId gone)."""
+    with workbench.step("12-close-window"):
+        (server,) = ragls_servers(workbench.server.pid)
+        workbench.page.close()
+        wait_for(
+            lambda: server not in ragls_servers(workbench.server.pid),
+            RECONNECTION_GRACE_S + 60,
+            f"ragls serve {server} outlived its window: {descendants(workbench.server.pid)}",
+        )
