@@ -32,6 +32,8 @@ FIXTURE = ROOT / "tests" / "fixtures" / "minirepo"
 WORKBENCH = ROOT / ".cache" / "vscode-workbench"
 CODE_SERVER = WORKBENCH / "code-server" / "bin" / "code-server"
 ARTIFACTS = ROOT / "build" / "test-artifacts" / "vscode-workbench"
+# RAGLS_PICTURES=1 also saves the README's pictures of a passing run (editor-clients/vscode/README.md).
+PICTURES = CLIENT / "media" / "pictures"
 # The bundled model answering with few tokens: enough to see text stream and edits arrive.
 CONFIG = """\
 [index]
@@ -139,6 +141,12 @@ class Workbench:
             except Exception as exc:  # the browser itself may be what failed
                 print(f"no screenshot for {name}: {exc}", file=sys.stderr)
             raise
+
+    def picture(self, name: str, clip: object | None = None) -> None:
+        """With RAGLS_PICTURES=1, keep what the user sees now as the README's picture ``name``."""
+        if os.environ.get("RAGLS_PICTURES") == "1":
+            PICTURES.mkdir(parents=True, exist_ok=True)
+            self.page.screenshot(path=str(PICTURES / f"{name}.png"), clip=clip)
 
     # -- what a user does -------------------------------------------------------------------
 
@@ -359,6 +367,10 @@ def test_status_item_reaches_ready(workbench: Workbench) -> None:
         item = workbench.status_item()
         item.locator(".codicon-check").wait_for(timeout=MODEL_WAIT_MS)
         assert ragls_servers(workbench.server.pid), descendants(workbench.server.pid)
+        item.hover()
+        workbench.page.locator(".monaco-hover", has_text="ready").wait_for()
+        workbench.picture("status", clip={"x": 0, "y": 800, "width": 640, "height": 100})
+        workbench.page.mouse.move(700, 300)
 
 
 def visible_text(locator) -> str:
@@ -395,6 +407,7 @@ def test_typing_shows_ghost_text_and_tab_accepts_it(workbench: Workbench) -> Non
         ghost.first.wait_for(timeout=MODEL_WAIT_MS)
         shown = [" ".join(text.split()) for text in ghost.all_inner_texts() if text.strip()]
         assert shown, "the ghost text is empty"
+        workbench.picture("ghost-text", clip={"x": 340, "y": 60, "width": 760, "height": 640})
     with workbench.step("04-tab-accepts"):
         page.keyboard.press("Tab")
         ghost.first.wait_for(state="detached")
@@ -453,6 +466,7 @@ def test_a_question_in_the_chat_view_cites_code_that_opens(workbench: Workbench)
         link = turn.locator("a.span").last
         link.wait_for(timeout=MODEL_WAIT_MS)
         assert turn.locator("pre.answer").inner_text().strip() not in ("", "…")
+        workbench.picture("chat", clip={"x": 340, "y": 560, "width": 1060, "height": 340})
     with workbench.step("08-citation-opens"):
         cited = re.fullmatch(r"(.+):(\d+)-(\d+)", link.inner_text().strip())
         assert cited, link.inner_text()
