@@ -1,5 +1,5 @@
-"""A VS Code workbench for tests and benchmarks: code-server (VS Code 1.139 for the browser, installed
-by ``make install-test`` under ``.cache/vscode-workbench``) with the freshly packaged ``.vsix``,
+"""A VS Code workbench for the tests: code-server (VS Code 1.139 for the browser, installed by
+``make install-test`` under ``.cache/vscode-workbench``) with the freshly packaged ``.vsix``,
 running the real ``ragls serve`` from this venv on a copy of the minirepo fixture, and a page of
 Debian's chromium on it, driven with Playwright as a user drives it. Everything stays on
 127.0.0.1: the browser resolves no other host, the extension gallery points at a closed port,
