@@ -9,6 +9,14 @@ TORCH := torch==2.13.0
 LLAMA_CMAKE_ARGS := -DGGML_NATIVE=OFF -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON \
 	-DGGML_AMX_INT8=OFF -DGGML_AMX_TILE=OFF -DGGML_AMX_BF16=OFF
 
+# The VS Code workbench tests (tests/editors/test_vscode_workbench.py) run the extension in
+# code-server, driven through Debian's chromium. code-server 4.139 needs node 24, which the `node`
+# npm package brings with its headers; its native modules are built against them (nothing is
+# downloaded from elsewhere). Kept under .cache/ (gitignored) and reused when present.
+WORKBENCH := .cache/vscode-workbench
+CODE_SERVER := $(WORKBENCH)/code-server/bin/code-server
+WORKBENCH_DEBS := chromium libkrb5-dev build-essential pkg-config
+
 .PHONY: install install-test demo test lint bench bench-devset clean
 
 $(BIN)/python:
@@ -48,6 +56,27 @@ install-test: install
 	@# --- VS Code client (editor-clients/vscode): its npm packages, from the lockfile ---
 	npm ci --prefix editor-clients/vscode --no-audit --no-fund --loglevel=error
 	@# --- end of the VS Code client ---
+	$(MAKE) --no-print-directory $(CODE_SERVER)
+
+# ~3 minutes of native builds on 2 cores, once per machine; one shell, so a missing package as
+# non-root ends it (the workbench tests then skip, saying what is missing).
+$(CODE_SERVER):
+	@set -e; \
+	if ! dpkg -s $(WORKBENCH_DEBS) >/dev/null 2>&1; then \
+		if [ "$$(id -u)" != 0 ]; then \
+			echo "make install-test: the VS Code workbench tests need (they skip without it):"; \
+			echo "  sudo apt-get install -y $(WORKBENCH_DEBS)"; \
+			exit 0; \
+		fi; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+			$(WORKBENCH_DEBS) >/dev/null; \
+	fi; \
+	echo "installing node 24 and code-server 4.139.1 under $(WORKBENCH) (a few minutes, once)"; \
+	npm install --prefix $(WORKBENCH)/node --no-audit --no-fund --loglevel=error node@24.21.0; \
+	nodedir=$$(echo $(abspath $(WORKBENCH))/node/node_modules/node/node_modules/node-linux-*); \
+	PATH="$$nodedir/bin:$$PATH" npm_config_nodedir="$$nodedir" npm_config_build_from_source=kerberos \
+		npm install -g --prefix $(abspath $(WORKBENCH))/code-server --no-audit --no-fund --loglevel=error \
+		code-server@4.139.1
 
 demo: install
 	$(BIN)/ragls index .

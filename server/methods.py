@@ -50,10 +50,11 @@ def _streams(session: Session) -> bool:
 
 def _status(ws: Workspace) -> dict:
     status = ws.index.status()
+    state, error = ws.settled()
     return {
         **status,
-        "state": ws.state,
-        "error": ws.error,
+        "state": state,
+        "error": error,
         "progress": {
             "what": ws.progress.what,
             "done": ws.progress.done,

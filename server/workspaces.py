@@ -89,11 +89,19 @@ class Workspace:
     _queued: set[str] = field(default_factory=set)
     _unsaved: dict[str, str] = field(default_factory=dict)  # path -> text of buffers not on disk yet
     _lock: threading.Lock = field(default_factory=threading.Lock)
+    _settling: threading.Lock = field(default_factory=threading.Lock)  # a build ending: see settled()
 
     def __post_init__(self) -> None:
         self.index = Index.open(self.root, self.cfg)
         for notice in self.index.notices:
             log.warning("%s: %s", self.root, notice)
+
+    def settled(self) -> tuple[str, str | None]:
+        """(state, error), waiting out a build that is ending. Its progress end goes out before the
+        state turns ready (a client seeing ready saw the end), and a client asking for the status
+        when the end arrives must not read "indexing" in between: nothing would tell it again."""
+        with self._settling:
+            return self.state, self.error
 
     @property
     def building(self) -> bool:
@@ -179,10 +187,11 @@ class Workspace:
         except Exception as exc:  # the server goes on with the index as it is
             log.exception("after indexing %s", self.root)
             error = error or f"indexing {self.root}: {exc}"
-        try:
-            self.events.finished(self, error)  # first, so a client that sees "ready" saw the progress end
-        finally:
-            self.state, self.error = ("error", error) if error else ("ready", None)
+        with self._settling:
+            try:
+                self.events.finished(self, error)  # first, so a client that sees "ready" saw the progress end
+            finally:
+                self.state, self.error = ("error", error) if error else ("ready", None)
 
     def cancel_build(self) -> None:
         """Stop the child (the index stays consistent: every batch it wrote was committed whole)."""

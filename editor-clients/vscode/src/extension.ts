@@ -218,17 +218,20 @@ export async function activate(context: vscode.ExtensionContext): Promise<void> 
       if (pick === 'Re-index') await vscode.commands.executeCommand('ragls.rebuildIndex');
       else if (pick === 'Show output') output.show();
     }),
+    // A new client each time (not LanguageClient.restart, which reports a server that cannot
+    // start with its own message and a stack trace): start() says what to fix, with buttons.
     vscode.commands.registerCommand('ragls.restartServer', async () => {
-      if (client?.state === State.Running) await client.restart();
-      else {
-        await client?.dispose();
-        await start();
-      }
+      // Only a running client can be stopped (one that failed to start throws if asked to).
+      if (client?.state === State.Running) await client.dispose();
+      chat.serverRestarted(); // the old server's conversations are gone
+      await start();
     }),
     vscode.workspace.onDidChangeConfiguration((event) => {
-      if (!event.affectsConfiguration('ragls') || client?.state !== State.Running) return;
+      // A new server path starts the server whether or not one runs (the fix for a path that failed).
       if (event.affectsConfiguration('ragls.client.serverPath')) void vscode.commands.executeCommand('ragls.restartServer');
-      else void client.sendNotification(DidChangeConfigurationNotification.type, { settings: { ragls: userSettings() } });
+      else if (event.affectsConfiguration('ragls') && client?.state === State.Running) {
+        void client.sendNotification(DidChangeConfigurationNotification.type, { settings: { ragls: userSettings() } });
+      }
     }),
     { dispose: () => void client?.dispose() },
   );
