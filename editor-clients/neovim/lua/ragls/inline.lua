@@ -253,12 +253,19 @@ local function count_edits(bufnr)
     end
     s.edits = s.edits + 1
   end
-  vim.api.nvim_buf_attach(bufnr, false, { on_lines = count, on_reload = count })
+  vim.api.nvim_buf_attach(bufnr, false, {
+    on_lines = count,
+    on_reload = count,
+    on_detach = function() -- unloaded: the next attach watches it again
+      s.counting = nil
+    end,
+  })
 end
 
 --- Turn inline completion on in buffer `bufnr`, which ragls now serves (again, after a restart).
 function M.attach(bufnr)
   local kind = engine(bufnr)
+  count_edits(bufnr) -- on-demand requests need it too
   vim.b[bufnr].ragls_inline = kind or 'off'
   local augroup = vim.api.nvim_create_augroup('ragls.inline.' .. bufnr, { clear = true })
   if not kind then
@@ -268,7 +275,6 @@ function M.attach(bufnr)
   if kind == 'builtin' then
     vim.lsp.inline_completion.enable(true, { bufnr = bufnr })
   end
-  count_edits(bufnr)
   -- Ghost text of the extmark engine (automatic, or asked for on demand) lives until the user
   -- types or moves away. TextChangedI also fires when b:changedtick moved without an edit (the
   -- buffer was written): that is no typing.
