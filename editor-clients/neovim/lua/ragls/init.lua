@@ -147,6 +147,32 @@ local function on_exit(code, signal, client_id)
   end, 300)
 end
 
+local held = {} ---@type table[] window/showMessage calls that arrived while the user was typing
+
+--- window/showMessage: shown by Neovim's handler, but not while the user types. A message that
+--- does not fit beside '-- INSERT --' opens the hit-enter prompt, which eats the next keystrokes;
+--- and the server says things exactly then ("loading the completion model" on the first keys).
+--- Messages that arrive in insert mode are held until insert mode ends, none is dropped.
+local function show_message(err, params, ctx)
+  local show = vim.lsp.handlers['window/showMessage']
+  if not vim.fn.mode():find('^[iR]') then
+    return show(err, params, ctx)
+  end
+  table.insert(held, { err, params, ctx })
+  if #held == 1 then
+    vim.api.nvim_create_autocmd('InsertLeave', {
+      once = true, -- in no group: setup() clearing its autocommands must not strand the messages
+      callback = function()
+        local messages = held
+        held = {}
+        for _, call in ipairs(messages) do
+          show(unpack(call))
+        end
+      end,
+    })
+  end
+end
+
 --- The client capabilities: Neovim's, plus inline completion (Neovim < 0.12 lacks it) and the
 --- streamed chat messages this plugin shows.
 local function capabilities()
@@ -178,7 +204,7 @@ function M.start(bufnr)
     init_options = M.config.settings,
     settings = { ragls = M.config.settings },
     capabilities = capabilities(),
-    handlers = { ['ragls/chatDelta'] = require('ragls.chat').on_delta },
+    handlers = { ['ragls/chatDelta'] = require('ragls.chat').on_delta, ['window/showMessage'] = show_message },
     commands = { ['ragls.runRecipe'] = require('ragls.chat').run_recipe_command },
     on_exit = on_exit,
   }, { bufnr = bufnr })

@@ -13,13 +13,17 @@ vim.api.nvim_set_hl(0, 'RaglsGhost', { link = 'Comment', default = true })
 ---@field ticket integer counts requests: a late answer to an older one is dropped
 ---@field timer? uv.uv_timer_t the pending automatic trigger
 ---@field pending? { client: vim.lsp.Client, id: integer } the request in flight
----@field shown? { client: vim.lsp.Client, items: table[], index: integer, row: integer, col: integer, tick: integer }
+---@field edits integer changes to the text, counted by on_lines: b:changedtick is no measure of
+---  typing, it also moves when the buffer is written (an auto-save) or 'modified' is reset
+---@field handled integer `edits` when TextChangedI last acted
+---@field counting? true the buffer's lines are watched
+---@field shown? { client: vim.lsp.Client, items: table[], index: integer, row: integer, col: integer, edits: integer }
 
 ---@type table<integer, ragls.InlineState>
 local states = {}
 
 local function state(bufnr)
-  states[bufnr] = states[bufnr] or { ticket = 0 }
+  states[bufnr] = states[bufnr] or { ticket = 0, edits = 0, handled = 0 }
   return states[bufnr]
 end
 
@@ -116,7 +120,7 @@ local function request(bufnr, kind)
   local ticket = s.ticket
   local win = vim.api.nvim_get_current_win()
   local row, col = unpack(vim.api.nvim_win_get_cursor(win))
-  local tick = vim.b[bufnr].changedtick
+  local edits = s.edits
   local params = vim.lsp.util.make_position_params(win, client.offset_encoding)
   params.context = { triggerKind = kind }
   local ok, id = ragls.call(client, 'request', 'textDocument/inlineCompletion', params, function(err, result)
@@ -130,10 +134,10 @@ local function request(bufnr, kind)
     local cursor = vim.api.nvim_win_get_cursor(0)
     local items = result and (result.items or result) or {}
     if vim.api.nvim_get_current_buf() ~= bufnr or cursor[1] ~= row or cursor[2] ~= col
-        or vim.b[bufnr].changedtick ~= tick or #items == 0 then
+        or s.edits ~= edits or #items == 0 then
       return
     end
-    s.shown = { client = client, items = items, index = 1, row = row - 1, col = col, tick = tick }
+    s.shown = { client = client, items = items, index = 1, row = row - 1, col = col, edits = edits }
     show(bufnr)
   end, bufnr)
   s.pending = ok and { client = client, id = id } or nil
@@ -202,10 +206,10 @@ end
 local function schedule(bufnr)
   local s = state(bufnr)
   s.timer = s.timer or vim.uv.new_timer()
-  local tick, cursor = vim.b[bufnr].changedtick, vim.api.nvim_win_get_cursor(0)
+  local edits, cursor = s.edits, vim.api.nvim_win_get_cursor(0)
   s.timer:start(ragls.config.inline.delay_ms, 0, vim.schedule_wrap(function()
     local now = vim.api.nvim_win_get_cursor(0)
-    if vim.api.nvim_get_current_buf() == bufnr and vim.b[bufnr].changedtick == tick
+    if vim.api.nvim_get_current_buf() == bufnr and s.edits == edits
         and now[1] == cursor[1] and now[2] == cursor[2] and vim.fn.mode() == 'i' and not ragls.too_big(bufnr) then
       request(bufnr, 2)
     end
@@ -235,9 +239,33 @@ local function map_keys(bufnr)
   map('trigger', function() M.complete(bufnr) return true end, 'ask for an inline completion now')
 end
 
+--- Count the edits of buffer `bufnr` (once, whatever the number of restarts): `state().edits`.
+local function count_edits(bufnr)
+  local s = state(bufnr)
+  if s.counting then
+    return
+  end
+  s.counting = true
+  local function count()
+    local now = states[bufnr]
+    if now ~= s then
+      return true -- the buffer was wiped out: detach
+    end
+    s.edits = s.edits + 1
+  end
+  vim.api.nvim_buf_attach(bufnr, false, {
+    on_lines = count,
+    on_reload = count,
+    on_detach = function() -- unloaded: the next attach watches it again
+      s.counting = nil
+    end,
+  })
+end
+
 --- Turn inline completion on in buffer `bufnr`, which ragls now serves (again, after a restart).
 function M.attach(bufnr)
   local kind = engine(bufnr)
+  count_edits(bufnr) -- on-demand requests need it too
   vim.b[bufnr].ragls_inline = kind or 'off'
   local augroup = vim.api.nvim_create_augroup('ragls.inline.' .. bufnr, { clear = true })
   if not kind then
@@ -248,11 +276,17 @@ function M.attach(bufnr)
     vim.lsp.inline_completion.enable(true, { bufnr = bufnr })
   end
   -- Ghost text of the extmark engine (automatic, or asked for on demand) lives until the user
-  -- types or moves away.
+  -- types or moves away. TextChangedI also fires when b:changedtick moved without an edit (the
+  -- buffer was written): that is no typing.
   vim.api.nvim_create_autocmd('TextChangedI', {
     group = augroup,
     buffer = bufnr,
     callback = function()
+      local s = state(bufnr)
+      if s.edits == s.handled then
+        return
+      end
+      s.handled = s.edits
       clear(bufnr)
       if kind == 'extmark' then
         schedule(bufnr)
@@ -265,7 +299,7 @@ function M.attach(bufnr)
     callback = function()
       local shown = state(bufnr).shown
       local row, col = unpack(vim.api.nvim_win_get_cursor(0))
-      if shown and (row - 1 ~= shown.row or col ~= shown.col or vim.b[bufnr].changedtick ~= shown.tick) then
+      if shown and (row - 1 ~= shown.row or col ~= shown.col or state(bufnr).edits ~= shown.edits) then
         clear(bufnr)
       end
     end,
