@@ -9,7 +9,7 @@ import pytest
 from ragls_testing import open_index, write_tree
 
 from ragls.indexer.engine import Index
-from ragls.indexer.search import _by_file, companions
+from ragls.indexer.search import QUESTION, _by_file, companions, file_keyword_ranking
 
 # A C library whose public header documents each function in words that match a question, while
 # the source file holds the bodies (and says less about them).
@@ -176,3 +176,16 @@ def test_a_second_chunk_as_strong_as_other_files_best_is_not_held_back_by_its_ow
     ranked = [r.chunk_id for r in _by_file(rows, scores, {}, 8, 1.0, bodies_lead=False)]
     assert ranked[:2] == [1, 2], ranked  # at FURTHER_CHUNK alone: 1, then every other file's best
     assert set(ranked[2:7]) == {10, 11, 12, 13, 14} and ranked[7] == 3, ranked
+
+
+def test_a_how_question_also_ranks_files_by_all_their_keyword_matches() -> None:
+    """The file that matches in many chunks implements the concept a "how"/"where" question asks
+    about, even when another file holds the single best-matching chunk."""
+    rows = {
+        cid: SimpleNamespace(path=path)
+        for cid, path in {1: "a.py", 2: "b.py", 3: "b.py", 4: "b.py", 5: "c.py"}.items()
+    }
+    assert file_keyword_ranking([1, 2, 3, 4, 5, 99], rows) == ["b.py", "a.py", "c.py"]  # 99: no row
+    assert QUESTION.match("How does a request travel through the middleware?")
+    assert QUESTION.match("where is the retry policy configured")
+    assert not QUESTION.match("however the request is sent") and not QUESTION.match("parse_args")
