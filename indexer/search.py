@@ -38,7 +38,7 @@ EVIDENCE = 0.25  # share of a file's next three chunk scores added to its best o
 # File-level dense signal for questions: candidate files ranked by the cosine of the query with the
 # mean of all their chunks' static vectors (the file as a whole, as an architecture or semantic
 # question means it), fused by rank like the path signal. Tune half, with FURTHER_OWN below:
-# semantic 0.866 -> 0.882, history 0.688 -> 0.691, docstring 0.424 -> 0.427; semble's three
+# semantic 0.866 -> 0.882, history 0.688 -> 0.690, docstring 0.424 -> 0.427; semble's three
 # 0.918 -> 0.923 (0.2: semble's three 0.919; 0.4 and 0.8 lost docstring queries).
 FILE_DENSE = {"static": 0.3}
 # It ranks the files of the best chunks only, as it reads every vector of every file it ranks.
