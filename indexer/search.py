@@ -262,7 +262,7 @@ def file_dense_rankings(
     files: dict[str, list[int]] = defaultdict(list)
     for row in index.store.chunks_of_files(sorted(paths)):
         files[row.path].append(row.id)
-    return {t.name: t.file_ranking(query, files) for t in wanted if t.vectors.size}
+    return {t.name: t.file_ranking(query, index.store, files) for t in wanted if t.vectors.size}
 
 
 def _best_files(rows: dict, chunk_scores: dict[int, float], count: int) -> list[str]:

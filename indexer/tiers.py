@@ -15,7 +15,6 @@ import threading
 from collections.abc import Callable
 from typing import Protocol
 
-import faiss
 import numpy as np
 
 from ragls.indexer.storage import IndexStore, PendingText, VectorSearch
@@ -85,26 +84,17 @@ class DenseTier:
             return []
         return [cid for cid, _ in self.vectors.search(self.encoder.encode_query(query), k)]
 
-    def file_ranking(self, query: str, files: dict[str, list[int]]) -> list[str]:
+    def file_ranking(self, query: str, store: IndexStore, files: dict[str, list[int]]) -> list[str]:
         """``files`` (path -> its chunk ids) by the cosine of the query with the mean of each file's
         chunk vectors: how well the file as a whole, not one chunk of it, answers. Files with no
         vector yet are left out."""
-        with self.vectors.lock:
-            index = self.vectors.index
-            if index is None or index.ntotal == 0:
-                return []
-            known = set(faiss.vector_to_array(index.id_map).tolist())
-            groups = {path: [c for c in ids if c in known] for path, ids in files.items()}
-            groups = {path: ids for path, ids in groups.items() if ids}
-            if not groups:
-                return []
-            flat = np.array([c for ids in groups.values() for c in ids], dtype=np.int64)
-            stacked = index.reconstruct_batch(flat)
-        means, start = [], 0
-        for ids in groups.values():
-            means.append(stacked[start : start + len(ids)].mean(axis=0))
-            start += len(ids)
-        matrix = np.vstack(means)
+        wanted = [c for ids in files.values() for c in ids]
+        by_chunk = dict(store.vectors_for(self.name, wanted)) if wanted else {}
+        groups = {path: [by_chunk[c] for c in ids if c in by_chunk] for path, ids in files.items()}
+        groups = {path: vectors for path, vectors in groups.items() if vectors}
+        if not groups:
+            return []
+        matrix = np.vstack([np.mean(vectors, axis=0) for vectors in groups.values()])
         matrix /= np.linalg.norm(matrix, axis=1, keepdims=True) + 1e-9
         query_vector = self.encoder.encode_query(query)
         similarity = matrix @ (query_vector / (np.linalg.norm(query_vector) + 1e-9))

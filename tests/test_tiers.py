@@ -94,13 +94,15 @@ def test_files_ranked_by_the_mean_of_their_chunk_vectors(tmp_path: Path) -> None
         index.update()
         tier = index.tiers["static"]
         assert (
-            tier.file_ranking("database connections kept open", {"db/pool.py": [1]}) == []
+            tier.file_ranking("database connections kept open", index.store, {"db/pool.py": [1]}) == []
         )  # nothing embedded
         index.embed_pending(tiers=["static"])
         files: dict[str, list[int]] = {}
         for row in index.store.chunks_of_files(sorted(FILES) + ["db/more.py"]):
             files.setdefault(row.path, []).append(row.id)
-        ranked = tier.file_ranking("database connections kept open for reuse", files | {"gone.py": [10**9]})
+        ranked = tier.file_ranking(
+            "database connections kept open for reuse", index.store, files | {"gone.py": [10**9]}
+        )
         assert ranked[0] == "db/pool.py" and sorted(ranked) == sorted(files), ranked
 
 
