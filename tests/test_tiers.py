@@ -104,6 +104,17 @@ def test_files_ranked_by_the_mean_of_their_chunk_vectors(tmp_path: Path) -> None
             "database connections kept open for reuse", index.store, files | {"gone.py": [10**9]}
         )
         assert ranked[0] == "db/pool.py" and sorted(ranked) == sorted(files), ranked
+        # a file's kept mean goes with its chunks: rewritten, the file is ranked by its new content
+        (root / "db/pool.py").write_text(FILES["text/words.py"].replace("count_words", "tally"))
+        index.update()
+        index.embed_pending(tiers=["static"])
+        files = {}
+        for row in index.store.chunks_of_files(sorted(FILES) + ["db/more.py"]):
+            files.setdefault(row.path, []).append(row.id)
+        assert (
+            tier.file_ranking("database connections kept open for reuse", index.store, files)[0]
+            == "db/more.py"
+        )
 
 
 def test_retrieval_order() -> None:
