@@ -35,12 +35,34 @@ NAME_QUERY_WEIGHTS = WEIGHTS | {"symbol": 3.0}
 # at 0.3, mean over repos): its ranking is noisier than BM25's, so it only nudges.
 TIER_WEIGHTS = {"static": 0.3, "contextual": 1.0}
 EVIDENCE = 0.25  # share of a file's next three chunk scores added to its best one
+# File-level dense signal for questions: candidate files ranked by the cosine of the query with the
+# mean of all their chunks' static vectors (the file as a whole, as an architecture or semantic
+# question means it), fused by rank like the path signal. Tune half, with FURTHER_OWN below:
+# semantic 0.866 -> 0.882, history 0.688 -> 0.690, docstring 0.424 -> 0.427; semble's three
+# 0.918 -> 0.923 (0.2: semble's three 0.919; 0.4 and 0.8 lost docstring queries).
+FILE_DENSE = {"static": 0.3}
+# It ranks the files of the best chunks only, as it reads every vector of every file it ranks.
+FILE_POOL = 40
+# A question that asks how something works or where it lives ("how does a request travel through
+# the middleware", "where is the retry policy configured") wants the file that implements the
+# concept, which tends to match it in many chunks, not one: for such a question the candidate
+# files also rank by the sum of their chunks' reciprocal BM25 ranks (semble's file coherence, as
+# one more signal rather than the file score). Tune half, architecture 0.904 -> 0.917, no other
+# category moved; for every query (not only these questions) semantic fell 0.882 -> 0.859 and
+# docstring 0.427 -> 0.406; at 0.6, semble's three fell 0.923 -> 0.919.
+QUESTION = re.compile(r"(?i)\s*(how|where|what|which|why|when)\b")
+FILE_KEYWORD = 0.3
 # A file's second and later chunks rank at this share of their file's score (times how close each
 # comes to the file's best chunk), among the other files' best chunks: a question whose answer is
 # one definition of a long file wants that definition even when another chunk of the file matched
 # better. Tune half, docstring queries 0.388 -> 0.424 at 0.3 (0.467 at 0.5, but history queries
 # and semble's three fell with it); at 0 every file had one chunk before any had a second.
 FURTHER_CHUNK = 0.3
+# ... unless the chunk's own score, at this share, is higher: a definition that matched as well as
+# other files' best chunks is not held back by its file's own best chunk (tune half, docstring
+# queries whose target's file was listed with another chunk: 96 of the 104 at 0). Alone, 0.5-1.0
+# traded docstring queries (+0.003 to +0.056) for history queries (-0.002 to -0.016).
+FURTHER_OWN = 0.6
 # Prose and config files answer a code search less often than code does; they still rank when
 # they match much better than any code.
 NON_CODE_PENALTY = 0.5
@@ -230,6 +252,38 @@ def path_ranking(index: Index, query: str, files: list[str]) -> list[str]:
     return [path for _, _, path in scored[:CANDIDATES]]
 
 
+def file_dense_rankings(
+    index: Index, query: str, paths: Iterable[str], tiers: Iterable[str] | None
+) -> dict[str, list[str]]:
+    """Per dense tier of :data:`FILE_DENSE` in use, ``paths`` by how well each whole file matches."""
+    wanted = [t for t in index.enabled_tiers() if t.name in FILE_DENSE and (tiers is None or t.name in tiers)]
+    if not any(t.vectors.size for t in wanted):
+        return {}
+    files: dict[str, list[int]] = defaultdict(list)
+    for row in index.store.chunks_of_files(sorted(paths)):
+        files[row.path].append(row.id)
+    return {t.name: t.file_ranking(query, index.store, files) for t in wanted if t.vectors.size}
+
+
+def _best_files(rows: dict, chunk_scores: dict[int, float], count: int) -> list[str]:
+    """The first ``count`` files met going down the fused chunk ranking."""
+    files: dict[str, None] = {}
+    for chunk_id in sorted(rows, key=lambda c: -chunk_scores[c]):
+        files.setdefault(rows[chunk_id].path)
+        if len(files) == count:
+            break
+    return list(files)
+
+
+def file_keyword_ranking(ranked: list[int], rows: dict) -> list[str]:
+    """The files of BM25's ranked chunks by the sum of those chunks' reciprocal ranks."""
+    total: dict[str, float] = defaultdict(float)
+    for rank, chunk_id in enumerate(ranked):
+        if chunk_id in rows:
+            total[rows[chunk_id].path] += 1.0 / (RRF_K + rank + 1)
+    return sorted(total, key=lambda path: -total[path])
+
+
 def search(
     index: Index, query: str, top_k: int, mode: Mode = "hybrid", tiers: Iterable[str] | None = None
 ) -> list[SearchResult]:
@@ -258,6 +312,14 @@ def search(
         files = sorted({row.path for row in rows.values()})
         for rank, path in enumerate(path_ranking(index, query, files)):
             path_bonus[path] = WEIGHTS["path"] / (RRF_K + rank + 1)
+        if not name_query:
+            pool = _best_files(rows, chunk_scores, FILE_POOL)
+            for tier, ranked_files in file_dense_rankings(index, query, pool, tiers).items():
+                for rank, path in enumerate(ranked_files):
+                    path_bonus[path] = path_bonus.get(path, 0.0) + FILE_DENSE[tier] / (RRF_K + rank + 1)
+        if QUESTION.match(query):
+            for rank, path in enumerate(file_keyword_ranking(rankings["bm25"], rows)):
+                path_bonus[path] = path_bonus.get(path, 0.0) + FILE_KEYWORD / (RRF_K + rank + 1)
     # A question about tests or docs wants those folders as much as the code.
     secondary = 1.0 if SECONDARY_PATH.search("/".join(query_terms(query)) + "/") else SECONDARY_PENALTY
     # A name is answered by the definition the symbol table found, wherever it lives.
@@ -302,17 +364,20 @@ def _by_file(
 ) -> list[SearchResult]:
     """Rank files by their best chunk plus a little for further evidence (times ``secondary``
     below test and docs folders; ``bodies_lead``: a source file ahead of its header); each file's
-    best chunk carries its file's score, its further chunks a share of it (``FURTHER_CHUNK``)."""
+    best chunk carries its file's score, its further chunks a share of it (``FURTHER_CHUNK``) or
+    of their own score (``FURTHER_OWN``), whichever is higher."""
     per_file: dict[str, list[tuple[float, int]]] = defaultdict(list)
     for chunk_id, row in rows.items():
         per_file[row.path].append((chunk_scores[chunk_id], chunk_id))
     file_scores = {}
+    penalties = {}
     for path, scored in per_file.items():
         scored.sort(reverse=True)
         evidence = sum(s for s, _ in scored[1:4]) * EVIDENCE
         penalty = secondary if SECONDARY_PATH.search(path) else 1.0
         if rows[scored[0][1]].language in NON_CODE_LANGUAGES:
             penalty *= NON_CODE_PENALTY
+        penalties[path] = penalty
         file_scores[path] = (scored[0][0] + evidence + path_bonus.get(path, 0.0)) * penalty
     for declaration, body in companions(list(file_scores)) if bodies_lead else []:
         lead = max(file_scores[declaration], file_scores[body])
@@ -322,7 +387,8 @@ def _by_file(
     for path, scored in per_file.items():
         best = scored[0][0] or 1.0
         picked.append((file_scores[path], scored[0][1]))
-        picked += [(file_scores[path] * FURTHER_CHUNK * score / best, cid) for score, cid in scored[1:]]
+        share, own = file_scores[path] * FURTHER_CHUNK / best, penalties[path] * FURTHER_OWN
+        picked += [(score * max(share, own), cid) for score, cid in scored[1:]]
     picked.sort(key=lambda pair: -pair[0])
     results = []
     for score, chunk_id in picked[:top_k]:

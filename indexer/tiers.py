@@ -21,6 +21,7 @@ from ragls.indexer.storage import IndexStore, PendingText, VectorSearch
 
 Progress = Callable[[int, int, str], None]  # (done, total, what)
 
+FILE_MEANS_KEPT = 50_000  # files' mean vectors kept for file_ranking before starting over
 RECENT_NS = 24 * 3600 * 10**9  # "recently changed": within a day of the newest file
 
 
@@ -54,6 +55,7 @@ class DenseTier:
         self.group = group  # texts encoded and committed together
         self._checked = False
         self._running = threading.Lock()  # one pass at a time; it picks up texts added meanwhile
+        self._file_means: dict[tuple[str, tuple[int, ...]], np.ndarray] = {}  # see file_ranking
 
     def load(self, store: IndexStore, generation: int) -> bool:
         """Load the saved search index if it matches the store, else rebuild it; True when rebuilt."""
@@ -72,6 +74,7 @@ class DenseTier:
             known = store.meta(f"model:{self.name}")
             if known != model_id:
                 store.clear_vectors(self.name, model_id)
+                self._file_means.clear()
                 self.vectors.rebuild([])
                 if known is not None:
                     notices.append(
@@ -83,6 +86,36 @@ class DenseTier:
         if self.vectors.size == 0:
             return []
         return [cid for cid, _ in self.vectors.search(self.encoder.encode_query(query), k)]
+
+    def file_ranking(self, query: str, store: IndexStore, files: dict[str, list[int]]) -> list[str]:
+        """``files`` (path -> its chunk ids) by the cosine of the query with the mean of each file's
+        chunk vectors: how well the file as a whole, not one chunk of it, answers. Files with no
+        vector yet are left out. A file's mean is kept while its chunks (ids) stay the same and all
+        had vectors: reading vectors from the store took ~0.25 s per question, the means ~0."""
+        means = {}
+        missing = {path: ids for path, ids in files.items() if (path, tuple(ids)) not in self._file_means}
+        wanted = [c for ids in missing.values() for c in ids]
+        by_chunk = dict(store.vectors_for(self.name, wanted)) if wanted else {}
+        if len(self._file_means) > FILE_MEANS_KEPT:
+            self._file_means.clear()
+        for path, ids in files.items():
+            key = (path, tuple(ids))
+            if key in self._file_means:
+                means[path] = self._file_means[key]
+                continue
+            vectors = [by_chunk[c] for c in ids if c in by_chunk]
+            if vectors:
+                means[path] = np.mean(vectors, axis=0)
+                if len(vectors) == len(ids):
+                    self._file_means[key] = means[path]
+        if not means:
+            return []
+        matrix = np.vstack(list(means.values()))
+        matrix /= np.linalg.norm(matrix, axis=1, keepdims=True) + 1e-9
+        query_vector = self.encoder.encode_query(query)
+        similarity = matrix @ (query_vector / (np.linalg.norm(query_vector) + 1e-9))
+        paths = list(means)
+        return [paths[i] for i in np.argsort(-similarity, kind="stable")]
 
     def embed(
         self,

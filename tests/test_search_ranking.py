@@ -9,7 +9,7 @@ import pytest
 from ragls_testing import open_index, write_tree
 
 from ragls.indexer.engine import Index
-from ragls.indexer.search import _by_file, companions
+from ragls.indexer.search import QUESTION, _by_file, companions, file_keyword_ranking
 
 # A C library whose public header documents each function in words that match a question, while
 # the source file holds the bodies (and says less about them).
@@ -147,16 +147,39 @@ def test_companions_pair_each_declaration_file_with_the_nearest_body_of_its_name
     ]
 
 
-def test_a_files_second_chunk_outranks_weak_files_but_not_strong_ones() -> None:
-    """One definition among many in a long file: a second chunk that matches nearly as well as the
-    file's best comes before files that barely match; one that barely matches comes after them."""
-    chunks = {1: ("a.py", 1.0), 2: ("a.py", 0.9), 3: ("a.py", 0.1)}
-    chunks |= {10 + n: (f"{name}.py", 0.2) for n, name in enumerate("bcdef")}
+@pytest.mark.parametrize(
+    ("third", "others"),
+    [
+        (0.1, 0.2),  # other files barely match: before FURTHER_OWN, 1 then one chunk of every other file
+        (0.6, 0.5),  # they match well, but a.py's second chunk as well as they do and its best far better
+    ],
+)
+def test_a_files_second_chunk_outranks_weaker_files_but_not_stronger_ones(
+    third: float, others: float
+) -> None:
+    """One definition among many in a long file: a second chunk that matches at least as well as
+    other files' best chunks comes before them, however much better its file's best chunk matched;
+    a weaker one (the third) comes after them."""
+    chunks = {1: ("a.py", 1.0), 2: ("a.py", 0.9), 3: ("a.py", third)}
+    chunks |= {10 + n: (f"{name}.py", others) for n, name in enumerate("bcdef")}
     rows = {
         cid: SimpleNamespace(path=path, language="python", start_line=cid, end_line=cid, symbol="")
         for cid, (path, _) in chunks.items()
     }
     scores = {cid: score for cid, (_, score) in chunks.items()}
     ranked = [r.chunk_id for r in _by_file(rows, scores, {}, 8, 1.0, bodies_lead=False)]
-    assert ranked[:2] == [1, 2], ranked  # before this rule: 1, then one chunk of every other file
+    assert ranked[:2] == [1, 2], ranked
     assert set(ranked[2:7]) == {10, 11, 12, 13, 14} and ranked[7] == 3, ranked
+
+
+def test_a_how_question_also_ranks_files_by_all_their_keyword_matches() -> None:
+    """The file that matches in many chunks implements the concept a "how"/"where" question asks
+    about, even when another file holds the single best-matching chunk."""
+    rows = {
+        cid: SimpleNamespace(path=path)
+        for cid, path in {1: "a.py", 2: "b.py", 3: "b.py", 4: "b.py", 5: "c.py"}.items()
+    }
+    assert file_keyword_ranking([1, 2, 3, 4, 5, 99], rows) == ["b.py", "a.py", "c.py"]  # 99: no row
+    assert QUESTION.match("How does a request travel through the middleware?")
+    assert QUESTION.match("where is the retry policy configured")
+    assert not QUESTION.match("however the request is sent") and not QUESTION.match("parse_args")

@@ -84,6 +84,39 @@ def test_search_with_a_partial_contextual_tier(tmp_path: Path) -> None:
         consistent(index)
 
 
+def test_files_ranked_by_the_mean_of_their_chunk_vectors(tmp_path: Path) -> None:
+    """A whole file's match (the question's file-level dense signal); a file with no vector yet,
+    or no chunk, is left out rather than ranked by nothing."""
+    root = write_tree(
+        tmp_path / "ws", FILES | {"db/more.py": "def reuse_connection(pool):\n    return pool.pop()\n"}
+    )
+    with open_index(root) as index:
+        index.update()
+        tier = index.tiers["static"]
+        assert (
+            tier.file_ranking("database connections kept open", index.store, {"db/pool.py": [1]}) == []
+        )  # nothing embedded
+        index.embed_pending(tiers=["static"])
+        files: dict[str, list[int]] = {}
+        for row in index.store.chunks_of_files(sorted(FILES) + ["db/more.py"]):
+            files.setdefault(row.path, []).append(row.id)
+        ranked = tier.file_ranking(
+            "database connections kept open for reuse", index.store, files | {"gone.py": [10**9]}
+        )
+        assert ranked[0] == "db/pool.py" and sorted(ranked) == sorted(files), ranked
+        # a file's kept mean goes with its chunks: rewritten, the file is ranked by its new content
+        (root / "db/pool.py").write_text(FILES["text/words.py"].replace("count_words", "tally"))
+        index.update()
+        index.embed_pending(tiers=["static"])
+        files = {}
+        for row in index.store.chunks_of_files(sorted(FILES) + ["db/more.py"]):
+            files.setdefault(row.path, []).append(row.id)
+        assert (
+            tier.file_ranking("database connections kept open for reuse", index.store, files)[0]
+            == "db/more.py"
+        )
+
+
 def test_retrieval_order() -> None:
     day = 24 * 3600 * 10**9
     now = 100 * day
