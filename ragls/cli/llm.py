@@ -28,7 +28,7 @@ from ragls.llm import ROLES, LLMError, create
 from ragls.llm.gguf import describe
 from ragls.llm.llama_cpp import resolve_path
 from ragls.llm.remote import DEFAULT_CONTEXT
-from ragls.privacy import REMOTE_PROVIDERS, Privacy, PrivacyError
+from ragls.privacy import REMOTE_PROVIDERS, Privacy, PrivacyError, sends_code_out
 
 
 def _console() -> Console:
@@ -126,7 +126,9 @@ def _allowed(privacy: Privacy, role: str, model: ModelConfig) -> str:
         privacy.check(role, model)
     except PrivacyError:
         return f"[red]no[/] (privacy.mode = {privacy.mode})"
-    return "yes (sends code out)" if model.provider in REMOTE_PROVIDERS else "yes"
+    if model.provider in REMOTE_PROVIDERS:
+        return "yes (sends code out)" if sends_code_out(model) else "yes (a server on this machine)"
+    return "yes"
 
 
 # --- ragls doctor -----------------------------------------------------------------------------
@@ -180,7 +182,8 @@ def _model_check(cfg: Config, role: str) -> Check:
     model: ModelConfig = getattr(cfg.models, role)
     what = f"models.{role} ({model.provider})"
     if model.provider in REMOTE_PROVIDERS:
-        return what, "info", f"remote, not contacted by doctor: {_describe_model(model)[3]}"
+        where = "remote" if sends_code_out(model) else "a server on this machine"
+        return what, "info", f"{where}, not contacted by doctor: {_describe_model(model)[3]}"
     try:
         provider = create(role, cfg)
     except LLMError as exc:
@@ -199,7 +202,7 @@ def _privacy_checks(cfg: Config) -> list[Check]:
     remote = []
     for role in ROLES:
         model: ModelConfig = getattr(cfg.models, role)
-        if model.provider not in REMOTE_PROVIDERS:
+        if not sends_code_out(model):
             continue
         try:
             privacy.check(role, model)
@@ -264,6 +267,7 @@ def _audit(args: argparse.Namespace) -> int:
         ("time", lambda e: e.time), ("provider", lambda e: e.provider), ("model", lambda e: e.model),
         ("endpoint", lambda e: e.endpoint), ("bytes", lambda e: str(e.bytes)),
         ("sha256", lambda e: e.sha256[:16]), ("redactions", lambda e: str(e.redactions)),
+        ("traffic", lambda e: "local" if e.local else "remote"),
     ]
     for name, _ in columns:
         table.add_column(name, overflow="fold", justify="right" if name in NUMERIC else "left")

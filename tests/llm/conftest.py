@@ -9,6 +9,7 @@ streams, Anthropic's Messages API).
 
 from __future__ import annotations
 
+import socket
 import subprocess
 import sys
 import time
@@ -16,7 +17,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from llm_support import LOOPBACK, ScriptedServer, free_port
+from llm_support import LOOPBACK, REMOTE_NAME, ScriptedServer, free_port
 
 from ragls.llm.gguf import bundled_model_path
 
@@ -100,6 +101,18 @@ def scripted() -> Iterator[ScriptedServer]:
 def no_api_keys(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in ("OPENAI_API_KEY", "ANTHROPIC_API_KEY"):
         monkeypatch.delenv(name, raising=False)
+
+
+@pytest.fixture(autouse=True)
+def _remote_name_resolves_to_loopback(monkeypatch: pytest.MonkeyPatch) -> None:
+    """REMOTE_NAME resolves to 127.0.0.1, as a hosts file or resolver could make any name do (no
+    real resolver can be configured here); every other name resolves as usual."""
+    real = socket.getaddrinfo
+
+    def getaddrinfo(host, *args, **kwargs):
+        return real(LOOPBACK if host == REMOTE_NAME else host, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
 
 
 @pytest.fixture(autouse=True)

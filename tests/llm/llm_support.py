@@ -17,6 +17,10 @@ import pytest
 from ragls import config as config_module
 
 LOOPBACK = "127.0.0.1"
+# A host name the tests' resolver maps to LOOPBACK (conftest): an endpoint the privacy policy
+# must treat as another machine (it decides by the literal, never by DNS) that still reaches
+# the test's server.
+REMOTE_NAME = "model-host.test"
 
 
 def free_port() -> int:
@@ -92,6 +96,7 @@ class ScriptedServer:
         self.httpd = ThreadingHTTPServer((LOOPBACK, 0), Handler)
         self.httpd.daemon_threads = True
         self.url = f"http://{LOOPBACK}:{self.httpd.server_address[1]}/v1"
+        self.remote_url = f"http://{REMOTE_NAME}:{self.httpd.server_address[1]}/v1"
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
         self.thread.start()
 
