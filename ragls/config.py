@@ -144,6 +144,16 @@ class ModelConfig:
 
 @dataclass(frozen=True)
 class ModelsConfig:
+    search_paths: list[str] = opt(
+        [],
+        "ragls models scan: folders searched for GGUF files besides the usual places (Ollama, LM Studio, "
+        "GPT4All, the Hugging Face cache)",
+    )
+    scan_ports: list[int] = opt(
+        [11434, 1234, 8080, 8000, 4891, 5001, 1337],
+        "ragls models scan: loopback ports asked for a model list (Ollama, LM Studio, llama.cpp's server, "
+        "llama-cpp-python and vLLM, GPT4All, KoboldCpp, Jan)",
+    )
     embedding: EmbeddingModelConfig = section(EmbeddingModelConfig)
     static: StaticModelConfig = section(StaticModelConfig)
     chat: ModelConfig = section(ModelConfig)
@@ -265,6 +275,41 @@ def load(root: Path | None = None, overrides: Sequence[tuple[str, dict[str, Any]
             raise ConfigError(f"{source}: settings must be an object, got {type(settings).__name__}")
         _merge(merged, settings, sources, source, ())
     return _build(Config, merged, sources, ())
+
+
+def update_user_file(table: tuple[str, ...], values: dict[str, Any]) -> Path:
+    """Set ``values`` in ``[table]`` of the user config file, keeping its comments, layout and
+    other keys (tomlkit). The result is validated before it is written, and written whole
+    (a temporary file renamed over it), so a bad value or a crash leaves the old file as it was."""
+    import tomlkit
+    from tomlkit.exceptions import ParseError
+
+    path = user_config_path()
+    try:
+        doc = tomlkit.parse(path.read_text(encoding="utf-8")) if path.exists() else tomlkit.document()
+    except (ParseError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: not valid TOML, so it was left as it is: {exc}") from exc
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read: {exc.strerror or exc}") from exc
+    node: Any = doc
+    for i, key in enumerate(table):
+        if key not in node:
+            node[key] = tomlkit.table(is_super_table=i < len(table) - 1)
+        node = node[key]
+        if not isinstance(node, dict):
+            dotted = ".".join(table[: i + 1])
+            raise ConfigError(f"{path}: '{dotted}' is not a table, so it was left as it is")
+    node.update(values)
+    text = tomlkit.dumps(doc)
+    sources: Sources = {}
+    merged: dict[str, Any] = {}
+    _merge(merged, tomllib.loads(text), sources, path, ())
+    _build(Config, merged, sources, ())  # raises ConfigError naming the file and key
+    path.parent.mkdir(parents=True, exist_ok=True)
+    scratch = path.with_name(path.name + ".tmp")
+    scratch.write_text(text, encoding="utf-8")
+    os.replace(scratch, path)
+    return path
 
 
 def merge_settings(*layers: dict[str, Any]) -> dict[str, Any]:

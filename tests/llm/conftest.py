@@ -104,9 +104,15 @@ def no_api_keys(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.fixture(autouse=True)
-def _remote_name_resolves_to_loopback(monkeypatch: pytest.MonkeyPatch) -> None:
-    """REMOTE_NAME resolves to 127.0.0.1, as a hosts file or resolver could make any name do (no
-    real resolver can be configured here); every other name resolves as usual."""
+def _remote_name_resolves_to_loopback(
+    request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """In loopback tests, REMOTE_NAME resolves to 127.0.0.1, as a hosts file or resolver could make
+    any name do (no real resolver can be configured here); every other name resolves as usual.
+    (Only there: elsewhere pytest-socket has replaced getaddrinfo, and undoing this patch after
+    its own teardown would put its blocked version back for good.)"""
+    if not request.node.get_closest_marker("loopback"):
+        return
     real = socket.getaddrinfo
 
     def getaddrinfo(host, *args, **kwargs):
