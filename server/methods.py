@@ -1,5 +1,6 @@
 """The ``ragls/`` requests and the ``ragls.*`` commands (documented in ``server/PROTOCOL.md``):
-chat, recipes, search, index status, re-index, the document state and the privacy audit. Each
+chat, recipes, search, index status, re-index, the document state, the models on this machine
+and the privacy audit. Each
 checks its parameters (a wrong one is ``InvalidParams`` with the reason) and hands the work to the
 chats, the workspaces' indexes or the privacy log."""
 
@@ -14,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 from lsprotocol import types
 from pygls.exceptions import JsonRpcInvalidParams
 
+from ragls.llm.scan import scan
 from ragls.privacy import Privacy
 from ragls.recipes import registry
 from ragls.server.chat import BadRequest, location
@@ -185,6 +187,15 @@ def register_methods(server: RaglsServer) -> None:
             "lines": doc.line_count,
             "sha256": hashlib.sha256(doc.text.encode("utf-8", "surrogatepass")).hexdigest(),
         }
+
+    @server.feature("ragls/models")
+    @_params
+    async def models(params: Any) -> dict:
+        servers = params.get("servers", True) if isinstance(params, dict) else True
+        if not isinstance(servers, bool):
+            raise BadRequest("'servers' must be true or false")
+        found = await asyncio.get_running_loop().run_in_executor(None, scan, session.settings, servers)
+        return found.to_json()
 
     @server.feature("ragls/privacyAudit")
     @_params
