@@ -185,11 +185,21 @@ class PrivacyConfig:
     redact_patterns: list[str] = opt([], "extra regexes whose matches are redacted before sending")
 
 
+Verbosity = Literal["terse", "normal", "detailed"]
+
+
+@dataclass(frozen=True)
+class AnswersConfig:
+    verbosity: Verbosity = opt(
+        "normal",
+        "how long answers and text recipes are, by the prompt and the token cap (recipes.answer_tokens: "
+        "a third for 'terse', twice for 'detailed'); an answer is never cut mid-sentence. 'terse': a "
+        "sentence or two; 'normal': a few sentences or bullets; 'detailed': step by step",
+    )
+
+
 @dataclass(frozen=True)
 class RecipesConfig:
-    verbosity: Literal["concise", "detailed"] = opt(
-        "concise", "'concise': short answers that get to the point; 'detailed': explain more fully"
-    )
     answer_tokens: int = opt(384, "cap on tokens generated for one answer (ask and recipes)", positive=True)
     context_tokens: int = opt(
         1024,
@@ -242,6 +252,7 @@ class Config:
     models: ModelsConfig = section(ModelsConfig)
     search: SearchConfig = section(SearchConfig)
     privacy: PrivacyConfig = section(PrivacyConfig)
+    answers: AnswersConfig = section(AnswersConfig)
     recipes: RecipesConfig = section(RecipesConfig)
     server: ServerConfig = section(ServerConfig)
 
@@ -269,12 +280,30 @@ def load(root: Path | None = None, overrides: Sequence[tuple[str, dict[str, Any]
     for path in paths:
         text = _read_toml(path)
         if text is not None:
-            _merge(merged, text, sources, path, ())
+            _merge(merged, _renamed(text), sources, path, ())
     for source, settings in overrides:
         if not isinstance(settings, dict):
             raise ConfigError(f"{source}: settings must be an object, got {type(settings).__name__}")
-        _merge(merged, settings, sources, source, ())
+        _merge(merged, _renamed(settings), sources, source, ())
     return _build(Config, merged, sources, ())
+
+
+# Keys that moved: (old table, old key) -> (new table, new key, old values that changed name).
+RENAMED = {("recipes", "verbosity"): ("answers", "verbosity", {"concise": "normal"})}
+
+
+def _renamed(layer: dict[str, Any]) -> dict[str, Any]:
+    """One settings layer with keys that moved read at their new place (an older config file or
+    editor setting keeps working), unless the same layer also sets the new key."""
+    out = dict(layer)
+    for (table, key), (new_table, new_key, values) in RENAMED.items():
+        old, new = out.get(table), out.get(new_table, {})
+        if not isinstance(old, dict) or key not in old or not isinstance(new, dict):
+            continue  # (a table of the wrong type is reported by the loader)
+        value = old[key]
+        out[table] = {k: v for k, v in old.items() if k != key}
+        out[new_table] = {new_key: values.get(value, value) if isinstance(value, str) else value, **new}
+    return out
 
 
 def update_user_file(table: tuple[str, ...], values: dict[str, Any]) -> Path:
@@ -303,7 +332,7 @@ def update_user_file(table: tuple[str, ...], values: dict[str, Any]) -> Path:
     text = tomlkit.dumps(doc)
     sources: Sources = {}
     merged: dict[str, Any] = {}
-    _merge(merged, tomllib.loads(text), sources, path, ())
+    _merge(merged, _renamed(tomllib.loads(text)), sources, path, ())
     _build(Config, merged, sources, ())  # raises ConfigError naming the file and key
     path.parent.mkdir(parents=True, exist_ok=True)
     scratch = path.with_name(path.name + ".tmp")

@@ -1,5 +1,10 @@
 """Generating one answer: stream it to the caller as it comes, time it, and look it over
-(empty answers, code copied verbatim from the index). Shared by ``ask`` and the prompt recipes."""
+(empty answers, code copied verbatim from the index). Shared by ``ask`` and the prompt recipes.
+
+Length follows ``answers.verbosity``: a prompt that asks for it and a token cap that bounds it.
+An answer that reaches the cap is never shown cut mid-sentence: the stream is handed on a whole
+sentence (or line) at a time, and the unfinished last one is left out.
+"""
 
 from __future__ import annotations
 
@@ -11,7 +16,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from ragls.config import RecipesConfig
+from ragls.config import RecipesConfig, Verbosity
 from ragls.llm.base import Message, Provider
 
 if TYPE_CHECKING:
@@ -25,11 +30,49 @@ REPEAT_WORDS = 8  # a run this long, written three times, is a loop, not emphasi
 WORD = re.compile(r"\S+")
 
 
-def answer_budget(recipe_max_tokens: int, settings: RecipesConfig) -> int:
-    """Tokens an answer may take: the recipe's own cap or [recipes] answer_tokens, twice that
-    when the user asked for detail (a detailed answer cut short is worse than none)."""
+VERBOSITY: dict[Verbosity, str] = {
+    "terse": "Answer in one or two sentences: the answer itself, no preamble, no lists.",
+    "normal": "Answer briefly and directly: a few sentences or bullets, no preamble.",
+    "detailed": "Answer in detail: explain how the code works step by step, citing each part you use.",
+}
+# A sentence ends at . ! or ? after a letter, a closing bracket, quote or backtick (not "1." of a
+# list), before whitespace; a line ends at a newline.
+SENTENCE_END = re.compile(r"(?<=[^\W\d_]|[)\]'\"`])[.!?]+(?=\s)|\n")
+
+
+def answer_budget(recipe_max_tokens: int, settings: RecipesConfig, verbosity: Verbosity = "normal") -> int:
+    """Tokens an answer may take: the recipe's own cap or [recipes] answer_tokens; a third of it
+    for a terse answer, twice it for a detailed one (a detailed answer cut short is worse than none)."""
     base = recipe_max_tokens or settings.answer_tokens
-    return base * 2 if settings.verbosity == "detailed" else base
+    return {"terse": max(1, base // 3), "normal": base, "detailed": base * 2}[verbosity]
+
+
+def whole_sentences(text: str, final: bool = False) -> int:
+    """Where the last finished sentence or line of ``text`` ends (0: none has). ``final``: the text
+    is complete, so a full stop at its very end ends a sentence too."""
+    ends = [min(m.end(), len(text)) for m in SENTENCE_END.finditer(text + " " if final else text)]
+    return ends[-1] if ends else 0
+
+
+class SentenceGate:
+    """Hands streamed text on a finished sentence or line at a time, holding back the rest until
+    it ends, so an answer stopped by the token cap never shows half a sentence."""
+
+    def __init__(self, on_delta: OnDelta | None):
+        self.on_delta = on_delta
+        self.held = ""
+
+    def feed(self, delta: str) -> None:
+        self.held += delta
+        cut = whole_sentences(self.held)
+        if cut and self.on_delta:
+            self.on_delta(self.held[:cut])
+        self.held = self.held[cut:]
+
+    def flush(self) -> None:
+        if self.held and self.on_delta:
+            self.on_delta(self.held)
+        self.held = ""
 
 
 @dataclass
@@ -55,13 +98,13 @@ def generate(
     first: float | None = None
     parts: list[str] = []
     looping = False
+    gate = SentenceGate(on_delta)
     with provider.chat(messages, max_tokens=max_tokens, temperature=temperature, cancel=cancel) as stream:
         for delta in stream:
             if first is None:
                 first = (time.perf_counter() - started) * 1000
             parts.append(delta)
-            if on_delta:
-                on_delta(delta)
+            gate.feed(delta)
             if " " in delta and repeating("".join(parts)):
                 looping = True
                 break
@@ -69,11 +112,23 @@ def generate(
     text = "".join(parts)
     if looping:
         text, reason = without_repeats(text), "repeat"
-    notes = [] if text.strip() or reason == "cancelled" else [EMPTY_ANSWER]
+    left_out = ""
+    if reason == "length":  # stopped by the cap: it ends with its last finished sentence
+        whole = whole_sentences(text, final=True)
+        left_out = text[whole:].strip()
+        text = text[:whole]
+    elif not looping:
+        gate.flush()
+    notes = [] if text.strip() or reason in ("cancelled", "length") else [EMPTY_ANSWER]
     if looping:
         notes.append(LOOPING)
     if reason == "length":
-        notes.append(f"the answer was cut at {max_tokens} tokens ([recipes] answer_tokens)")
+        unfinished = ""
+        if left_out:
+            unfinished = "; its unfinished last sentence was left out" if text.strip() else (
+                "; no sentence finished within it")
+        notes.append(f"the answer reached the cap of {max_tokens} tokens ([recipes] answer_tokens, "
+                      f"answers.verbosity){unfinished}")
     elapsed = (time.perf_counter() - started) * 1000
     return Generated(text if text.strip() else "", reason, first, elapsed, notes)
 

@@ -11,7 +11,16 @@ import pytest
 from ragls.config import RecipesConfig
 from ragls.indexer.engine import Index
 from ragls.llm.base import Message, Provider
-from ragls.recipes.answer import answer_budget, code_block, copies_in, generate, repeating, without_repeats
+from ragls.recipes.answer import (
+    SentenceGate,
+    answer_budget,
+    code_block,
+    copies_in,
+    generate,
+    repeating,
+    whole_sentences,
+    without_repeats,
+)
 from ragls.recipes.ask import Conversation, is_general, route
 from ragls.recipes.citations import Verifier
 
@@ -121,7 +130,36 @@ def test_the_answer_generator_notes_a_cut_answer(chat: Provider) -> None:
     generated = generate(chat, [Message("user", "Count from one to fifty in words.")], max_tokens=3,
                          temperature=0.0)
     assert generated.finish_reason == "length"
-    assert any("cut at 3 tokens" in n for n in generated.notes)
+    assert any("reached the cap of 3 tokens" in n for n in generated.notes)
+
+
+def test_an_answer_stopped_by_the_cap_ends_with_a_finished_sentence(chat: Provider) -> None:
+    """What streamed is what is returned, and neither ends mid-sentence (the real bundled model)."""
+    shown: list[str] = []
+    question = [Message("user", "Describe the sea in five long sentences.")]
+    generated = generate(chat, question, max_tokens=40, temperature=0.0, on_delta=shown.append)
+    assert generated.finish_reason == "length"
+    assert generated.text.strip() and "".join(shown) == generated.text
+    assert generated.text.rstrip()[-1] in ".!?\n" or generated.text.endswith("\n")
+    assert any("its unfinished last sentence was left out" in n for n in generated.notes)
+    whole = generate(chat, question, max_tokens=400, temperature=0.0)
+    assert whole.text.startswith(generated.text)  # the same answer, only its unfinished tail left out
+    assert len(generated.text) < len(whole.text)
+
+
+def test_the_stream_is_handed_on_a_finished_sentence_or_line_at_a_time() -> None:
+    shown: list[str] = []
+    gate = SentenceGate(shown.append)
+    deltas = ["It reads ", "config.py", " first. Then", " 2 steps:\n1. open", " it (see `load`). The", " end"]
+    for delta in deltas:
+        gate.feed(delta)
+    assert shown == ["It reads config.py first.", " Then 2 steps:\n", "1. open it (see `load`)."]
+    gate.flush()
+    assert shown[-1] == " The end"
+    assert whole_sentences("Done. Almost") == len("Done.")
+    assert whole_sentences("Version 3.5 is out") == 0  # no sentence has ended yet
+    assert whole_sentences("It is done.") == 0  # "done.py" may follow
+    assert whole_sentences("It is done.", final=True) == len("It is done.")
 
 
 def test_loops_are_detected_and_cut_where_they_began_but_code_may_repeat() -> None:
@@ -150,7 +188,29 @@ def test_copied_code_in_an_answer_is_flagged_with_its_source(index: Index) -> No
     assert copies_in(index, "No code at all in this answer.") == []
 
 
-def test_detailed_answers_may_run_twice_as_long() -> None:
-    assert answer_budget(0, RecipesConfig(answer_tokens=200)) == 200
-    assert answer_budget(0, RecipesConfig(answer_tokens=200, verbosity="detailed")) == 400
-    assert answer_budget(50, RecipesConfig(verbosity="detailed")) == 100  # the recipe's own cap, doubled
+def test_terse_answers_get_a_third_of_the_cap_and_detailed_ones_twice() -> None:
+    assert answer_budget(0, RecipesConfig(answer_tokens=300)) == 300
+    assert answer_budget(0, RecipesConfig(answer_tokens=300), "terse") == 100
+    assert answer_budget(0, RecipesConfig(answer_tokens=300), "detailed") == 600
+    assert answer_budget(50, RecipesConfig(), "detailed") == 100  # the recipe's own cap, doubled
+
+
+def test_the_verbosity_reaches_the_prompt_and_the_cap(index: Index, chat: Provider) -> None:
+    sent: list[tuple[str, int]] = []
+    real_chat = chat.chat
+
+    def recording(messages, **kwargs):  # the real model answers; the request is looked at on the way
+        sent.append((messages[0].content, kwargs["max_tokens"]))
+        return real_chat(messages, **kwargs)
+
+    chat.chat = recording  # type: ignore[method-assign]
+    try:
+        for level in ("terse", "detailed"):
+            result = Conversation(index, chat, GREEDY).ask("how are database connections pooled?",
+                                                           verbosity=level)
+            assert result.answer.strip()
+    finally:
+        del chat.chat
+    (terse_system, terse_cap), (detailed_system, detailed_cap) = sent
+    assert "one or two sentences" in terse_system and "step by step" in detailed_system
+    assert (terse_cap, detailed_cap) == (96 // 3, 96 * 2)

@@ -147,6 +147,15 @@ def test_ask_streams_then_prints_sources(repo: Path) -> None:
     assert "shop/storage/pool.py" in proc.stdout
 
 
+def test_ask_terse_is_one_question_shorter_and_flags_exclude_each_other(repo: Path) -> None:
+    question = "how does the connection pool hand out connections?"
+    terse = run_json(repo, "ask", question, "--terse")
+    assert terse["route"] == "answer" and terse["answer"].strip()
+    assert len(terse["answer"].split()) <= 96 // 3  # the cap of a terse answer, in tokens, bounds its words
+    proc = ragls(repo, "ask", question, "--terse", "--detailed")
+    assert proc.returncode == 2 and "not allowed with argument" in proc.stderr
+
+
 def test_ask_with_a_search_returns_results_not_an_answer(repo: Path) -> None:
     result = run_json(repo, "ask", "ConnectionPool")
     assert result["route"] == "search" and result["answer"] == "" and result["citations"] == []
