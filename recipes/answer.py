@@ -61,18 +61,22 @@ class SentenceGate:
     def __init__(self, on_delta: OnDelta | None):
         self.on_delta = on_delta
         self.held = ""
+        self.sent = 0  # characters handed on so far
 
     def feed(self, delta: str) -> None:
         self.held += delta
-        cut = whole_sentences(self.held)
+        self._send(whole_sentences(self.held))
+
+    def flush(self, end: int | None = None) -> None:
+        """Hand on what is held, up to character ``end`` of the whole stream (None: all of it)."""
+        self._send(len(self.held) if end is None else max(0, end - self.sent))
+        self.held = ""
+
+    def _send(self, cut: int) -> None:
         if cut and self.on_delta:
             self.on_delta(self.held[:cut])
+        self.sent += cut
         self.held = self.held[cut:]
-
-    def flush(self) -> None:
-        if self.held and self.on_delta:
-            self.on_delta(self.held)
-        self.held = ""
 
 
 @dataclass
@@ -117,6 +121,7 @@ def generate(
         whole = whole_sentences(text, final=True)
         left_out = text[whole:].strip()
         text = text[:whole]
+        gate.flush(whole)
     elif not looping:
         gate.flush()
     notes = [] if text.strip() or reason in ("cancelled", "length") else [EMPTY_ANSWER]

@@ -156,6 +156,16 @@ def test_the_stream_is_handed_on_a_finished_sentence_or_line_at_a_time() -> None
     assert shown == ["It reads config.py first.", " Then 2 steps:\n", "1. open it (see `load`)."]
     gate.flush()
     assert shown[-1] == " The end"
+    capped: list[str] = []
+    gate = SentenceGate(capped.append)
+    for delta in ["See router.", "py and then"]:
+        gate.feed(delta)
+    gate.flush(whole_sentences("See router.py and then", final=True))  # the cap ended it here: nothing
+    assert capped == []
+    gate = SentenceGate(capped.append)
+    gate.feed("It ends in router.")
+    gate.flush(whole_sentences("It ends in router.", final=True))  # the cap ended it after a full stop
+    assert capped == ["It ends in router."]
     assert whole_sentences("Done. Almost") == len("Done.")
     assert whole_sentences("Version 3.5 is out") == 0  # no sentence has ended yet
     assert whole_sentences("It is done.") == 0  # "done.py" may follow
