@@ -37,6 +37,7 @@ VERBOSITY: dict[Verbosity, str] = {
 }
 # A sentence ends at . ! or ? after a letter, a closing bracket, quote or backtick (not "1." of a
 # list), before whitespace; a line ends at a newline.
+UNFINISHED = " …"  # ends an answer whose first sentence the cap stopped (nothing whole to show)
 SENTENCE_END = re.compile(r"(?<=[^\W\d_]|[)\]'\"`])[.!?]+(?=\s)|\n")
 
 
@@ -67,8 +68,11 @@ class SentenceGate:
         self.held += delta
         self._send(whole_sentences(self.held))
 
-    def flush(self, end: int | None = None) -> None:
-        """Hand on what is held, up to character ``end`` of the whole stream (None: all of it)."""
+    def flush(self, end: int | None = None, mark: str = "") -> None:
+        """Hand on what is held, up to character ``end`` of the whole stream (None: all of it),
+        then ``mark``."""
+        if mark:
+            self.held = self.held.rstrip() + mark
         self._send(len(self.held) if end is None else max(0, end - self.sent))
         self.held = ""
 
@@ -116,22 +120,23 @@ def generate(
     text = "".join(parts)
     if looping:
         text, reason = without_repeats(text), "repeat"
-    left_out = ""
+    unfinished = ""
     if reason == "length":  # stopped by the cap: it ends with its last finished sentence
         whole = whole_sentences(text, final=True)
-        left_out = text[whole:].strip()
-        text = text[:whole]
-        gate.flush(whole)
+        if whole:
+            unfinished = "; its unfinished last sentence was left out" if text[whole:].strip() else ""
+            text = text[:whole]
+            gate.flush(whole)
+        elif text.strip():  # not one sentence finished: shown as it stopped, marked unfinished
+            unfinished = "; no sentence finished within it, so it ends with " + UNFINISHED.strip()
+            text = text.rstrip() + UNFINISHED
+            gate.flush(mark=UNFINISHED)
     elif not looping:
         gate.flush()
-    notes = [] if text.strip() or reason in ("cancelled", "length") else [EMPTY_ANSWER]
+    notes = [] if text.strip() or reason == "cancelled" else [EMPTY_ANSWER]
     if looping:
         notes.append(LOOPING)
     if reason == "length":
-        unfinished = ""
-        if left_out:
-            unfinished = "; its unfinished last sentence was left out" if text.strip() else (
-                "; no sentence finished within it")
         notes.append(f"the answer reached the cap of {max_tokens} tokens ([recipes] answer_tokens, "
                       f"answers.verbosity){unfinished}")
     elapsed = (time.perf_counter() - started) * 1000

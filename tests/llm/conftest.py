@@ -10,14 +10,12 @@ streams, Anthropic's Messages API).
 from __future__ import annotations
 
 import socket
-import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from llm_support import LOOPBACK, REMOTE_NAME, ScriptedServer, free_port
+from llm_support import LOOPBACK, REMOTE_NAME, ScriptedServer, free_port, running
 
 from ragls.llm.gguf import bundled_model_path
 
@@ -60,34 +58,18 @@ def llama_server(gguf_path: Path, tmp_path_factory: pytest.TempPathFactory) -> I
     import httpx
 
     port = free_port()
-    log = tmp_path_factory.mktemp("server") / "llama_server.log"
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "llama_cpp.server", "--model", str(gguf_path), "--host", LOOPBACK,
-             "--port", str(port), "--model_alias", "smollm2", "--n_ctx", "2048", "--verbose", "False"],
-            stdout=out, stderr=subprocess.STDOUT,
-        )
     base = f"http://{LOOPBACK}:{port}/v1"
-    deadline = time.monotonic() + 120
-    try:
-        while True:
-            if proc.poll() is not None:
-                raise RuntimeError(f"llama_cpp.server exited: {log.read_text()[-2000:]}")
-            try:
-                if httpx.get(f"{base}/models", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError("llama_cpp.server did not come up in 120 s")
-            time.sleep(0.2)
-        yield base
-    finally:
-        proc.terminate()
+
+    def ready() -> bool:
         try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+            return httpx.get(f"{base}/models", timeout=1).status_code == 200
+        except httpx.TransportError:
+            return False
+
+    command = [sys.executable, "-m", "llama_cpp.server", "--model", str(gguf_path), "--host", LOOPBACK,
+               "--port", str(port), "--model_alias", "smollm2", "--n_ctx", "2048", "--verbose", "False"]
+    with running(command, ready, tmp_path_factory.mktemp("server") / "llama_server.log"):
+        yield base
 
 
 @pytest.fixture

@@ -6,8 +6,10 @@ from __future__ import annotations
 import contextlib
 import socket
 import struct
+import subprocess
 import threading
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -103,6 +105,29 @@ class ScriptedServer:
     def close(self) -> None:
         self.httpd.shutdown()
         self.httpd.server_close()
+
+
+@contextlib.contextmanager
+def running(command: list[str], ready: Callable[[], bool], log: Path,
+            env: dict[str, str] | None = None) -> Iterator[subprocess.Popen]:
+    """A server process (output to ``log``), once ``ready()`` says it answers; stopped after."""
+    with log.open("wb") as out:
+        proc = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=env)
+    deadline = time.monotonic() + 120
+    try:
+        while not ready():
+            if proc.poll() is not None:
+                raise RuntimeError(f"{command[2]} exited: {log.read_text()[-2000:]}")
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{command[2]} did not come up in 120 s")
+            time.sleep(0.2)
+        yield proc
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
 
 
 class RecordingProxy:

@@ -7,15 +7,13 @@ from __future__ import annotations
 
 import os
 import socket
-import subprocess
 import sys
-import time
 from pathlib import Path
 from urllib.parse import quote
 
 import pytest
 import pytest_socket
-from llm_support import LOOPBACK, REMOTE_NAME, RecordingProxy, write_config
+from llm_support import LOOPBACK, REMOTE_NAME, RecordingProxy, running, write_config
 
 from ragls.cli import main
 from ragls.config import ModelConfig, PrivacyConfig
@@ -131,33 +129,11 @@ def unix_server(gguf_path: Path, tmp_path_factory: pytest.TempPathFactory):
     """llama-cpp-python's server app under uvicorn on a unix socket (its own CLI binds TCP only)."""
     folder = tmp_path_factory.mktemp("uds")
     sock = folder / "llama.sock"
-    log = folder / "server.log"
-    env = {"MODEL": str(gguf_path), "MODEL_ALIAS": "smollm2", "N_CTX": "512", "VERBOSE": "False"}
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "uvicorn", "--factory", "llama_cpp.server.app:create_app",
-             "--uds", str(sock), "--log-level", "warning"],
-            stdout=out, stderr=subprocess.STDOUT, env={**_base_env(), **env},
-        )
-    deadline = time.monotonic() + 120
-    try:
-        while not sock.exists():
-            if proc.poll() is not None:
-                raise RuntimeError(f"uvicorn exited: {log.read_text()[-2000:]}")
-            if time.monotonic() > deadline:
-                raise RuntimeError("the unix-socket server did not come up in 120 s")
-            time.sleep(0.2)
+    settings = {"MODEL": str(gguf_path), "MODEL_ALIAS": "smollm2", "N_CTX": "512", "VERBOSE": "False"}
+    command = [sys.executable, "-m", "uvicorn", "--factory", "llama_cpp.server.app:create_app",
+               "--uds", str(sock), "--log-level", "warning"]
+    with running(command, sock.exists, folder / "server.log", env={**os.environ, **settings}):
         yield sock
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-
-
-def _base_env() -> dict[str, str]:
-    return {k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG", "PYTHONPATH", "VIRTUAL_ENV")}
 
 
 def test_local_mode_uses_a_server_on_a_unix_socket(tmp_path, monkeypatch, unix_server):

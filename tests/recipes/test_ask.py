@@ -127,10 +127,14 @@ def test_a_cancelled_question_returns_promptly_and_empty(index: Index, chat: Pro
 
 
 def test_the_answer_generator_notes_a_cut_answer(chat: Provider) -> None:
+    shown: list[str] = []
     generated = generate(chat, [Message("user", "Count from one to fifty in words.")], max_tokens=3,
-                         temperature=0.0)
+                         temperature=0.0, on_delta=shown.append)
     assert generated.finish_reason == "length"
     assert any("reached the cap of 3 tokens" in n for n in generated.notes)
+    # Three tokens finish no sentence: what was written is shown, marked as unfinished.
+    assert generated.text.endswith(" …") and "".join(shown) == generated.text
+    assert any("no sentence finished within it" in n for n in generated.notes)
 
 
 def test_an_answer_stopped_by_the_cap_ends_with_a_finished_sentence(chat: Provider) -> None:
