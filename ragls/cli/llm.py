@@ -28,7 +28,7 @@ from ragls.llm import ROLES, LLMError, create
 from ragls.llm.gguf import describe
 from ragls.llm.llama_cpp import resolve_path
 from ragls.llm.remote import DEFAULT_CONTEXT
-from ragls.llm.scan import choose, role_settings, scan
+from ragls.llm.scan import role_settings, scan, use
 from ragls.privacy import REMOTE_PROVIDERS, Privacy, PrivacyError, sends_code_out
 
 
@@ -130,15 +130,12 @@ def _mib(count: int | None) -> str | None:
 
 
 def _use(args: argparse.Namespace) -> int:
-    cfg = config.load(args.root)
-    servers = not args.name.lower().endswith(".gguf")
-    model = choose(scan(cfg, servers=servers), args.name, args.role, args.source)
-    settings = role_settings(model, args.role)
-    path = config.update_user_file(("models", args.role), settings)
+    model, path = use(config.load(args.root), args.name, args.role, args.source)
     print(f"models.{args.role} = {model.name} ({model.source}: {model.path or model.base_url}); "
           f"written to {path}")
     effective = getattr(config.load(args.root).models, args.role)
-    overridden = [key for key, value in settings.items() if getattr(effective, key) != value]
+    overridden = [key for key, value in role_settings(model, args.role).items()
+                  if getattr(effective, key) != value]
     if overridden:  # the workspace file wins over the user file
         keys = ", ".join(f"models.{args.role}.{key}" for key in overridden)
         print(f"note: {config.workspace_config_path(args.root)} sets {keys} too, and wins in that workspace")

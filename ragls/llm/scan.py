@@ -23,7 +23,7 @@ from typing import Any
 import httpx
 import platformdirs
 
-from ragls.config import Config
+from ragls.config import Config, update_user_file
 from ragls.llm import gguf
 from ragls.llm.base import ModelError, ModelMetadata
 
@@ -103,6 +103,14 @@ def choose(found: Scan, name: str, role: str, source: str | None = None) -> Foun
     if not fitting:
         raise ModelError(_role_error(rows[0], role) or "")
     return fitting[0]
+
+
+def use(config: Config, name: str, role: str, source: str | None = None) -> tuple[FoundModel, Path]:
+    """Make ``role`` use the model ``name``: found (a scan, servers asked only for a name that is
+    not a file), then written into the user config file; the model and the file written."""
+    found = scan(config, servers=not name.lower().endswith(".gguf"))
+    model = choose(found, name, role, source)
+    return model, update_user_file(("models", role), role_settings(model, role))
 
 
 def role_settings(model: FoundModel, role: str) -> dict[str, str]:
