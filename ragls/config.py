@@ -193,7 +193,7 @@ class AnswersConfig:
     verbosity: Verbosity = opt(
         "normal",
         "how long answers and text recipes are, by the prompt and the token cap (recipes.answer_tokens: "
-        "a third for 'terse', twice for 'detailed'); an answer is never cut mid-sentence. 'terse': a "
+        "a third for 'terse', twice for 'detailed'; one that reaches it ends with its sentence). 'terse': a "
         "sentence or two; 'normal': a few sentences or bullets; 'detailed': step by step",
     )
 

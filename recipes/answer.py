@@ -2,8 +2,9 @@
 (empty answers, code copied verbatim from the index). Shared by ``ask`` and the prompt recipes.
 
 Length follows ``answers.verbosity``: a prompt that asks for it and a token cap that bounds it.
-An answer that reaches the cap is never shown cut mid-sentence: the stream is handed on a whole
-sentence (or line) at a time, and the unfinished last one is left out.
+An answer that reaches the cap is not cut mid-sentence: it ends where the sentence (or line) it
+is writing ends, within a small allowance past the cap (``finish_allowance``); one that does not
+finish even then ends with " …", so it never looks complete when it is not.
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ VERBOSITY: dict[Verbosity, str] = {
 }
 # A sentence ends at . ! or ? after a letter, a closing bracket, quote or backtick (not "1." of a
 # list), before whitespace; a line ends at a newline.
-UNFINISHED = " …"  # ends an answer whose first sentence the cap stopped (nothing whole to show)
+UNFINISHED = " …"  # ends an answer whose sentence did not finish within the allowance past the cap
 SENTENCE_END = re.compile(r"(?<=[^\W\d_]|[)\]'\"`])[.!?]+(?=\s)|\n")
 
 
@@ -48,39 +49,21 @@ def answer_budget(recipe_max_tokens: int, settings: RecipesConfig, verbosity: Ve
     return {"terse": max(1, base // 3), "normal": base, "detailed": base * 2}[verbosity]
 
 
+def finish_allowance(cap: int) -> int:
+    """Tokens past the cap an answer may take to finish the sentence it is writing: half the cap,
+    from 24 (a long sentence) to 64 (a cap is a cap)."""
+    return max(24, min(64, cap // 2))
+
+
+def _ends_a_sentence(text: str) -> bool:
+    return whole_sentences(text, final=True) == len(text.rstrip(" "))
+
+
 def whole_sentences(text: str, final: bool = False) -> int:
     """Where the last finished sentence or line of ``text`` ends (0: none has). ``final``: the text
     is complete, so a full stop at its very end ends a sentence too."""
     ends = [min(m.end(), len(text)) for m in SENTENCE_END.finditer(text + " " if final else text)]
     return ends[-1] if ends else 0
-
-
-class SentenceGate:
-    """Hands streamed text on a finished sentence or line at a time, holding back the rest until
-    it ends, so an answer stopped by the token cap never shows half a sentence."""
-
-    def __init__(self, on_delta: OnDelta | None):
-        self.on_delta = on_delta
-        self.held = ""
-        self.sent = 0  # characters handed on so far
-
-    def feed(self, delta: str) -> None:
-        self.held += delta
-        self._send(whole_sentences(self.held))
-
-    def flush(self, end: int | None = None, mark: str = "") -> None:
-        """Hand on what is held, up to character ``end`` of the whole stream (None: all of it),
-        then ``mark``."""
-        if mark:
-            self.held = self.held.rstrip() + mark
-        self._send(len(self.held) if end is None else max(0, end - self.sent))
-        self.held = ""
-
-    def _send(self, cut: int) -> None:
-        if cut and self.on_delta:
-            self.on_delta(self.held[:cut])
-        self.sent += cut
-        self.held = self.held[cut:]
 
 
 @dataclass
@@ -101,44 +84,42 @@ def generate(
     on_delta: OnDelta | None = None,
     cancel: threading.Event | None = None,
 ) -> Generated:
-    """Stream a chat answer, handing each delta to ``on_delta``; an empty answer gets a note."""
+    """Stream a chat answer, handing each delta to ``on_delta``; an empty answer gets a note.
+    ``max_tokens`` is the cap: past it the answer ends with the sentence it is writing."""
     started = time.perf_counter()
     first: float | None = None
     parts: list[str] = []
-    looping = False
-    gate = SentenceGate(on_delta)
-    with provider.chat(messages, max_tokens=max_tokens, temperature=temperature, cancel=cancel) as stream:
-        for delta in stream:
+    looping = ended = False
+    limit = max_tokens + finish_allowance(max_tokens)
+    with provider.chat(messages, max_tokens=limit, temperature=temperature, cancel=cancel) as stream:
+        for count, delta in enumerate(stream, 1):
             if first is None:
                 first = (time.perf_counter() - started) * 1000
             parts.append(delta)
-            gate.feed(delta)
+            if on_delta:
+                on_delta(delta)
             if " " in delta and repeating("".join(parts)):
                 looping = True
                 break
-        reason = stream.finish_reason or "stop"
+            if count >= max_tokens and delta.strip(" ") and _ends_a_sentence("".join(parts)):
+                ended = True  # the cap is reached and the sentence finished: the answer ends here
+                break
+        reason = "length" if ended else stream.finish_reason or "stop"
     text = "".join(parts)
     if looping:
         text, reason = without_repeats(text), "repeat"
-    unfinished = ""
-    if reason == "length":  # stopped by the cap: it ends with its last finished sentence
-        whole = whole_sentences(text, final=True)
-        if whole:
-            unfinished = "; its unfinished last sentence was left out" if text[whole:].strip() else ""
-            text = text[:whole]
-            gate.flush(whole)
-        elif text.strip():  # not one sentence finished: shown as it stopped, marked unfinished
-            unfinished = "; no sentence finished within it, so it ends with " + UNFINISHED.strip()
-            text = text.rstrip() + UNFINISHED
-            gate.flush(mark=UNFINISHED)
-    elif not looping:
-        gate.flush()
     notes = [] if text.strip() or reason == "cancelled" else [EMPTY_ANSWER]
     if looping:
         notes.append(LOOPING)
     if reason == "length":
+        how = "it ends with the sentence it was writing"
+        if not ended:  # not even the allowance finished the sentence: say so in the answer itself
+            text = text.rstrip() + UNFINISHED
+            if on_delta:
+                on_delta(UNFINISHED)
+            how = f"its last sentence did not finish within {limit} tokens, so it ends with '…'"
         notes.append(f"the answer reached the cap of {max_tokens} tokens ([recipes] answer_tokens, "
-                      f"answers.verbosity){unfinished}")
+                      f"answers.verbosity); {how}")
     elapsed = (time.perf_counter() - started) * 1000
     return Generated(text if text.strip() else "", reason, first, elapsed, notes)
 

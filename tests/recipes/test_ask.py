@@ -12,10 +12,10 @@ from ragls.config import RecipesConfig
 from ragls.indexer.engine import Index
 from ragls.llm.base import Message, Provider
 from ragls.recipes.answer import (
-    SentenceGate,
     answer_budget,
     code_block,
     copies_in,
+    finish_allowance,
     generate,
     repeating,
     whole_sentences,
@@ -132,48 +132,36 @@ def test_the_answer_generator_notes_a_cut_answer(chat: Provider) -> None:
                          temperature=0.0, on_delta=shown.append)
     assert generated.finish_reason == "length"
     assert any("reached the cap of 3 tokens" in n for n in generated.notes)
-    # Three tokens finish no sentence: what was written is shown, marked as unfinished.
-    assert generated.text.endswith(" …") and "".join(shown) == generated.text
-    assert any("no sentence finished within it" in n for n in generated.notes)
+    assert "".join(shown) == generated.text  # the stream is the answer, the ending included
+    assert generated.text.endswith(" …") or whole_sentences(generated.text, final=True) == len(
+        generated.text.rstrip(" "))
 
 
-def test_an_answer_stopped_by_the_cap_ends_with_a_finished_sentence(chat: Provider) -> None:
-    """What streamed is what is returned, and neither ends mid-sentence (the real bundled model)."""
+def test_an_answer_that_reaches_the_cap_ends_with_the_sentence_it_was_writing(chat: Provider) -> None:
+    """The real bundled model: past the cap the answer runs to the end of its sentence, no further."""
     shown: list[str] = []
     question = [Message("user", "Describe the sea in five long sentences.")]
     generated = generate(chat, question, max_tokens=40, temperature=0.0, on_delta=shown.append)
-    assert generated.finish_reason == "length"
-    assert generated.text.strip() and "".join(shown) == generated.text
-    assert generated.text.rstrip()[-1] in ".!?\n" or generated.text.endswith("\n")
-    assert any("its unfinished last sentence was left out" in n for n in generated.notes)
+    assert generated.finish_reason == "length" and "".join(shown) == generated.text
+    assert any("it ends with the sentence it was writing" in n for n in generated.notes)
+    text = generated.text.rstrip(" ")
+    assert whole_sentences(text, final=True) == len(text)  # ends at a sentence (or line) end
+    assert chat.count_tokens(generated.text) <= 40 + finish_allowance(40) + 1
     whole = generate(chat, question, max_tokens=400, temperature=0.0)
-    assert whole.text.startswith(generated.text)  # the same answer, only its unfinished tail left out
-    assert len(generated.text) < len(whole.text)
+    assert whole.text.startswith(generated.text)  # the same answer, ended where its sentence ended
+    # Past the cap, only the sentence being written was finished: no sentence ends before the last.
+    at_cap = len("".join(shown[:40]))
+    assert at_cap < len(generated.text) and whole_sentences(generated.text[at_cap:-1]) == 0
 
 
-def test_the_stream_is_handed_on_a_finished_sentence_or_line_at_a_time() -> None:
-    shown: list[str] = []
-    gate = SentenceGate(shown.append)
-    deltas = ["It reads ", "config.py", " first. Then", " 2 steps:\n1. open", " it (see `load`). The", " end"]
-    for delta in deltas:
-        gate.feed(delta)
-    assert shown == ["It reads config.py first.", " Then 2 steps:\n", "1. open it (see `load`)."]
-    gate.flush()
-    assert shown[-1] == " The end"
-    capped: list[str] = []
-    gate = SentenceGate(capped.append)
-    for delta in ["See router.", "py and then"]:
-        gate.feed(delta)
-    gate.flush(whole_sentences("See router.py and then", final=True))  # the cap ended it here: nothing
-    assert capped == []
-    gate = SentenceGate(capped.append)
-    gate.feed("It ends in router.")
-    gate.flush(whole_sentences("It ends in router.", final=True))  # the cap ended it after a full stop
-    assert capped == ["It ends in router."]
+def test_sentence_ends_are_told_from_full_stops_inside_names_and_numbers() -> None:
     assert whole_sentences("Done. Almost") == len("Done.")
     assert whole_sentences("Version 3.5 is out") == 0  # no sentence has ended yet
+    assert whole_sentences("1. open the file") == 0  # a list marker is no sentence end
     assert whole_sentences("It is done.") == 0  # "done.py" may follow
     assert whole_sentences("It is done.", final=True) == len("It is done.")
+    assert whole_sentences("It reads config.py first.\nThen") == len("It reads config.py first.\n")
+    assert (finish_allowance(40), finish_allowance(128), finish_allowance(768)) == (24, 64, 64)
 
 
 def test_loops_are_detected_and_cut_where_they_began_but_code_may_repeat() -> None:
@@ -227,4 +215,5 @@ def test_the_verbosity_reaches_the_prompt_and_the_cap(index: Index, chat: Provid
         del chat.chat
     (terse_system, terse_cap), (detailed_system, detailed_cap) = sent
     assert "one or two sentences" in terse_system and "step by step" in detailed_system
-    assert (terse_cap, detailed_cap) == (96 // 3, 96 * 2)
+    # The caps (a third, twice the answer_tokens), each with its allowance to finish a sentence.
+    assert (terse_cap, detailed_cap) == (32 + finish_allowance(32), 192 + finish_allowance(192))
