@@ -42,13 +42,6 @@ UNFINISHED = " …"  # ends an answer whose sentence did not finish within the a
 SENTENCE_END = re.compile(r"(?<=[^\W\d_]|[)\]'\"`])[.!?]+(?=\s)|\n")
 
 
-def asking_for(prompt: str, verbosity: Verbosity) -> str:
-    """``prompt`` ending with the length asked for: the last thing the model reads, where a small
-    model heeds it (SmolLM2-135M wrote 60-68 tokens for a terse answer asked there, 111-180 when
-    asked in the system message)."""
-    return f"{prompt.rstrip()}\n\n{VERBOSITY[verbosity]}"
-
-
 def answer_budget(recipe_max_tokens: int, settings: RecipesConfig, verbosity: Verbosity = "normal") -> int:
     """Tokens an answer may take: the recipe's own cap or [recipes] answer_tokens; a third of it
     for a terse answer, twice it for a detailed one (a detailed answer cut short is worse than none)."""

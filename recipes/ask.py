@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Literal
 from ragls.config import RecipesConfig, Verbosity
 from ragls.llm.base import Message, Provider
 from ragls.recipes import context, registry
-from ragls.recipes.answer import OnDelta, answer_budget, asking_for, copies_in, generate
+from ragls.recipes.answer import VERBOSITY, OnDelta, answer_budget, copies_in, generate
 from ragls.recipes.citations import Citation, Verifier, parse
 from ragls.recipes.gather import Gatherer
 
@@ -156,17 +156,17 @@ class Conversation:
             snippets = first + retrieved + earlier + readme
         gathered = time.perf_counter()
 
-        system = self.recipe.system
+        system = "\n".join(p for p in (self.recipe.system, VERBOSITY[verbosity]) if p)
         window = provider.metadata().context_length
         answer_tokens = answer_budget(self.recipe.max_tokens, self.settings, verbosity)
-        bare = asking_for(self.recipe.render(question=question, context=""), verbosity)
+        bare = self.recipe.render(question=question, context="")
         fixed = provider.count_tokens(system + bare)
         room = context.budget(window, fixed, answer_tokens, self.settings.context_tokens)
         history = self._history(room // HISTORY_SHARE, provider)
         room -= sum(provider.count_tokens(m.content) for m in history)
         best = context.fit(snippets, room, provider.count_tokens)
         prompt = self.recipe.render(question=question, context=context.render(context.edges_first(best)))
-        messages = [Message("system", system), *history, Message("user", asking_for(prompt, verbosity))]
+        messages = [Message("system", system), *history, Message("user", prompt)]
         assembled = time.perf_counter()
 
         generated = generate(provider, messages, max_tokens=answer_tokens,

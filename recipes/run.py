@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 from ragls.config import RecipesConfig, Verbosity
 from ragls.llm.base import Message, Provider
 from ragls.recipes import context
-from ragls.recipes.answer import OnDelta, answer_budget, asking_for, code_block, copies_in, generate
+from ragls.recipes.answer import VERBOSITY, OnDelta, answer_budget, code_block, copies_in, generate
 from ragls.recipes.ask import Conversation, snippet_json
 from ragls.recipes.citations import Citation, Verifier, parse
 from ragls.recipes.context import Snippet
@@ -136,21 +136,21 @@ def answer(index: Index, prepared: Prepared, provider: Provider, settings: Recip
         return _ask(index, recipe, provider, settings, sel, question, on_delta, cancel, verbosity)
     started = time.perf_counter()
     system = recipe.system
-    text = recipe.output == "text"  # code answers keep the recipe's own length
-    length = asking_for("", verbosity) if text else ""
-    answer_tokens = answer_budget(recipe.max_tokens, settings, verbosity if text else "normal")
+    if recipe.output != "text":
+        verbosity = "normal"
+    elif system:
+        system += "\n" + VERBOSITY[verbosity]
+    answer_tokens = answer_budget(recipe.max_tokens, settings, verbosity)
     window = provider.metadata().context_length
-    bare = provider.count_tokens(system + recipe.render(**_values(sel, question)) + length)
+    bare = provider.count_tokens(system + recipe.render(**_values(sel, question)))
     notes = list(sel.notes)
     _fit_selection(sel, recipe, provider, window - bare - answer_tokens - context.MARGIN_TOKENS,
                    settings.context_tokens, notes)
     values = _values(sel, question)
-    fixed = provider.count_tokens(system + recipe.render(**values) + length)
+    fixed = provider.count_tokens(system + recipe.render(**values))
     room = context.budget(window, fixed, answer_tokens, settings.context_tokens)
     chosen = context.assemble(prepared.gathered, room, provider.count_tokens)
     prompt = recipe.render(**values, context=context.render(chosen))
-    if text:
-        prompt = asking_for(prompt, verbosity)
     messages = ([Message("system", system)] if system else []) + [Message("user", prompt)]
     assembled = time.perf_counter()
 
