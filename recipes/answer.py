@@ -85,39 +85,46 @@ def generate(
     cancel: threading.Event | None = None,
 ) -> Generated:
     """Stream a chat answer, handing each delta to ``on_delta``; an empty answer gets a note.
-    ``max_tokens`` is the cap: past it the answer ends with the sentence it is writing."""
+    ``max_tokens`` is the cap: past it the answer ends with the sentence it is writing, which is
+    held back until it ends (so what streamed is always the answer: a sentence that does not end
+    within the allowance, or falls into a loop, is dropped and the answer ends at the cap with …)."""
     started = time.perf_counter()
     first: float | None = None
     parts: list[str] = []
     looping = ended = False
+    at_cap: int | None = None  # characters streamed when the cap was reached
     limit = max_tokens + finish_allowance(max_tokens)
     with provider.chat(messages, max_tokens=limit, temperature=temperature, cancel=cancel) as stream:
         for count, delta in enumerate(stream, 1):
             if first is None:
                 first = (time.perf_counter() - started) * 1000
             parts.append(delta)
-            if on_delta:
+            if at_cap is None and on_delta:
                 on_delta(delta)
+            if count == max_tokens:
+                at_cap = len("".join(parts))
             if " " in delta and repeating("".join(parts)):
                 looping = True
                 break
-            if count >= max_tokens and delta.strip(" ") and _ends_a_sentence("".join(parts)):
+            if at_cap is not None and delta.strip(" ") and _ends_a_sentence("".join(parts)):
                 ended = True  # the cap is reached and the sentence finished: the answer ends here
+                if on_delta and len("".join(parts)) > at_cap:
+                    on_delta("".join(parts)[at_cap:])
                 break
-        reason = "length" if ended else stream.finish_reason or "stop"
+        reason = "length" if ended or (looping and at_cap is not None) else stream.finish_reason or "stop"
     text = "".join(parts)
-    if looping:
+    if looping and at_cap is None:
         text, reason = without_repeats(text), "repeat"
     notes = [] if text.strip() or reason == "cancelled" else [EMPTY_ANSWER]
     if looping:
         notes.append(LOOPING)
     if reason == "length":
         how = "it ends with the sentence it was writing"
-        if not ended:  # not even the allowance finished the sentence: say so in the answer itself
-            text = text.rstrip() + UNFINISHED
+        if not ended:  # the sentence did not finish within the allowance: the answer ends at the cap
+            text = text[:at_cap] + UNFINISHED
             if on_delta:
                 on_delta(UNFINISHED)
-            how = f"its last sentence did not finish within {limit} tokens, so it ends with '…'"
+            how = f"its last sentence did not finish within {limit} tokens, so it ends at the cap with '…'"
         notes.append(f"the answer reached the cap of {max_tokens} tokens ([recipes] answer_tokens, "
                       f"answers.verbosity); {how}")
     elapsed = (time.perf_counter() - started) * 1000
