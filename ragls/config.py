@@ -154,6 +154,16 @@ class ModelConfig:
 
 @dataclass(frozen=True)
 class ModelsConfig:
+    search_paths: list[str] = opt(
+        [],
+        "ragls models scan: folders searched for GGUF files besides the usual places (Ollama, LM Studio, "
+        "GPT4All, the Hugging Face cache)",
+    )
+    scan_ports: list[int] = opt(
+        [11434, 1234, 8080, 8000, 4891, 5001, 1337],
+        "ragls models scan: loopback ports asked for a model list (Ollama, LM Studio, llama.cpp's server, "
+        "llama-cpp-python and vLLM, GPT4All, KoboldCpp, Jan)",
+    )
     embedding: EmbeddingModelConfig = section(EmbeddingModelConfig)
     static: StaticModelConfig = section(StaticModelConfig)
     chat: ModelConfig = section(ModelConfig)
@@ -185,11 +195,21 @@ class PrivacyConfig:
     redact_patterns: list[str] = opt([], "extra regexes whose matches are redacted before sending")
 
 
+Verbosity = Literal["terse", "normal", "detailed"]
+
+
+@dataclass(frozen=True)
+class AnswersConfig:
+    verbosity: Verbosity = opt(
+        "normal",
+        "how long answers and text recipes are, by the prompt and the token cap (recipes.answer_tokens: "
+        "a third for 'terse', twice for 'detailed'; one that reaches it ends with its sentence). 'terse': a "
+        "sentence or two; 'normal': a few sentences or bullets; 'detailed': step by step",
+    )
+
+
 @dataclass(frozen=True)
 class RecipesConfig:
-    verbosity: Literal["concise", "detailed"] = opt(
-        "concise", "'concise': short answers that get to the point; 'detailed': explain more fully"
-    )
     answer_tokens: int = opt(384, "cap on tokens generated for one answer (ask and recipes)", positive=True)
     context_tokens: int = opt(
         1024,
@@ -242,6 +262,7 @@ class Config:
     models: ModelsConfig = section(ModelsConfig)
     search: SearchConfig = section(SearchConfig)
     privacy: PrivacyConfig = section(PrivacyConfig)
+    answers: AnswersConfig = section(AnswersConfig)
     recipes: RecipesConfig = section(RecipesConfig)
     server: ServerConfig = section(ServerConfig)
 
@@ -269,12 +290,65 @@ def load(root: Path | None = None, overrides: Sequence[tuple[str, dict[str, Any]
     for path in paths:
         text = _read_toml(path)
         if text is not None:
-            _merge(merged, text, sources, path, ())
+            _merge(merged, _renamed(text), sources, path, ())
     for source, settings in overrides:
         if not isinstance(settings, dict):
             raise ConfigError(f"{source}: settings must be an object, got {type(settings).__name__}")
-        _merge(merged, settings, sources, source, ())
+        _merge(merged, _renamed(settings), sources, source, ())
     return _build(Config, merged, sources, ())
+
+
+# Keys that moved: (old table, old key) -> (new table, new key, old values that changed name).
+RENAMED = {("recipes", "verbosity"): ("answers", "verbosity", {"concise": "normal"})}
+
+
+def _renamed(layer: dict[str, Any]) -> dict[str, Any]:
+    """One settings layer with keys that moved read at their new place (an older config file or
+    editor setting keeps working), unless the same layer also sets the new key."""
+    out = dict(layer)
+    for (table, key), (new_table, new_key, values) in RENAMED.items():
+        old, new = out.get(table), out.get(new_table, {})
+        if not isinstance(old, dict) or key not in old or not isinstance(new, dict):
+            continue  # (a table of the wrong type is reported by the loader)
+        value = old[key]
+        out[table] = {k: v for k, v in old.items() if k != key}
+        out[new_table] = {new_key: values.get(value, value) if isinstance(value, str) else value, **new}
+    return out
+
+
+def update_user_file(table: tuple[str, ...], values: dict[str, Any]) -> Path:
+    """Set ``values`` in ``[table]`` of the user config file, keeping its comments, layout and
+    other keys (tomlkit). The result is validated before it is written, and written whole
+    (a temporary file renamed over it), so a bad value or a crash leaves the old file as it was."""
+    import tomlkit
+    from tomlkit.exceptions import ParseError
+
+    path = user_config_path()
+    try:
+        doc = tomlkit.parse(path.read_text(encoding="utf-8")) if path.exists() else tomlkit.document()
+    except (ParseError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: not valid TOML, so it was left as it is: {exc}") from exc
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read: {exc.strerror or exc}") from exc
+    node: Any = doc
+    for i, key in enumerate(table):
+        if key not in node:
+            node[key] = tomlkit.table(is_super_table=i < len(table) - 1)
+        node = node[key]
+        if not isinstance(node, dict):
+            dotted = ".".join(table[: i + 1])
+            raise ConfigError(f"{path}: '{dotted}' is not a table, so it was left as it is")
+    node.update(values)
+    text = tomlkit.dumps(doc)
+    sources: Sources = {}
+    merged: dict[str, Any] = {}
+    _merge(merged, _renamed(tomllib.loads(text)), sources, path, ())
+    _build(Config, merged, sources, ())  # raises ConfigError naming the file and key
+    path.parent.mkdir(parents=True, exist_ok=True)
+    scratch = path.with_name(path.name + ".tmp")
+    scratch.write_text(text, encoding="utf-8")
+    os.replace(scratch, path)
+    return path
 
 
 def merge_settings(*layers: dict[str, Any]) -> dict[str, Any]:

@@ -1,5 +1,11 @@
 """Generating one answer: stream it to the caller as it comes, time it, and look it over
-(empty answers, code copied verbatim from the index). Shared by ``ask`` and the prompt recipes."""
+(empty answers, code copied verbatim from the index). Shared by ``ask`` and the prompt recipes.
+
+Length follows ``answers.verbosity``: a prompt that asks for it and a token cap that bounds it.
+An answer that reaches the cap is not cut mid-sentence: it ends where the sentence (or line) it
+is writing ends, within a small allowance past the cap (``finish_allowance``); one that does not
+finish even then ends with " …", so it never looks complete when it is not.
+"""
 
 from __future__ import annotations
 
@@ -11,7 +17,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from ragls.config import RecipesConfig
+from ragls.config import RecipesConfig, Verbosity
 from ragls.llm.base import Message, Provider
 
 if TYPE_CHECKING:
@@ -25,11 +31,39 @@ REPEAT_WORDS = 8  # a run this long, written three times, is a loop, not emphasi
 WORD = re.compile(r"\S+")
 
 
-def answer_budget(recipe_max_tokens: int, settings: RecipesConfig) -> int:
-    """Tokens an answer may take: the recipe's own cap or [recipes] answer_tokens, twice that
-    when the user asked for detail (a detailed answer cut short is worse than none)."""
+VERBOSITY: dict[Verbosity, str] = {
+    "terse": "Answer in one or two sentences: the answer itself, no preamble, no lists.",
+    "normal": "Answer briefly and directly: a few sentences or bullets, no preamble.",
+    "detailed": "Answer in detail: explain how the code works step by step, citing each part you use.",
+}
+# A sentence ends at . ! or ? after a letter, a closing bracket, quote or backtick (not "1." of a
+# list), before whitespace; a line ends at a newline.
+UNFINISHED = " …"  # ends an answer whose sentence did not finish within the allowance past the cap
+SENTENCE_END = re.compile(r"(?<=[^\W\d_]|[)\]'\"`])[.!?]+(?=\s)|\n")
+
+
+def answer_budget(recipe_max_tokens: int, settings: RecipesConfig, verbosity: Verbosity = "normal") -> int:
+    """Tokens an answer may take: the recipe's own cap or [recipes] answer_tokens; a third of it
+    for a terse answer, twice it for a detailed one (a detailed answer cut short is worse than none)."""
     base = recipe_max_tokens or settings.answer_tokens
-    return base * 2 if settings.verbosity == "detailed" else base
+    return {"terse": max(1, base // 3), "normal": base, "detailed": base * 2}[verbosity]
+
+
+def finish_allowance(cap: int) -> int:
+    """Tokens past the cap an answer may take to finish the sentence it is writing: half the cap,
+    from 24 (a long sentence) to 64 (a cap is a cap)."""
+    return max(24, min(64, cap // 2))
+
+
+def _ends_a_sentence(text: str) -> bool:
+    return whole_sentences(text, final=True) == len(text.rstrip(" "))
+
+
+def whole_sentences(text: str, final: bool = False) -> int:
+    """Where the last finished sentence or line of ``text`` ends (0: none has). ``final``: the text
+    is complete, so a full stop at its very end ends a sentence too."""
+    ends = [min(m.end(), len(text)) for m in SENTENCE_END.finditer(text + " " if final else text)]
+    return ends[-1] if ends else 0
 
 
 @dataclass
@@ -50,30 +84,49 @@ def generate(
     on_delta: OnDelta | None = None,
     cancel: threading.Event | None = None,
 ) -> Generated:
-    """Stream a chat answer, handing each delta to ``on_delta``; an empty answer gets a note."""
+    """Stream a chat answer, handing each delta to ``on_delta``; an empty answer gets a note.
+    ``max_tokens`` is the cap: past it the answer ends with the sentence it is writing, which is
+    held back until it ends (so what streamed is always the answer: a sentence that does not end
+    within the allowance, or falls into a loop, is dropped and the answer ends at the cap with …)."""
     started = time.perf_counter()
     first: float | None = None
     parts: list[str] = []
-    looping = False
-    with provider.chat(messages, max_tokens=max_tokens, temperature=temperature, cancel=cancel) as stream:
-        for delta in stream:
+    looping = ended = False
+    at_cap: int | None = None  # characters streamed when the cap was reached
+    limit = max_tokens + finish_allowance(max_tokens)
+    with provider.chat(messages, max_tokens=limit, temperature=temperature, cancel=cancel) as stream:
+        for count, delta in enumerate(stream, 1):
             if first is None:
                 first = (time.perf_counter() - started) * 1000
             parts.append(delta)
-            if on_delta:
+            if at_cap is None and on_delta:
                 on_delta(delta)
+            if count == max_tokens:
+                at_cap = len("".join(parts))
             if " " in delta and repeating("".join(parts)):
                 looping = True
                 break
-        reason = stream.finish_reason or "stop"
+            if at_cap is not None and delta.strip(" ") and _ends_a_sentence("".join(parts)):
+                ended = True  # the cap is reached and the sentence finished: the answer ends here
+                if on_delta and len("".join(parts)) > at_cap:
+                    on_delta("".join(parts)[at_cap:])
+                break
+        reason = "length" if ended or (looping and at_cap is not None) else stream.finish_reason or "stop"
     text = "".join(parts)
-    if looping:
+    if looping and at_cap is None:
         text, reason = without_repeats(text), "repeat"
     notes = [] if text.strip() or reason == "cancelled" else [EMPTY_ANSWER]
     if looping:
         notes.append(LOOPING)
     if reason == "length":
-        notes.append(f"the answer was cut at {max_tokens} tokens ([recipes] answer_tokens)")
+        how = "it ends with the sentence it was writing"
+        if not ended:  # the sentence did not finish within the allowance: the answer ends at the cap
+            text = text[:at_cap] + UNFINISHED
+            if on_delta:
+                on_delta(UNFINISHED)
+            how = f"its last sentence did not finish within {limit} tokens, so it ends at the cap with '…'"
+        notes.append(f"the answer reached the cap of {max_tokens} tokens ([recipes] answer_tokens, "
+                      f"answers.verbosity); {how}")
     elapsed = (time.perf_counter() - started) * 1000
     return Generated(text if text.strip() else "", reason, first, elapsed, notes)
 

@@ -17,10 +17,10 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal
 
-from ragls.config import RecipesConfig
+from ragls.config import RecipesConfig, Verbosity
 from ragls.llm.base import Message, Provider
 from ragls.recipes import context, registry
-from ragls.recipes.answer import OnDelta, answer_budget, copies_in, generate
+from ragls.recipes.answer import VERBOSITY, OnDelta, answer_budget, copies_in, generate
 from ragls.recipes.citations import Citation, Verifier, parse
 from ragls.recipes.gather import Gatherer
 
@@ -41,10 +41,6 @@ GENERAL = re.compile(
     r"tool|program|software|module)\b|\b(overview|architecture|purpose)\b|^what\s+is\s+(this|it)\b",
     re.IGNORECASE,
 )
-VERBOSITY = {
-    "concise": "Answer briefly and directly: a few sentences or bullets, no preamble.",
-    "detailed": "Answer in detail: explain how the code works step by step, citing each part you use.",
-}
 SOURCES_WHEN_UNCITED = 3
 HISTORY_SHARE = 4  # earlier turns may take up to 1/HISTORY_SHARE of the context budget
 
@@ -125,8 +121,10 @@ class Conversation:
         cancel: threading.Event | None = None,
         force: Route | None = None,
         first: list[context.Snippet] | None = None,
+        verbosity: Verbosity = "normal",
     ) -> AskResult:
-        """Search or answer ``query``; ``first`` snippets (e.g. the user's selection) lead the context."""
+        """Search or answer ``query``; ``first`` snippets (e.g. the user's selection) lead the context;
+        ``verbosity`` (answers.verbosity, or the question's own) sets the answer's length."""
         query = query.strip()
         chosen = force or route(query)
         if chosen == "search" or not query:
@@ -137,10 +135,10 @@ class Conversation:
                              timings_ms={"search_ms": elapsed})
         if self.provider is None:
             raise ValueError("answering a question needs a chat model")
-        return self._answer(query, top_k, on_delta, cancel, first or [])
+        return self._answer(query, top_k, on_delta, cancel, first or [], verbosity)
 
     def _answer(self, question: str, top_k: int, on_delta: OnDelta | None, cancel,
-                first: list[context.Snippet]) -> AskResult:
+                first: list[context.Snippet], verbosity: Verbosity) -> AskResult:
         provider = self.provider
         assert provider is not None
         started = time.perf_counter()
@@ -158,9 +156,9 @@ class Conversation:
             snippets = first + retrieved + earlier + readme
         gathered = time.perf_counter()
 
-        system = "\n".join(p for p in (self.recipe.system, VERBOSITY[self.settings.verbosity]) if p)
+        system = "\n".join(p for p in (self.recipe.system, VERBOSITY[verbosity]) if p)
         window = provider.metadata().context_length
-        answer_tokens = answer_budget(self.recipe.max_tokens, self.settings)
+        answer_tokens = answer_budget(self.recipe.max_tokens, self.settings, verbosity)
         bare = self.recipe.render(question=question, context="")
         fixed = provider.count_tokens(system + bare)
         room = context.budget(window, fixed, answer_tokens, self.settings.context_tokens)

@@ -16,11 +16,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ragls.config import RecipesConfig
+from ragls.config import RecipesConfig, Verbosity
 from ragls.llm.base import Message, Provider
 from ragls.recipes import context
-from ragls.recipes.answer import OnDelta, answer_budget, code_block, copies_in, generate
-from ragls.recipes.ask import VERBOSITY, Conversation, snippet_json
+from ragls.recipes.answer import VERBOSITY, OnDelta, answer_budget, code_block, copies_in, generate
+from ragls.recipes.ask import Conversation, snippet_json
 from ragls.recipes.citations import Citation, Verifier, parse
 from ragls.recipes.context import Snippet
 from ragls.recipes.gather import (
@@ -117,26 +117,30 @@ def prepare(index: Index, recipe: Recipe, target: str, *, question: str = "",
 
 def run(index: Index, recipe: Recipe, target: str, provider: Provider, settings: RecipesConfig, *,
         question: str = "", on_delta: OnDelta | None = None, cancel: threading.Event | None = None,
-        cwd: Path | None = None) -> RecipeResult:
+        cwd: Path | None = None, verbosity: Verbosity = "normal") -> RecipeResult:
     """Run ``recipe`` on ``target`` (``FILE[:LINE[-LINE]]``)."""
     prepared = prepare(index, recipe, target, question=question, cwd=cwd)
-    return answer(index, prepared, provider, settings, on_delta=on_delta, cancel=cancel)
+    return answer(index, prepared, provider, settings, on_delta=on_delta, cancel=cancel, verbosity=verbosity)
 
 
 def answer(index: Index, prepared: Prepared, provider: Provider, settings: RecipesConfig, *,
-           on_delta: OnDelta | None = None, cancel: threading.Event | None = None) -> RecipeResult:
-    """Fit the prepared context to the model's window, stream the answer, check it."""
+           on_delta: OnDelta | None = None, cancel: threading.Event | None = None,
+           verbosity: Verbosity = "normal") -> RecipeResult:
+    """Fit the prepared context to the model's window, stream the answer, check it. ``verbosity``
+    sets a text answer's length (code answers keep the recipe's own cap)."""
     recipe, question, sel = prepared.recipe, prepared.question, prepared.selection
     if prepared.cursor is not None:
         return _complete(index, recipe, provider, prepared.cursor, cancel)
     assert sel is not None
     if recipe.runner == "ask":
-        return _ask(index, recipe, provider, settings, sel, question, on_delta, cancel)
+        return _ask(index, recipe, provider, settings, sel, question, on_delta, cancel, verbosity)
     started = time.perf_counter()
     system = recipe.system
-    if recipe.output == "text" and system:
-        system += "\n" + VERBOSITY[settings.verbosity]
-    answer_tokens = answer_budget(recipe.max_tokens, settings)
+    if recipe.output != "text":
+        verbosity = "normal"
+    elif system:
+        system += "\n" + VERBOSITY[verbosity]
+    answer_tokens = answer_budget(recipe.max_tokens, settings, verbosity)
     window = provider.metadata().context_length
     bare = provider.count_tokens(system + recipe.render(**_values(sel, question)))
     notes = list(sel.notes)
@@ -218,11 +222,12 @@ def _fit_selection(sel: Selection, recipe: Recipe, provider: Provider, room: int
 
 
 def _ask(index: Index, recipe: Recipe, provider: Provider, settings: RecipesConfig, sel: Selection,
-         question: str, on_delta: OnDelta | None, cancel: threading.Event | None) -> RecipeResult:
+         question: str, on_delta: OnDelta | None, cancel: threading.Event | None,
+         verbosity: Verbosity) -> RecipeResult:
     """A Q&A recipe on a selection: the question is answered with the selection as first context."""
     own = Snippet(sel.path, sel.start_line, sel.end_line, sel.text, "selection", float("inf"))
     asked = Conversation(index, provider, settings, recipe).ask(
-        question, on_delta=on_delta, cancel=cancel, force="answer", first=[own]
+        question, on_delta=on_delta, cancel=cancel, force="answer", first=[own], verbosity=verbosity
     )
     return RecipeResult(
         recipe.name, sel.path, sel.start_line, sel.end_line, sel.symbol,

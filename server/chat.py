@@ -16,10 +16,11 @@ import uuid
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, get_args
 
 from lsprotocol import types
 
+from ragls.config import Verbosity
 from ragls.llm.base import LLMError, ModelError
 from ragls.privacy import PrivacyError
 from ragls.recipes import registry
@@ -91,6 +92,7 @@ class Chats:
         top_k = _int(params, "topK", 10)
         chat = self._chat(params)
         first = self._selection_snippet(chat.workspace, params)
+        verbosity = _verbosity(params, chat.workspace)
         with self._lock:
             if chat.busy:
                 chat.cancel.set()  # a new question replaces the one still being answered
@@ -98,7 +100,9 @@ class Chats:
             chat.cancel = threading.Event()
             chat.busy = True
             turn, cancel = chat.turn, chat.cancel
-        self.server.session.models.submit(self._ask_turn, chat, turn, cancel, question, top_k, first)
+        self.server.session.models.submit(
+            self._ask_turn, chat, turn, cancel, question, top_k, first, verbosity
+        )
         return {"chatId": chat.id, "turn": turn}
 
     def run_recipe(self, params: Any) -> tuple[str, Future]:
@@ -121,6 +125,7 @@ class Chats:
         if params.get("range") is not None:
             start, end = lines_of(*_range(params, doc))
             target = f"{path}:{start}-{end}"
+        verbosity = _verbosity(params, ws)
         chat = self._remember(Chat(uuid.uuid4().hex[:12], ws, turn=1, busy=True))
         text = doc.text if doc is not None else None
         future = self.server.session.models.submit(
@@ -131,6 +136,7 @@ class Chats:
             question,
             text,
             params.get("apply", True) is not False,
+            verbosity,
         )
         return chat.id, future
 
@@ -151,7 +157,8 @@ class Chats:
     # -- the turns (on a model thread) ------------------------------------------------------
 
     def _ask_turn(
-        self, chat: Chat, turn: int, cancel: threading.Event, question: str, top_k: int, first: list[Snippet]
+        self, chat: Chat, turn: int, cancel: threading.Event, question: str, top_k: int, first: list[Snippet],
+        verbosity: Verbosity,
     ) -> dict:
         session = self.server.session
         ws = chat.workspace
@@ -174,6 +181,7 @@ class Chats:
                         cancel=cancel,
                         force="answer" if first else None,
                         first=first,
+                        verbosity=verbosity,
                     )
             final.update(
                 route=result.route,
@@ -192,7 +200,8 @@ class Chats:
         return self._finish(chat, turn, final)
 
     def _recipe_turn(
-        self, chat: Chat, recipe: registry.Recipe, target: str, question: str, text: str | None, apply: bool
+        self, chat: Chat, recipe: registry.Recipe, target: str, question: str, text: str | None, apply: bool,
+        verbosity: Verbosity,
     ) -> dict:
         session = self.server.session
         ws = chat.workspace
@@ -214,6 +223,7 @@ class Chats:
                     ws.cfg.recipes,
                     on_delta=self._sender(chat, 1),
                     cancel=chat.cancel,
+                    verbosity=verbosity,
                 )
             final.update(self._result_json(ws, result))
             final["cancelled"] = chat.cancel.is_set()
@@ -322,6 +332,16 @@ def _object(params: Any) -> dict:
     if not isinstance(params, dict):
         raise BadRequest("params must be an object")
     return params
+
+
+def _verbosity(params: dict, ws: Workspace) -> Verbosity:
+    """The request's own answer length, else the workspace's answers.verbosity."""
+    value = params.get("verbosity")
+    if value is None:
+        return ws.cfg.answers.verbosity
+    if value not in get_args(Verbosity):
+        raise BadRequest("'verbosity' must be 'terse', 'normal' or 'detailed'")
+    return value
 
 
 def _int(params: dict, key: str, default: int) -> int:

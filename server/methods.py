@@ -1,5 +1,6 @@
 """The ``ragls/`` requests and the ``ragls.*`` commands (documented in ``server/PROTOCOL.md``):
-chat, recipes, search, index status, re-index, the document state and the privacy audit. Each
+chat, recipes, search, index status, re-index, the document state, the models on this machine
+(and using one) and the privacy audit. Each
 checks its parameters (a wrong one is ``InvalidParams`` with the reason) and hands the work to the
 chats, the workspaces' indexes or the privacy log."""
 
@@ -8,12 +9,16 @@ from __future__ import annotations
 import asyncio
 import functools
 import hashlib
+from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from lsprotocol import types
 from pygls.exceptions import JsonRpcInvalidParams
 
+from ragls.config import ConfigError
+from ragls.llm.base import LLMError
+from ragls.llm.scan import scan, use
 from ragls.privacy import Privacy
 from ragls.recipes import registry
 from ragls.server.chat import BadRequest, location
@@ -186,6 +191,35 @@ def register_methods(server: RaglsServer) -> None:
             "lines": doc.line_count,
             "sha256": hashlib.sha256(doc.text.encode("utf-8", "surrogatepass")).hexdigest(),
         }
+
+    @server.feature("ragls/models")
+    @_params
+    async def models(params: Any) -> dict:
+        servers = params.get("servers", True) if isinstance(params, dict) else True
+        if not isinstance(servers, bool):
+            raise BadRequest("'servers' must be true or false")
+        found = await asyncio.get_running_loop().run_in_executor(None, scan, session.settings, servers)
+        return found.to_json()
+
+    @server.feature("ragls/useModel")
+    @_params
+    async def use_model(params: Any) -> dict:
+        if not isinstance(params, dict) or not isinstance(params.get("name"), str):
+            raise BadRequest("'name' must be a model name from ragls/models, or a GGUF file's path")
+        role, source = params.get("role"), params.get("from")
+        if role not in ("chat", "completion", "embedding"):
+            raise BadRequest("'role' must be 'chat', 'completion' or 'embedding'")
+        if source is not None and not isinstance(source, str):
+            raise BadRequest("'from' must be a source name from ragls/models")
+        loop = asyncio.get_running_loop()
+        try:
+            model, path = await loop.run_in_executor(
+                None, use, session.settings, params["name"], role, source
+            )
+        except (LLMError, ConfigError) as exc:
+            raise BadRequest(str(exc)) from None
+        session.set_settings()  # the user file changed: every workspace reads it again
+        return {"model": asdict(model), "role": role, "config": str(path)}
 
     @server.feature("ragls/privacyAudit")
     @_params

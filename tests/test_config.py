@@ -101,3 +101,34 @@ def test_deep_keys_name_their_file(tmp_path: Path, monkeypatch: pytest.MonkeyPat
 def test_readme_documents_every_default() -> None:
     readme = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
     assert config.defaults_toml() in readme
+
+
+@pytest.mark.parametrize(
+    ("old", "new"), [("concise", "normal"), ("detailed", "detailed"), ("terse", "terse")]
+)
+def test_an_older_recipes_verbosity_is_read_as_answers_verbosity(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, old: str, new: str
+) -> None:
+    user = tmp_path / "user.toml"
+    user.write_text(f'[recipes]\nverbosity = "{old}"\nanswer_tokens = 100\n')
+    monkeypatch.setenv("RAGLS_CONFIG", str(user))
+    cfg = config.load()
+    assert cfg.answers.verbosity == new and cfg.recipes.answer_tokens == 100
+    # The new key wins in the same layer, and a later layer's old key still overrides an earlier new one.
+    user.write_text('[recipes]\nverbosity = "detailed"\n[answers]\nverbosity = "terse"\n')
+    assert config.load().answers.verbosity == "terse"
+    assert config.load(overrides=[("editor", {"recipes": {"verbosity": old}})]).answers.verbosity == new
+
+
+def test_update_user_file_keeps_comments_and_refuses_bad_values(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    user = tmp_path / "user.toml"
+    user.write_text('# mine\n[search]\ntop_k = 4  # four\n')
+    monkeypatch.setenv("RAGLS_CONFIG", str(user))
+    config.update_user_file(("answers",), {"verbosity": "terse"})
+    assert user.read_text().startswith('# mine\n[search]\ntop_k = 4  # four\n')
+    assert config.load().answers.verbosity == "terse"
+    with pytest.raises(ConfigError, match="'answers.verbosity' = 'loud' is not allowed"):
+        config.update_user_file(("answers",), {"verbosity": "loud"})
+    assert config.load().answers.verbosity == "terse"

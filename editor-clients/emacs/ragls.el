@@ -864,6 +864,37 @@ a prefix argument, also ask for a QUESTION to pass to the recipe."
             (if (stringp (plist-get ws :error)) (format " error: %s" (plist-get ws :error)) ""))))
 
 ;;;###autoload
+(defun ragls-models ()
+  "Pick a model already on this machine and the role it serves.
+The list is the server's `ragls models scan' (GGUF files in the usual places and
+`models.search_paths', models served on loopback); the choice is written to the
+user's ragls config and used at once."
+  (interactive)
+  (let* ((conn (ragls--connection))
+         (found (append (plist-get (ragls--request-sync conn :ragls/models (make-hash-table)) :models) nil))
+         (choices (mapcar (lambda (m) (cons (ragls--model-line m) m)) found)))
+    (unless choices
+      (user-error "ragls: no models found (models.search_paths names folders of GGUF files)"))
+    (let* ((model (cdr (assoc (completing-read "ragls model: " choices nil t) choices)))
+           (role (completing-read (format "use %s for: " (plist-get model :name))
+                                  '("chat" "completion" "embedding") nil t))
+           (path (plist-get model :path))
+           (used (ragls--request-sync conn :ragls/useModel
+                                      (list :name (if (stringp path) path (plist-get model :name))
+                                            :role role :from (plist-get model :source)))))
+      (message "ragls: models.%s = %s (written to %s)" role (plist-get model :name) (plist-get used :config)))))
+
+(defun ragls--model-line (model)
+  "One line describing MODEL from ragls/models.
+Facts the scan did not learn (JSON null) are left out."
+  (let ((fim (plist-get model :fim)))
+    (string-join (seq-filter #'stringp
+                             (list (plist-get model :name) (format "[%s]" (plist-get model :source))
+                                   (plist-get model :family) (plist-get model :size)
+                                   (plist-get model :quantisation) (and (stringp fim) (concat "FIM " fim))))
+                 " ")))
+
+;;;###autoload
 (defun ragls-send-settings ()
   "Send `ragls-initialization-options' to the running server (applied live)."
   (interactive)

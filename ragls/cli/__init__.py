@@ -71,7 +71,8 @@ def _report_bug(command: str) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    command = " ".join(filter(None, [args.command, getattr(args, "privacy_command", None)]))
+    subcommand = getattr(args, "privacy_command", None) or getattr(args, "models_command", None)
+    command = " ".join(filter(None, [args.command, subcommand]))
     try:
         return int(args.run(args) or 0)
     except KeyboardInterrupt:

@@ -28,7 +28,8 @@ from ragls.llm import ROLES, LLMError, create
 from ragls.llm.gguf import describe
 from ragls.llm.llama_cpp import resolve_path
 from ragls.llm.remote import DEFAULT_CONTEXT
-from ragls.privacy import REMOTE_PROVIDERS, Privacy, PrivacyError
+from ragls.llm.scan import role_settings, scan, use
+from ragls.privacy import REMOTE_PROVIDERS, Privacy, PrivacyError, sends_code_out
 
 
 def _console() -> Console:
@@ -45,6 +46,22 @@ def register(sub: argparse._SubParsersAction) -> None:
         "otherwise the first index run does it)",
     )
     p.set_defaults(run=_models)
+    models_sub = p.add_subparsers(dest="models_command", metavar="COMMAND")
+    scan = models_sub.add_parser(
+        "scan", help="models already on this machine (GGUF files in the usual places, servers on loopback)"
+    )
+    scan.add_argument("--root", type=folder, help="workspace whose .ragls/config.toml applies")
+    scan.add_argument("--json", action="store_true", help='print {"models": [...], "skipped": [...]}')
+    scan.add_argument("--no-servers", action="store_true", help="look at files only, not at loopback ports")
+    scan.set_defaults(run=_scan)
+    use = models_sub.add_parser("use", help="make a role use a model scan found (writes the user config)")
+    use.add_argument("name", help="a name ragls models scan lists, or the path of a GGUF file")
+    use.add_argument("--role", required=True, choices=("chat", "completion", "embedding"))
+    use.add_argument("--from", dest="source", metavar="SOURCE",
+                     help="when several places have the name: ollama, lm-studio, gpt4all, huggingface, "
+                     "search-path or server")
+    use.add_argument("--root", type=folder, help="workspace whose .ragls/config.toml applies")
+    use.set_defaults(run=_use)
 
     p = sub.add_parser("doctor", help="install health: model files load, GPU, privacy mode, network use")
     p.add_argument("--root", type=folder, help="workspace whose .ragls/config.toml applies")
@@ -82,6 +99,47 @@ def _models(args: argparse.Namespace) -> int:
     table.add_row("embedding", emb.provider, emb.model, "", str(emb.max_tokens), "local", "yes")
     _console().print(table)
     return 1 if failed else 0
+
+
+def _scan(args: argparse.Namespace) -> int:
+    found = scan(config.load(args.root), servers=not args.no_servers)
+    if args.json:
+        print(json.dumps(found.to_json()))
+        return 0
+    console = _console()
+    if found.models:
+        table = Table(title="models on this machine (ragls models use NAME --role chat|completion|embedding)")
+        for column in ("name", "source", "family", "size", "quant", "context", "license", "FIM", "where"):
+            table.add_column(column, overflow="fold")
+        for m in found.models:
+            size = " / ".join(filter(None, [m.size, _mib(m.bytes)]))
+            table.add_row(
+                m.name, m.source, m.family or "?", size or "?", m.quantisation or "?",
+                str(m.context_length or "?"), m.license or "?", m.fim or "no", m.path or m.base_url or "",
+            )
+        console.print(table)
+    else:
+        console.print("no models found (set models.search_paths to folders holding GGUF files)")
+    for reason in found.skipped:
+        console.print(f"skipped: {reason}", highlight=False)
+    return 0
+
+
+def _mib(count: int | None) -> str | None:
+    return f"{count / 2**20:,.0f} MiB" if count else None
+
+
+def _use(args: argparse.Namespace) -> int:
+    model, path = use(config.load(args.root), args.name, args.role, args.source)
+    print(f"models.{args.role} = {model.name} ({model.source}: {model.path or model.base_url}); "
+          f"written to {path}")
+    effective = getattr(config.load(args.root).models, args.role)
+    overridden = [key for key, value in role_settings(model, args.role).items()
+                  if getattr(effective, key) != value]
+    if overridden:  # the workspace file wins over the user file
+        keys = ", ".join(f"models.{args.role}.{key}" for key in overridden)
+        print(f"note: {config.workspace_config_path(args.root)} sets {keys} too, and wins in that workspace")
+    return 0
 
 
 def _prepare(cfg: config.Config) -> int:
@@ -126,7 +184,9 @@ def _allowed(privacy: Privacy, role: str, model: ModelConfig) -> str:
         privacy.check(role, model)
     except PrivacyError:
         return f"[red]no[/] (privacy.mode = {privacy.mode})"
-    return "yes (sends code out)" if model.provider in REMOTE_PROVIDERS else "yes"
+    if model.provider in REMOTE_PROVIDERS:
+        return "yes (sends code out)" if sends_code_out(model) else "yes (a server on this machine)"
+    return "yes"
 
 
 # --- ragls doctor -----------------------------------------------------------------------------
@@ -180,7 +240,8 @@ def _model_check(cfg: Config, role: str) -> Check:
     model: ModelConfig = getattr(cfg.models, role)
     what = f"models.{role} ({model.provider})"
     if model.provider in REMOTE_PROVIDERS:
-        return what, "info", f"remote, not contacted by doctor: {_describe_model(model)[3]}"
+        where = "remote" if sends_code_out(model) else "a server on this machine"
+        return what, "info", f"{where}, not contacted by doctor: {_describe_model(model)[3]}"
     try:
         provider = create(role, cfg)
     except LLMError as exc:
@@ -199,7 +260,7 @@ def _privacy_checks(cfg: Config) -> list[Check]:
     remote = []
     for role in ROLES:
         model: ModelConfig = getattr(cfg.models, role)
-        if model.provider not in REMOTE_PROVIDERS:
+        if not sends_code_out(model):
             continue
         try:
             privacy.check(role, model)
@@ -264,6 +325,7 @@ def _audit(args: argparse.Namespace) -> int:
         ("time", lambda e: e.time), ("provider", lambda e: e.provider), ("model", lambda e: e.model),
         ("endpoint", lambda e: e.endpoint), ("bytes", lambda e: str(e.bytes)),
         ("sha256", lambda e: e.sha256[:16]), ("redactions", lambda e: str(e.redactions)),
+        ("traffic", lambda e: "local" if e.local else "remote"),
     ]
     for name, _ in columns:
         table.add_column(name, overflow="fold", justify="right" if name in NUMERIC else "left")

@@ -10,7 +10,6 @@ import argparse
 import json
 import sys
 from contextlib import ExitStack, contextmanager
-from dataclasses import replace
 from itertools import chain
 from pathlib import Path
 
@@ -20,6 +19,7 @@ from rich.table import Table
 from ragls.cli.arguments import folder, positive
 from ragls.cli.index import _print_results as print_results
 from ragls.cli.index import build, err, open_index, out, resolve_root
+from ragls.config import Verbosity
 from ragls.indexer.engine import Index
 from ragls.llm import factory
 from ragls.recipes import registry
@@ -62,11 +62,9 @@ def _stream_to_stdout(enabled: bool):
     return write
 
 
-def _settings(index: Index, detailed: bool):
-    settings = index.cfg.recipes
-    if detailed:
-        settings = replace(settings, verbosity="detailed")
-    return settings
+def _verbosity(index: Index, args: argparse.Namespace) -> Verbosity:
+    """--terse / --detailed for this question, else answers.verbosity."""
+    return args.verbosity or index.cfg.answers.verbosity
 
 
 def _print_citations(citations: list[Citation], dropped: list[tuple[Citation, str]]) -> None:
@@ -93,14 +91,15 @@ def _ask(args: argparse.Namespace) -> int:
     status = 0
     with _ready_index(args) as index, ExitStack() as stack:
         recipe = registry.load(index.root).get("ask")
-        conversation = Conversation(index, None, _settings(index, args.detailed), recipe)
+        conversation = Conversation(index, None, index.cfg.recipes, recipe)
         questions = chain([args.question] if args.question else [], sys.stdin if args.chat else [])
         for question in (q.strip() for q in questions):
             if not question:
                 continue
             if route(question) == "answer" and conversation.provider is None:  # loaded once, when needed
                 conversation.provider = stack.enter_context(_provider(index, recipe.role))
-            result = conversation.ask(question, top_k=args.top_k, on_delta=_stream_to_stdout(not args.json))
+            result = conversation.ask(question, top_k=args.top_k, on_delta=_stream_to_stdout(not args.json),
+                                      verbosity=_verbosity(index, args))
             if args.json:
                 sys.stdout.write(json.dumps(result.as_json()) + "\n")
                 sys.stdout.flush()
@@ -137,8 +136,8 @@ def _recipe(args: argparse.Namespace) -> int:
             return 2
         prepared = prepare(index, recipe, args.target, question=args.question or "", cwd=Path.cwd())
         with _provider(index, recipe.role) as provider:
-            result = answer(index, prepared, provider, _settings(index, args.detailed),
-                            on_delta=_stream_to_stdout(not args.json))
+            result = answer(index, prepared, provider, index.cfg.recipes,
+                            on_delta=_stream_to_stdout(not args.json), verbosity=_verbosity(index, args))
     if args.json:
         sys.stdout.write(json.dumps(result.as_json()) + "\n")
         _print_notes(result.notes, result.copies)
@@ -182,12 +181,21 @@ def _recipes(args: argparse.Namespace) -> int:
     return 0
 
 
+def _verbosity_flags(p: argparse.ArgumentParser) -> None:
+    """This answer's length, over answers.verbosity."""
+    group = p.add_mutually_exclusive_group()
+    for level, help_ in (("terse", "a sentence or two"), ("normal", "a few sentences or bullets"),
+                         ("detailed", "step by step")):
+        group.add_argument(f"--{level}", dest="verbosity", action="store_const", const=level,
+                           help=f"{help_} (answers.verbosity)")
+
+
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("ask", help="ask about the repository: a cited answer, or search results for a search")
     p.add_argument("question", nargs="?", help="a question (answered), or a symbol / path / keywords")
     p.add_argument("--root", type=folder, help="workspace root (default: enclosing git repository or cwd)")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of streaming")
-    p.add_argument("--detailed", action="store_true", help="a fuller answer ([recipes] verbosity)")
+    _verbosity_flags(p)
     p.add_argument(
         "--top-k", type=positive, default=10, help="search results / snippets retrieved (1 or more)"
     )
@@ -201,7 +209,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--root", type=folder, help="workspace root (default: enclosing git repository or cwd)")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of streaming")
     p.add_argument("-q", "--question", help="the question, for recipes that take one")
-    p.add_argument("--detailed", action="store_true", help="a fuller answer ([recipes] verbosity)")
+    _verbosity_flags(p)
     p.set_defaults(run=_recipe)
 
     p = sub.add_parser("recipes", help="list recipes, where each comes from, and recipe files that failed")

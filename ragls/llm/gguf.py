@@ -10,6 +10,7 @@ from __future__ import annotations
 import importlib.util
 import struct
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -129,6 +130,9 @@ class GgufInfo:
     context_length: int | None
     chat_template: str | None
     fim: FimTemplate | None
+    size_label: str | None = None  # the parameter count as the file states it, e.g. "135M"
+    quantisation: str | None = None  # llama.cpp's name for general.file_type, e.g. "Q4_K_M"
+    kind: str | None = None  # general.type: "model", or "adapter" / "mmproj" for add-on files
 
 
 def describe(path: Path) -> GgufInfo:
@@ -141,4 +145,28 @@ def describe(path: Path) -> GgufInfo:
         context_length=meta.get(f"{arch}.context_length"),
         chat_template=meta.get("tokenizer.chat_template"),
         fim=fim_template(meta),
+        size_label=meta.get("general.size_label"),
+        quantisation=quantisation_name(meta.get("general.file_type")),
+        kind=meta.get("general.type"),
     )
+
+
+def quantisation_name(file_type: int | None) -> str | None:
+    """``general.file_type`` by llama.cpp's own name (its LLAMA_FTYPE_* constants)."""
+    if not isinstance(file_type, int):
+        return None
+    return _file_type_names().get(file_type, f"file type {file_type}")
+
+
+@lru_cache(maxsize=1)
+def _file_type_names() -> dict[int, str]:
+    try:
+        import llama_cpp
+    except ImportError:  # the names are llama.cpp's; without it the number is shown
+        return {}
+    prefix = "LLAMA_FTYPE_"
+    return {
+        value: name.removeprefix(prefix).removeprefix("MOSTLY_").removeprefix("ALL_")
+        for name, value in vars(llama_cpp).items()
+        if name.startswith(prefix) and isinstance(value, int) and name != "LLAMA_FTYPE_GUESSED"
+    }

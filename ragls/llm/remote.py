@@ -1,8 +1,9 @@
 """What every HTTP provider shares: the privacy gate, redaction, audit, retries, SSE streaming.
 
 A remote provider cannot be built unless the privacy policy allows it (so in ``local`` mode no
-code path reaches a socket). Every request is redacted before it is serialised; the audit log
-gets the hash of exactly the bytes sent; the answer is streamed back with secrets restored.
+code path reaches another machine's socket). Every request to another machine is redacted before
+it is serialised (one to a loopback or unix-socket server is local and sent as it is); the audit
+log gets the hash of exactly the bytes sent; the answer is streamed back with secrets restored.
 Subclasses only say how to shape the JSON body and how to read their stream's events.
 """
 
@@ -32,7 +33,7 @@ from ragls.llm.base import (
     Provider,
     approx_tokens,
 )
-from ragls.privacy import Privacy
+from ragls.privacy import Privacy, endpoint
 from ragls.privacy.redact import Redaction
 
 RETRY_STATUSES = {408, 429, 500, 502, 503, 504, 529}
@@ -50,10 +51,12 @@ class RemoteProvider(Provider):
         super().__init__(config)
         self.privacy = privacy
         self.role = role
-        self.base_url = (config.base_url or self.default_base_url).rstrip("/")
+        self.endpoint = endpoint.parse(config.base_url or self.default_base_url)
+        self.base_url = self.endpoint.shown
         self._key = self._api_key()
         timeout = httpx.Timeout(config.read_timeout, connect=config.connect_timeout)
-        self._client = httpx.Client(timeout=timeout)
+        transport = httpx.HTTPTransport(uds=self.endpoint.socket) if self.endpoint.socket else None
+        self._client = httpx.Client(timeout=timeout, transport=transport)
 
     def _api_key(self) -> str | None:
         """From the environment, else the OS keyring; kept only in memory, never logged."""
@@ -78,21 +81,25 @@ class RemoteProvider(Provider):
     def describe(self) -> str:
         return f"{self.kind} endpoint {self.base_url} (model {self.config.model or '?'})"
 
+    def _redaction(self) -> Redaction:
+        """A local endpoint's requests never leave the machine: nothing to redact."""
+        return Redaction(None) if self.endpoint.local else self.privacy.redactor.session()
+
     def _chat(self, messages: list[Message], opts: Options) -> Deltas:
-        redaction = self.privacy.redactor.session()
+        redaction = self._redaction()
         safe = [Message(m.role, redaction.redact(m.content)) for m in messages]
         path, body = self._chat_request(safe, opts)
         return (yield from self._stream(path, body, redaction, self._chat_deltas))
 
     def _complete(self, prompt: str, opts: Options) -> Deltas:
-        redaction = self.privacy.redactor.session()
+        redaction = self._redaction()
         path, body = self._complete_request(redaction.redact(prompt), opts)
         return (yield from self._stream(path, body, redaction, self._complete_deltas))
 
     def _stream(self, path: str, body: dict[str, Any], redaction: Redaction, parse: Any) -> Deltas:
         url = self.base_url + path
         payload = json.dumps(body, ensure_ascii=False).encode("utf-8")
-        with self._open(url, payload, redaction.count) as response:
+        with self._open(path, payload, redaction.count) as response:
             deltas = parse(sse.events(self._lines(response, url)), url)
             try:
                 return (yield from redaction.restorer().restore_stream(deltas))
@@ -112,16 +119,20 @@ class RemoteProvider(Provider):
             raise EndpointError(f"{url}: the stream broke off ({exc or type(exc).__name__})") from exc
 
     @contextmanager
-    def _open(self, url: str, payload: bytes, redactions: int) -> Iterator[httpx.Response]:
-        """POST with bounded retries on refused connections, 429 and 5xx (honouring Retry-After)."""
+    def _open(self, path: str, payload: bytes, redactions: int) -> Iterator[httpx.Response]:
+        """POST with bounded retries on refused connections, 429 and 5xx (honouring Retry-After).
+        Errors and the audit name the URL as configured; the request goes to the endpoint's URL
+        (localhost as 127.0.0.1, a unix socket's label host)."""
+        url = self.base_url + path
         for attempt in range(self.config.max_retries + 1):
             last = attempt == self.config.max_retries
             self.privacy.audit.record(
                 provider=self.kind, model=self.config.model, endpoint=url, payload=payload,
-                redactions=redactions,
+                redactions=redactions, local=self.endpoint.local,
             )
             try:
-                request = self._client.build_request("POST", url, content=payload, headers=self._headers())
+                target = self.endpoint.url + path
+                request = self._client.build_request("POST", target, content=payload, headers=self._headers())
                 response = self._client.send(request, stream=True)
             except httpx.ConnectError as exc:
                 if last:

@@ -2,7 +2,8 @@
 
 Each line records when a request left, for which provider, model and endpoint, how many bytes,
 the SHA-256 of exactly the bytes sent (so a user holding a copy of a payload can prove it was or
-was not sent) and how many secrets were redacted from it.
+was not sent), how many secrets were redacted from it, and whether the endpoint was on this
+machine (a loopback or unix-socket model server: local traffic, listed all the same).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ class AuditEntry:
     bytes: int
     sha256: str
     redactions: int
+    local: bool = False  # lines written before loopback counted as local lack it: they were remote
 
 
 def default_path() -> Path:
@@ -39,7 +41,8 @@ class AuditLog:
         self._lock = threading.Lock()
 
     def record(
-        self, *, provider: str, model: str, endpoint: str, payload: bytes, redactions: int
+        self, *, provider: str, model: str, endpoint: str, payload: bytes, redactions: int,
+        local: bool = False,
     ) -> AuditEntry:
         entry = AuditEntry(
             time=datetime.now(UTC).isoformat(timespec="milliseconds"),
@@ -49,6 +52,7 @@ class AuditLog:
             bytes=len(payload),
             sha256=hashlib.sha256(payload).hexdigest(),
             redactions=redactions,
+            local=local,
         )
         line = (json.dumps(asdict(entry), separators=(",", ":")) + "\n").encode("utf-8")
         self.path.parent.mkdir(parents=True, exist_ok=True)

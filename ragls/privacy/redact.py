@@ -112,14 +112,17 @@ def _looks_random(token: str) -> bool:
 
 
 class Redaction:
-    """One request's redaction: a secret gets the same placeholder in every string of the request."""
+    """One request's redaction: a secret gets the same placeholder in every string of the request.
+    Without a redactor (a model served on this machine) text passes through unchanged."""
 
-    def __init__(self, redactor: Redactor):
+    def __init__(self, redactor: Redactor | None):
         self._redactor = redactor
         self._placeholders: dict[str, str] = {}
         self.count = 0  # secret occurrences replaced
 
     def redact(self, text: str) -> str:
+        if self._redactor is None:
+            return text
         secrets = self._redactor.find(text) | {s for s in self._placeholders if s in text}
         if not secrets:
             return text

@@ -30,6 +30,7 @@ EXPECTED = {
     "ragls-test-follow-up-and-search-route-in-the-chat-buffer",
     "ragls-test-search-lists-results-in-xref",
     "ragls-test-status-names-the-index-state",
+    "ragls-test-models-picker-uses-a-model-and-writes-the-config",
     "ragls-test-missing-binary-names-the-command",
     "ragls-test-server-crashing-at-start-is-explained",
     "ragls-test-remote-and-non-file-buffers-are-skipped",

@@ -27,6 +27,7 @@ EXPECTED = {
     "search-fills-the-quickfix-list",
     "status-names-the-index-state",
     "checkhealth-reports-the-server",
+    "models-picker-uses-a-model-and-writes-the-config",
     "missing-binary-names-the-command",
     "server-crashing-at-start-is-explained",
     "remote-and-non-file-buffers-are-skipped",

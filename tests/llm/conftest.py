@@ -9,14 +9,13 @@ streams, Anthropic's Messages API).
 
 from __future__ import annotations
 
-import subprocess
+import socket
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from llm_support import LOOPBACK, ScriptedServer, free_port
+from llm_support import LOOPBACK, REMOTE_NAME, ScriptedServer, free_port, running
 
 from ragls.llm.gguf import bundled_model_path
 
@@ -59,34 +58,18 @@ def llama_server(gguf_path: Path, tmp_path_factory: pytest.TempPathFactory) -> I
     import httpx
 
     port = free_port()
-    log = tmp_path_factory.mktemp("server") / "llama_server.log"
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "llama_cpp.server", "--model", str(gguf_path), "--host", LOOPBACK,
-             "--port", str(port), "--model_alias", "smollm2", "--n_ctx", "2048", "--verbose", "False"],
-            stdout=out, stderr=subprocess.STDOUT,
-        )
     base = f"http://{LOOPBACK}:{port}/v1"
-    deadline = time.monotonic() + 120
-    try:
-        while True:
-            if proc.poll() is not None:
-                raise RuntimeError(f"llama_cpp.server exited: {log.read_text()[-2000:]}")
-            try:
-                if httpx.get(f"{base}/models", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError("llama_cpp.server did not come up in 120 s")
-            time.sleep(0.2)
-        yield base
-    finally:
-        proc.terminate()
+
+    def ready() -> bool:
         try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+            return httpx.get(f"{base}/models", timeout=1).status_code == 200
+        except httpx.TransportError:
+            return False
+
+    command = [sys.executable, "-m", "llama_cpp.server", "--model", str(gguf_path), "--host", LOOPBACK,
+               "--port", str(port), "--model_alias", "smollm2", "--n_ctx", "2048", "--verbose", "False"]
+    with running(command, ready, tmp_path_factory.mktemp("server") / "llama_server.log"):
+        yield base
 
 
 @pytest.fixture
@@ -100,6 +83,24 @@ def scripted() -> Iterator[ScriptedServer]:
 def no_api_keys(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in ("OPENAI_API_KEY", "ANTHROPIC_API_KEY"):
         monkeypatch.delenv(name, raising=False)
+
+
+@pytest.fixture(autouse=True)
+def _remote_name_resolves_to_loopback(
+    request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """In loopback tests, REMOTE_NAME resolves to 127.0.0.1, as a hosts file or resolver could make
+    any name do (no real resolver can be configured here); every other name resolves as usual.
+    (Only there: elsewhere pytest-socket has replaced getaddrinfo, and undoing this patch after
+    its own teardown would put its blocked version back for good.)"""
+    if not request.node.get_closest_marker("loopback"):
+        return
+    real = socket.getaddrinfo
+
+    def getaddrinfo(host, *args, **kwargs):
+        return real(LOOPBACK if host == REMOTE_NAME else host, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
 
 
 @pytest.fixture(autouse=True)

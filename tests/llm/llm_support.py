@@ -6,8 +6,10 @@ from __future__ import annotations
 import contextlib
 import socket
 import struct
+import subprocess
 import threading
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -17,6 +19,10 @@ import pytest
 from ragls import config as config_module
 
 LOOPBACK = "127.0.0.1"
+# A host name the tests' resolver maps to LOOPBACK (conftest): an endpoint the privacy policy
+# must treat as another machine (it decides by the literal, never by DNS) that still reaches
+# the test's server.
+REMOTE_NAME = "model-host.test"
 
 
 def free_port() -> int:
@@ -92,12 +98,36 @@ class ScriptedServer:
         self.httpd = ThreadingHTTPServer((LOOPBACK, 0), Handler)
         self.httpd.daemon_threads = True
         self.url = f"http://{LOOPBACK}:{self.httpd.server_address[1]}/v1"
+        self.remote_url = f"http://{REMOTE_NAME}:{self.httpd.server_address[1]}/v1"
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
         self.thread.start()
 
     def close(self) -> None:
         self.httpd.shutdown()
         self.httpd.server_close()
+
+
+@contextlib.contextmanager
+def running(command: list[str], ready: Callable[[], bool], log: Path,
+            env: dict[str, str] | None = None) -> Iterator[subprocess.Popen]:
+    """A server process (output to ``log``), once ``ready()`` says it answers; stopped after."""
+    with log.open("wb") as out:
+        proc = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=env)
+    deadline = time.monotonic() + 120
+    try:
+        while not ready():
+            if proc.poll() is not None:
+                raise RuntimeError(f"{command[2]} exited: {log.read_text()[-2000:]}")
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{command[2]} did not come up in 120 s")
+            time.sleep(0.2)
+        yield proc
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
 
 
 class RecordingProxy:

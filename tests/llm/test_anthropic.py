@@ -208,7 +208,7 @@ keyring_service = "ragls-anthropic"
 
 def test_canary_private_key_never_leaves_and_is_restored(tmp_path, monkeypatch, scripted):
     scripted.replies = [Reply(200, message_stream(["Found [[REDACTED_", "SECRET_1]] in the file."]))]
-    p = anthropic(tmp_path, monkeypatch, scripted.url, mode="zero-retention")
+    p = anthropic(tmp_path, monkeypatch, scripted.remote_url, mode="zero-retention")
     repo_file = f"# deploy/key.txt\n{CANARY_KEY}\n"
     answer = p.chat([Message("system", repo_file), Message("user", "What is in deploy/key.txt?")]).text()
     body = scripted.received[0].body
@@ -218,5 +218,5 @@ def test_canary_private_key_never_leaves_and_is_restored(tmp_path, monkeypatch, 
 
 def test_local_mode_refuses_anthropic(tmp_path, monkeypatch, scripted):
     with pytest.raises(PrivacyError, match=r"privacy\.mode is 'local'"):
-        anthropic(tmp_path, monkeypatch, scripted.url, mode="local")
+        anthropic(tmp_path, monkeypatch, scripted.remote_url, mode="local")
     assert scripted.received == []

@@ -66,12 +66,12 @@ def test_doctor_names_expected_network_use(tmp_path, monkeypatch, capsys):
 mode = "zero-retention"
 [models.chat]
 provider = "openai"
-base_url = "http://127.0.0.1:9/v1"
+base_url = "http://192.0.2.9:9/v1"
 zero_retention = true
 """)
     assert main(["doctor"]) == 0
     out = capsys.readouterr().out
-    assert "expected: chat -> http://127.0.0.1:9/v1" in out
+    assert "expected: chat -> http://192.0.2.9:9/v1" in out
     assert "not contacted by doctor" in out
 
 

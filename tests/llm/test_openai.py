@@ -9,7 +9,7 @@ import threading
 import time
 
 import pytest
-from llm_support import RecordingProxy, Reply, free_port, write_config
+from llm_support import LOOPBACK, REMOTE_NAME, RecordingProxy, Reply, free_port, write_config
 
 from ragls.llm import EndpointError, LLMTimeout, Message, create
 from ragls.llm.openai import OpenAIProvider
@@ -89,7 +89,8 @@ def test_outbound_bytes_carry_store_false_and_never_the_canary(tmp_path, monkeyp
     port = int(llama_server.rsplit(":", 1)[1].split("/")[0])
     proxy = RecordingProxy(port)
     try:
-        p = provider(tmp_path, monkeypatch, f"http://127.0.0.1:{proxy.port}/v1", mode="zero-retention")
+        # A name that reaches the proxy on loopback but is not a loopback literal: remote, redacted.
+        p = provider(tmp_path, monkeypatch, f"http://{REMOTE_NAME}:{proxy.port}/v1", mode="zero-retention")
         context = f'# settings.py\nAWS_ACCESS_KEY_ID = "{CANARY}"\nregion = "eu-west-1"\n'
         question = [Message("system", context), Message("user", "What region is configured?")]
         p.chat(question, max_tokens=8).text()
@@ -122,10 +123,11 @@ def test_endpoint_down_names_the_url_and_setting(tmp_path, monkeypatch):
 
 
 def test_privacy_modes_gate_the_provider(tmp_path, monkeypatch, llama_server):
-    cfg = openai_config(tmp_path, monkeypatch, llama_server, mode="local")
+    remote = llama_server.replace(LOOPBACK, REMOTE_NAME)
+    cfg = openai_config(tmp_path, monkeypatch, remote, mode="local")
     with pytest.raises(PrivacyError, match=r"privacy\.mode is 'local'"):
         create("chat", cfg)
-    cfg = openai_config(tmp_path, monkeypatch, llama_server, mode="zero-retention", zero_retention=False)
+    cfg = openai_config(tmp_path, monkeypatch, remote, mode="zero-retention", zero_retention=False)
     with pytest.raises(PrivacyError, match=r"models\.chat\.zero_retention = true"):
         create("chat", cfg)
     # The check sits in the provider itself, so bypassing the factory does not bypass it.
@@ -210,7 +212,7 @@ def test_error_object_inside_the_stream(tmp_path, monkeypatch, scripted):
 def test_echoed_placeholder_is_restored_even_when_split_across_deltas(tmp_path, monkeypatch, scripted):
     pieces = ["The key is [[RED", "ACTED_SEC", "RET_1", "]", "] ok"]
     scripted.replies = [Reply(200, sse(*(delta(x) for x in pieces), delta("", "stop"), "[DONE]"))]
-    p = provider(tmp_path, monkeypatch, scripted.url)
+    p = provider(tmp_path, monkeypatch, scripted.remote_url)
     answer = p.chat([Message("user", f'key = "{CANARY}"; what is the key?')]).text()
     assert answer == f"The key is {CANARY} ok"
     assert CANARY.encode() not in scripted.received[0].body

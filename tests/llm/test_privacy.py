@@ -123,11 +123,17 @@ def test_audit_log_is_append_only_metadata(tmp_path):
     lines = (tmp_path / "sub" / "audit.jsonl").read_text().splitlines()
     assert len(lines) == 2
     row = json.loads(lines[0])
-    assert set(row) == {"time", "provider", "model", "endpoint", "bytes", "sha256", "redactions"}
+    assert set(row) == {"time", "provider", "model", "endpoint", "bytes", "sha256", "redactions", "local"}
+    assert row["local"] is False
     assert row["bytes"] == len(payload) and row["redactions"] == 2
     assert row["sha256"] == first.sha256 and len(first.sha256) == 64
     assert "secret_sauce" not in lines[0]
     assert [e.provider for e in log.entries()] == ["openai", "anthropic"]
+    # A line written before the "local" field existed reads as remote traffic, as it was.
+    old = {k: v for k, v in row.items() if k != "local"}
+    with (tmp_path / "sub" / "audit.jsonl").open("a") as f:
+        f.write(json.dumps(old) + "\n")
+    assert log.entries()[-1].local is False
     assert oct((tmp_path / "sub" / "audit.jsonl").stat().st_mode & 0o777) == "0o600"
 
 

@@ -11,7 +11,16 @@ import pytest
 from ragls.config import RecipesConfig
 from ragls.indexer.engine import Index
 from ragls.llm.base import Message, Provider
-from ragls.recipes.answer import answer_budget, code_block, copies_in, generate, repeating, without_repeats
+from ragls.recipes.answer import (
+    answer_budget,
+    code_block,
+    copies_in,
+    finish_allowance,
+    generate,
+    repeating,
+    whole_sentences,
+    without_repeats,
+)
 from ragls.recipes.ask import Conversation, is_general, route
 from ragls.recipes.citations import Verifier
 
@@ -118,10 +127,41 @@ def test_a_cancelled_question_returns_promptly_and_empty(index: Index, chat: Pro
 
 
 def test_the_answer_generator_notes_a_cut_answer(chat: Provider) -> None:
+    shown: list[str] = []
     generated = generate(chat, [Message("user", "Count from one to fifty in words.")], max_tokens=3,
-                         temperature=0.0)
+                         temperature=0.0, on_delta=shown.append)
     assert generated.finish_reason == "length"
-    assert any("cut at 3 tokens" in n for n in generated.notes)
+    assert any("reached the cap of 3 tokens" in n for n in generated.notes)
+    assert "".join(shown) == generated.text  # the stream is the answer, the ending included
+    assert generated.text.endswith(" …") or whole_sentences(generated.text, final=True) == len(
+        generated.text.rstrip(" "))
+
+
+def test_an_answer_that_reaches_the_cap_ends_with_the_sentence_it_was_writing(chat: Provider) -> None:
+    """The real bundled model: past the cap the answer runs to the end of its sentence, no further."""
+    shown: list[str] = []
+    question = [Message("user", "Describe the sea in five long sentences.")]
+    generated = generate(chat, question, max_tokens=40, temperature=0.0, on_delta=shown.append)
+    assert generated.finish_reason == "length" and "".join(shown) == generated.text
+    assert any("it ends with the sentence it was writing" in n for n in generated.notes)
+    text = generated.text.rstrip(" ")
+    assert whole_sentences(text, final=True) == len(text)  # ends at a sentence (or line) end
+    assert chat.count_tokens(generated.text) <= 40 + finish_allowance(40) + 1
+    whole = generate(chat, question, max_tokens=400, temperature=0.0)
+    assert whole.text.startswith(generated.text)  # the same answer, ended where its sentence ended
+    # Past the cap, only the sentence being written was finished: no sentence ends before the last.
+    at_cap = len("".join(shown[:40]))
+    assert at_cap < len(generated.text) and whole_sentences(generated.text[at_cap:-1]) == 0
+
+
+def test_sentence_ends_are_told_from_full_stops_inside_names_and_numbers() -> None:
+    assert whole_sentences("Done. Almost") == len("Done.")
+    assert whole_sentences("Version 3.5 is out") == 0  # no sentence has ended yet
+    assert whole_sentences("1. open the file") == 0  # a list marker is no sentence end
+    assert whole_sentences("It is done.") == 0  # "done.py" may follow
+    assert whole_sentences("It is done.", final=True) == len("It is done.")
+    assert whole_sentences("It reads config.py first.\nThen") == len("It reads config.py first.\n")
+    assert (finish_allowance(40), finish_allowance(128), finish_allowance(768)) == (24, 64, 64)
 
 
 def test_loops_are_detected_and_cut_where_they_began_but_code_may_repeat() -> None:
@@ -150,7 +190,30 @@ def test_copied_code_in_an_answer_is_flagged_with_its_source(index: Index) -> No
     assert copies_in(index, "No code at all in this answer.") == []
 
 
-def test_detailed_answers_may_run_twice_as_long() -> None:
-    assert answer_budget(0, RecipesConfig(answer_tokens=200)) == 200
-    assert answer_budget(0, RecipesConfig(answer_tokens=200, verbosity="detailed")) == 400
-    assert answer_budget(50, RecipesConfig(verbosity="detailed")) == 100  # the recipe's own cap, doubled
+def test_terse_answers_get_a_third_of_the_cap_and_detailed_ones_twice() -> None:
+    assert answer_budget(0, RecipesConfig(answer_tokens=300)) == 300
+    assert answer_budget(0, RecipesConfig(answer_tokens=300), "terse") == 100
+    assert answer_budget(0, RecipesConfig(answer_tokens=300), "detailed") == 600
+    assert answer_budget(50, RecipesConfig(), "detailed") == 100  # the recipe's own cap, doubled
+
+
+def test_the_verbosity_reaches_the_prompt_and_the_cap(index: Index, chat: Provider) -> None:
+    sent: list[tuple[str, int]] = []
+    real_chat = chat.chat
+
+    def recording(messages, **kwargs):  # the real model answers; the request is looked at on the way
+        sent.append((messages[0].content, kwargs["max_tokens"]))
+        return real_chat(messages, **kwargs)
+
+    chat.chat = recording  # type: ignore[method-assign]
+    try:
+        for level in ("terse", "detailed"):
+            result = Conversation(index, chat, GREEDY).ask("how are database connections pooled?",
+                                                           verbosity=level)
+            assert result.answer.strip()
+    finally:
+        del chat.chat
+    (terse_system, terse_cap), (detailed_system, detailed_cap) = sent
+    assert "one or two sentences" in terse_system and "step by step" in detailed_system
+    # The caps (a third, twice the answer_tokens), each with its allowance to finish a sentence.
+    assert (terse_cap, detailed_cap) == (32 + finish_allowance(32), 192 + finish_allowance(192))

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from ragls.recipes.answer import finish_allowance
 from ragls.recipes.registry import workspace_recipes_dir
 
 # Greedy and short: the tiny model's answers are weak either way, and this keeps the suite quick.
@@ -145,6 +146,16 @@ def test_ask_streams_then_prints_sources(repo: Path) -> None:
     assert proc.returncode == 0, proc.stderr
     assert "sources" in proc.stdout.lower()  # verified citations, or retrieved sources marked as such
     assert "shop/storage/pool.py" in proc.stdout
+
+
+def test_ask_terse_is_one_question_shorter_and_flags_exclude_each_other(repo: Path) -> None:
+    question = "how does the connection pool hand out connections?"
+    terse = run_json(repo, "ask", question, "--terse")
+    assert terse["route"] == "answer" and terse["answer"].strip()
+    # The terse cap (a third of answer_tokens) plus the allowance to finish a sentence bound its words.
+    assert len(terse["answer"].split()) <= 96 // 3 + finish_allowance(96 // 3)
+    proc = ragls(repo, "ask", question, "--terse", "--detailed")
+    assert proc.returncode == 2 and "not allowed with argument" in proc.stderr
 
 
 def test_ask_with_a_search_returns_results_not_an_answer(repo: Path) -> None:

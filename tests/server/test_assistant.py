@@ -219,7 +219,8 @@ async def test_citations_open_in_the_editor(repo: Path) -> None:
 async def test_a_remote_model_is_refused_in_local_mode_with_the_setting_named(repo: Path) -> None:
     settings = {
         **FAST_SETTINGS,
-        "models": {"chat": {"provider": "openai", "base_url": "http://127.0.0.1:9/v1", "model": "x"}},
+        # Another machine (TEST-NET-1): a server on loopback would be a local model, allowed.
+        "models": {"chat": {"provider": "openai", "base_url": "http://192.0.2.9:9/v1", "model": "x"}},
     }
     async with lsp(repo, settings=settings) as (client, recorder):
         await indexed(client)

@@ -293,6 +293,31 @@
                                     (regexp-quote (abbreviate-file-name (directory-file-name ragls-test--repo))))
                             (ragls-status)))))
 
+(ert-deftest ragls-test-models-picker-uses-a-model-and-writes-the-config ()
+  (with-current-buffer (ragls-test--session)
+    ;; The server writes the user config file: only a scratch one (tests/editors/test_emacs.py sets it).
+    (let* ((config (or (getenv "RAGLS_CONFIG") (error "RAGLS_CONFIG must name a scratch config file")))
+           (bundled (string-trim (shell-command-to-string
+                                  "python -c 'from ragls.llm.gguf import bundled_model_path; print(bundled_model_path())'")))
+           (ragls-initialization-options
+            (append `(:models (:search_paths [,(file-name-directory bundled)] :scan_ports []))
+                    ragls-initialization-options))
+           (offered nil))
+      (should (file-exists-p bundled))
+      (ragls-send-settings)
+      (cl-letf (((symbol-function 'completing-read) ; the user picks the first entry each time
+                 (lambda (_prompt collection &rest _)
+                   (push (all-completions "" collection) offered)
+                   (car (all-completions "" collection)))))
+        (should (string-match-p "models\\.chat = SmolLM2-135M-Instruct\\.Q4_1 (written to "
+                                (ragls-models))))
+      (should (equal (car offered) '("chat" "completion" "embedding")))
+      (should (string-match-p "^SmolLM2-135M-Instruct\\.Q4_1 \\[search-path\\] llama 135M Q4_1"
+                              (car (cadr offered))))
+      (with-temp-buffer
+        (insert-file-contents config)
+        (should (search-forward (format "path = \"%s\"" bundled) nil t))))))
+
 ;;;; Bad input
 
 (ert-deftest ragls-test-missing-binary-names-the-command ()

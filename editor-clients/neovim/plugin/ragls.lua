@@ -31,3 +31,7 @@ end, { desc = 'ragls: start the server for this buffer, whatever its filetype' }
 command('RaglsComplete', function()
   require('ragls.inline').complete()
 end, { desc = 'ragls: ask for an inline completion at the cursor now' })
+
+command('RaglsModels', function()
+  require('ragls').models()
+end, { desc = 'ragls: pick a model already on this machine and the role it serves' })

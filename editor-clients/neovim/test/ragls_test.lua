@@ -352,6 +352,34 @@ test('checkhealth-reports-the-server', function()
   vim.cmd.bwipeout()
 end)
 
+test('models-picker-uses-a-model-and-writes-the-config', function()
+  session()
+  -- The server writes the user config file: only a scratch one (tests/editors/test_neovim.py sets it).
+  local config = check(vim.env.RAGLS_CONFIG, 'RAGLS_CONFIG must name a scratch config file')
+  local bundled = vim.trim(vim.fn.system({ 'python', '-c',
+    'from ragls.llm.gguf import bundled_model_path; print(bundled_model_path())' }))
+  check(vim.v.shell_error == 0 and vim.uv.fs_stat(bundled), 'the bundled model: ' .. bundled)
+  ragls.config.settings.models.search_paths = { vim.fs.dirname(bundled) }
+  ragls.config.settings.models.scan_ports = {}
+  ragls.send_settings()
+  local select, offered = vim.ui.select, {}
+  vim.ui.select = function(items, opts, on_choice) -- the user picks the first entry each time
+    table.insert(offered, vim.tbl_map(opts.format_item or tostring, items))
+    on_choice(items[1])
+  end
+  local ok, err = pcall(function()
+    vim.cmd.RaglsModels()
+    wait(function() return note_matching('^ragls: models%.chat = ') end, 'the model to be used')
+  end)
+  vim.ui.select = select
+  check(ok, tostring(err))
+  check(offered[1][1]:find('SmolLM2-135M-Instruct.Q4_1  [search-path] llama 135M Q4_1', 1, true), vim.inspect(offered))
+  eq({ 'chat', 'completion', 'embedding' }, offered[2], 'the roles offered')
+  local written = table.concat(vim.fn.readfile(config), '\n')
+  check(written:find('path = "' .. bundled .. '"', 1, true) and written:find('provider = "llama_cpp"', 1, true),
+    written)
+end)
+
 -- Bad input
 
 test('missing-binary-names-the-command', function()

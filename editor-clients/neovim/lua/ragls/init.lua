@@ -282,6 +282,47 @@ function M.search(query)
   end)
 end
 
+--- Pick a model already on this machine (ragls/models: GGUF files, loopback servers) and a role
+--- for it; the server writes it into the user config and uses it at once (ragls/useModel).
+function M.models()
+  local client, why = M.client()
+  if not client then
+    return notify(why, vim.log.levels.ERROR)
+  end
+  M.call(client, 'request', 'ragls/models', vim.empty_dict(), function(err, found)
+    if err then
+      return notify('ragls/models failed: ' .. err.message, vim.log.levels.ERROR)
+    end
+    if #found.models == 0 then
+      return notify('no models found (models.search_paths names folders of GGUF files)', vim.log.levels.WARN)
+    end
+    local function describe(m) -- facts the scan did not learn are JSON null (vim.NIL): left out
+      local fim = type(m.fim) == 'string' and ('FIM ' .. m.fim) or nil
+      local facts = vim.tbl_filter(function(x) return type(x) == 'string' end,
+        { m.family, m.size, m.quantisation, fim })
+      return ('%s  [%s] %s'):format(m.name, m.source, table.concat(facts, ' '))
+    end
+    vim.ui.select(found.models, { prompt = 'ragls model', format_item = describe }, function(model)
+      if not model then
+        return
+      end
+      vim.ui.select({ 'chat', 'completion', 'embedding' }, { prompt = 'use ' .. model.name .. ' for' }, function(role)
+        if not role then
+          return
+        end
+        local params = { name = type(model.path) == 'string' and model.path or model.name, role = role,
+          from = model.source }
+        M.call(client, 'request', 'ragls/useModel', params, function(use_err, used)
+          if use_err then
+            return notify('not used: ' .. use_err.message, vim.log.levels.ERROR)
+          end
+          notify(('models.%s = %s (written to %s)'):format(role, model.name, used.config))
+        end)
+      end)
+    end)
+  end)
+end
+
 --- Apply the settings to running servers (workspace/didChangeConfiguration, applied live).
 function M.send_settings()
   for _, client in ipairs(vim.lsp.get_clients({ name = 'ragls' })) do
