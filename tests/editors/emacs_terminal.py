@@ -88,15 +88,29 @@ def foreground(line: str) -> list[tuple[str, str]]:
     return cells
 
 
+def vendor(folder: Path, count: int) -> None:
+    """Write ``count`` small modules of a library unrelated to the fixture's shop: a repository of
+    realistic size takes seconds to index, long enough for a user (and a test) to see it indexing."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for n in range(count):
+        (folder / f"shade_{n:04d}.py").write_text(
+            f'def shade_{n:04d}(rgb: tuple[int, int, int]) -> tuple[int, int, int]:\n'
+            f'    """Darken a colour by {n} steps of one percent."""\n'
+            f"    return tuple(max(0, channel - channel * {n} // 100) for channel in rgb)\n"
+        )
+
+
 class EmacsSession:
     """One interactive Emacs on a copy of the minirepo fixture, with ragls from this venv."""
 
     def __init__(
-        self, base: Path, *, options: str = "nil", server_log: Path | None = None, client: str = "eglot"
+        self, base: Path, *, options: str = "nil", server_log: Path | None = None, client: str = "eglot",
+        vendored: int = 0,
     ) -> None:
         self.repo = base / "repo"
         self.header_lines = 1 if client == "lsp-mode" else 0  # lsp-mode's breadcrumb tops each window
         shutil.copytree(FIXTURE, self.repo)
+        vendor(self.repo / "vendor" / "colours", vendored)
         subprocess.run(["git", "init", "-q"], cwd=self.repo, check=True)
         home = base / "home"
         (home / ".emacs.d").mkdir(parents=True)
@@ -139,11 +153,24 @@ class EmacsSession:
         self.term.keys("M-x")
         self.term.type(name, pause=0.02)
         self.term.keys("Enter")
+        entered = name
         for answer in answers:
-            time.sleep(0.3)
+            self._wait_for_prompt(entered)
             self.term.keys("C-a", "C-k")  # drop the prompt's initial input
             self.term.type(answer, pause=0.02)
             self.term.keys("Enter")
+            entered = answer
+
+    def _wait_for_prompt(self, entered: str) -> None:
+        """Until the minibuffer asks the next question: the cursor on the last row, which no longer
+        shows what was just entered (keys typed before that land in the buffer, or are lost)."""
+
+        def asking(screen: str) -> bool:
+            rows = screen.splitlines()
+            _, y = self.term.cursor()
+            return y == len(rows) - 1 and rows[-1].strip() != "" and entered not in rows[-1]
+
+        self.term.wait_for(asking, 10)
 
     def eval(self, form: str) -> None:
         """``M-: form RET``."""

@@ -30,7 +30,8 @@ MODEL_LOAD = 180  # seconds: the first completion loads the bundled model on a b
 @pytest.fixture(scope="module")
 def emacs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmacsSession]:
     base = tmp_path_factory.mktemp("emacs-tty")
-    session = EmacsSession(base, options=OPTIONS, server_log=base / "server.log")
+    # 2,000 vendored files: indexing lasts long enough for the first test to see it under way.
+    session = EmacsSession(base, options=OPTIONS, server_log=base / "server.log", vendored=2000)
     try:
         yield session
     finally:
@@ -214,7 +215,7 @@ def emacs_lsp(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmacsSession
 
 def test_lsp_mode_runs_ragls_beside_pylsp_with_ghost_text(emacs_lsp: EmacsSession) -> None:
     emacs = emacs_lsp
-    assert re.search(r"LSP\[pylsp:\d+\]\[ragls:\d+", emacs.term.screen())  # both serve calc.py
+    emacs.term.wait_for(re.compile(r"LSP\[pylsp:\d+\]\[ragls:\d+"), 60)  # both serve calc.py, started
     wait_ready(emacs)
     emacs.clean_buffer()
     type_line(emacs, "def add(a, b):")
