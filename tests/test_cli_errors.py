@@ -28,6 +28,8 @@ POSITIONALS = {
     "position": "shop/cart.py:1:1",
     "path": "{root}",
 }
+# A valid value for each required option (the tested option, given after it, overrides it).
+REQUIRED_OPTIONS = {"--role": "completion"}
 # Free-text options: any value is a valid one.
 FREE_TEXT = {"--question", "--first", "--repository", "--branch"}
 # Text options with a format, and a value that breaks it.
@@ -56,10 +58,15 @@ CONFIGURED = [(words, parser) for words, parser in COMMANDS if words[0] not in C
 
 
 def positionals(parser: argparse.ArgumentParser, root: Path, **given: str) -> list[str]:
-    """Valid values for the command's positional arguments, but for those ``given``."""
+    """Valid values for the command's positional arguments, but for those ``given``, and for its
+    required options."""
     values = []
     for action in parser._actions:
-        if not action.option_strings:
+        if action.required and action.option_strings:
+            name = action.option_strings[-1]
+            assert name in REQUIRED_OPTIONS, f"tests/test_cli_errors.py: add a valid {name}"
+            values += [name, REQUIRED_OPTIONS[name]]
+        elif not action.option_strings:
             assert action.dest in POSITIONALS, f"tests/test_cli_errors.py: add a valid {action.dest!r}"
             values.append(given.get(action.dest, POSITIONALS[action.dest].format(root=root)))
     return values

@@ -28,7 +28,7 @@ from ragls.llm import ROLES, LLMError, create
 from ragls.llm.gguf import describe
 from ragls.llm.llama_cpp import resolve_path
 from ragls.llm.remote import DEFAULT_CONTEXT
-from ragls.llm.scan import role_settings, scan, use
+from ragls.llm.scan import SOURCES, role_settings, scan, use
 from ragls.privacy import REMOTE_PROVIDERS, Privacy, PrivacyError, sends_code_out
 
 
@@ -57,9 +57,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     use = models_sub.add_parser("use", help="make a role use a model scan found (writes the user config)")
     use.add_argument("name", help="a name ragls models scan lists, or the path of a GGUF file")
     use.add_argument("--role", required=True, choices=("chat", "completion", "embedding"))
-    use.add_argument("--from", dest="source", metavar="SOURCE",
-                     help="when several places have the name: ollama, lm-studio, gpt4all, huggingface, "
-                     "search-path or server")
+    use.add_argument("--from", dest="source", choices=SOURCES, help="when several places have the name")
     use.add_argument("--root", type=folder, help="workspace whose .ragls/config.toml applies")
     use.set_defaults(run=_use)
 

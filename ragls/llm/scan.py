@@ -36,13 +36,16 @@ _LATER_SHARD = re.compile(r"-(\d{5})-of-\d{5}\.gguf$")
 PROBE_TIMEOUT = httpx.Timeout(2.0, connect=0.5)
 SENTENCE_TRANSFORMERS = "sentence-transformers"  # the family of embedding models (models.embedding)
 
+# Where a model can be found, as `ragls models use --from` names it.
+SOURCES = ("ollama", "lm-studio", "gpt4all", "huggingface", "search-path", "server")
+
 
 @dataclass(frozen=True)
 class FoundModel:
     """One usable model: a GGUF file (``path``) or a model a loopback server serves (``base_url``)."""
 
     name: str  # what `ragls models use` takes
-    source: str  # ollama | lm-studio | gpt4all | huggingface | search-path | server
+    source: str  # one of SOURCES
     family: str | None = None  # the architecture (llama, qwen2, starcoder2, ...)
     size: str | None = None  # parameter count as stated, e.g. "135M"
     bytes: int | None = None
