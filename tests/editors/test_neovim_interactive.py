@@ -22,8 +22,7 @@ RETURN = "return a +"
 
 @pytest.fixture(scope="module")
 def nvim(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Neovim]:
-    # Greedy completions: the tests check what the editor does with a suggestion, not the model.
-    session = Neovim(tmp_path_factory.mktemp("nvim"), greedy=True)
+    session = Neovim(tmp_path_factory.mktemp("nvim"))
     try:
         session.statuses = session.wait_ready()
         yield session
@@ -172,7 +171,7 @@ def test_the_extmark_engine_keeps_its_ghost_text_through_the_auto_save(tmp_path:
     """The engine of Neovim 0.10 and 0.11 (forced here). The auto-save writes the buffer when typing
     pauses ('updatetime', 300 ms); a write moves b:changedtick and so fires TextChangedI without
     any change to the text. Ghost text already on show must stay, not vanish and come back."""
-    session = Neovim(tmp_path, engine="extmark", greedy=True)
+    session = Neovim(tmp_path, engine="extmark")
     try:
         session.wait_ready()
         session.term.keys("i")
