@@ -32,8 +32,8 @@ from rich.console import Console
 
 from benchmarks.corpora import speed_repo
 from benchmarks.lsp_client import RawServer
-from benchmarks.report import Table, print_tables, ratio
-from benchmarks.run import RESULTS, snapshot, write_report
+from benchmarks.report import Table, ratio
+from benchmarks.run import RESULTS, begin, finish
 
 PREFIX = (
     "from collections import defaultdict\n\n\n"
@@ -336,17 +336,13 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--out", type=Path, default=RESULTS / "server.md")
     args = parser.parse_args(argv)
-    load_before = os.getloadavg()
-    code = snapshot()
-    log = Console(stderr=True)
+    session = begin()
+    log = session.console
     with tempfile.TemporaryDirectory() as tmp:
         typing, memory = keystrokes(Path(tmp), args.files, log)
     flood = sync_flood(log)
-    tables = [typing, memory, flood]
-    print_tables(tables, log)
-    write_report(
-        args.out, "Language server", "`python -m benchmarks.bench_server`", code, load_before, tables
-    )
+    command = "`python -m benchmarks.bench_server`"
+    finish(session, [typing, memory, flood], args.out, "Language server", command)
     return 0
 
 
