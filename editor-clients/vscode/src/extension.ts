@@ -19,12 +19,13 @@ import {
   DOCUMENT_SELECTOR,
   IndexStatus,
   ServerProcess,
-  declareChatDelta,
+  declareRaglsNotifications,
   inlineAllowed,
   recipeCommand,
   recipes,
   serverSettings,
   type CodeSpan,
+  type ModelState,
   type Settings,
 } from './protocol';
 
@@ -76,7 +77,7 @@ export async function activate(context: vscode.ExtensionContext): Promise<void> 
   };
 
   const chatDelta: StaticFeature = {
-    fillClientCapabilities: declareChatDelta,
+    fillClientCapabilities: declareRaglsNotifications,
     initialize: () => undefined,
     getState: () => ({ kind: 'static' }),
     clear: () => undefined,
@@ -118,6 +119,15 @@ export async function activate(context: vscode.ExtensionContext): Promise<void> 
     const created = new LanguageClient('ragls', 'ragls', startServer, clientOptions);
     created.registerFeature(chatDelta);
     chat.listen(created);
+    created.onNotification('ragls/modelState', (model: ModelState) => {
+      status.model(model);
+      // Typing while the model loaded got no suggestion, and VS Code asks again only on the next
+      // key: ask now, where the user is.
+      const editor = vscode.window.activeTextEditor;
+      if (model.state === 'ready' && editor && vscode.languages.match(DOCUMENT_SELECTOR, editor.document)) {
+        void vscode.commands.executeCommand('editor.action.inlineSuggest.trigger');
+      }
+    });
     let started = false;
     created.onDidChangeState(({ newState }) => {
       if (newState === State.Running) {
