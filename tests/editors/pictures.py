@@ -20,6 +20,7 @@ _BASIC = [
     "#7f7f7f", "#ff0000", "#00ff00", "#ffff00", "#5c5cff", "#ff00ff", "#00ffff", "#ffffff",
 ]  # fmt: skip
 FOREGROUND, BACKGROUND = "#e5e5e5", "#101010"
+_FLAGS = {1: "bold", 22: "bold", 4: "underline", 24: "underline", 7: "reverse", 27: "reverse"}
 
 
 def wanted() -> bool:
@@ -60,18 +61,18 @@ def _extended(params: list[str], j: int) -> tuple[str | None, int]:
 def ansi_to_html(screen: str) -> str:
     """One screen of ``capture-pane -e -p`` as an HTML ``<pre>`` with a span per colour run."""
     fg = bg = None
-    bold = reverse = underline = False
+    flags = dict.fromkeys(_FLAGS.values(), False)  # bold, underline, reverse
     out: list[str] = []
     for i, piece in enumerate(_SGR.split(screen)):
         if i % 2 == 0:
             if piece:
-                front, back = (bg or BACKGROUND, fg or FOREGROUND) if reverse else (fg, bg)
+                front, back = (bg or BACKGROUND, fg or FOREGROUND) if flags["reverse"] else (fg, bg)
                 style = "".join(
                     [
                         f"color:{front};" if front else "",
                         f"background:{back};" if back else "",
-                        "font-weight:bold;" if bold else "",
-                        "text-decoration:underline;" if underline else "",
+                        "font-weight:bold;" if flags["bold"] else "",
+                        "text-decoration:underline;" if flags["underline"] else "",
                     ]
                 )
                 text = html.escape(piece)
@@ -84,19 +85,9 @@ def ansi_to_html(screen: str) -> str:
             taken = 1
             if p == 0:
                 fg = bg = None
-                bold = reverse = underline = False
-            elif p == 1:
-                bold = True
-            elif p == 22:
-                bold = False
-            elif p == 4:
-                underline = True
-            elif p == 24:
-                underline = False
-            elif p == 7:
-                reverse = True
-            elif p == 27:
-                reverse = False
+                flags = dict.fromkeys(flags, False)
+            elif p in _FLAGS:  # 1, 4, 7 set it; 22, 24, 27 clear it
+                flags[_FLAGS[p]] = p < 20
             elif 30 <= p <= 37 or 90 <= p <= 97:
                 fg = _BASIC[p - 30 if p < 90 else p - 82]
             elif 40 <= p <= 47 or 100 <= p <= 107:
