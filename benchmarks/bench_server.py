@@ -12,6 +12,8 @@
    random places, astral characters and a form feed included), then the server's copy of the
    buffer (``ragls/documentState``) is compared with the client's. The same edit stream applied
    in-process to ragls' document and to pygls' own ``TextDocument`` is the baseline.
+4. Keystroke to ghost text in the VS Code workbench next to the raw client's figure for the same
+   keys (benchmarks/bench_workbench_typing.py; ``--no-workbench`` leaves it out).
 """
 
 from __future__ import annotations
@@ -334,6 +336,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--files", type=int, default=10_000, help="size of the speed corpus for the keystroke test"
     )
+    parser.add_argument(
+        "--workbench",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="also keystroke to ghost text in the VS Code workbench (benchmarks.bench_workbench_typing)",
+    )
     parser.add_argument("--out", type=Path, default=RESULTS / "server.md")
     args = parser.parse_args(argv)
     session = begin()
@@ -341,8 +349,18 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         typing, memory = keystrokes(Path(tmp), args.files, log)
     flood = sync_flood(log)
+    tables = [typing, memory, flood]
+    if args.workbench:
+        from benchmarks import bench_workbench_typing  # it reads this module's PREFIX
+        from tests.editors.workbench import missing_prerequisites
+
+        missing = missing_prerequisites()
+        if missing:
+            log.print("no VS Code workbench table: it needs " + "; ".join(missing))
+        else:
+            tables += bench_workbench_typing.run(30, 0.25, log)
     command = "`python -m benchmarks.bench_server`"
-    finish(session, [typing, memory, flood], args.out, "Language server", command)
+    finish(session, tables, args.out, "Language server", command)
     return 0
 
 
