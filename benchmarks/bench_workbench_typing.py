@@ -12,7 +12,9 @@ its own on an identical copy of the workspace: ``didChange`` then an automatic
 ``inlineCompletion``, waiting for each answer. Same file, same keys, same settings, so the
 difference is what VS Code adds (its own debounce, the extension host, the round trips, the paint).
 Every completion request the server saw is read from its log (``window/logMessage``: answered,
-typed through, or nothing and why), the workbench's from the extension's output channel.
+typed through, or nothing and why), the workbench's from the extension's output channel. A second
+pass types the same keys in VS Code at a steady pace (``--pace``, 0.25 s), not waiting for ghost
+text: how many keys get theirs before the next key, and what the server did with the others.
 """
 
 from __future__ import annotations
