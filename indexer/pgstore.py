@@ -267,7 +267,8 @@ class PgStore:
     def _check_schema(self) -> None:
         """Create the schema in an empty database; refuse one at another version (nothing written)."""
         try:
-            self._create_or_check_schema()
+            with self._connection_lost():
+                self._create_or_check_schema()
         except psycopg.errors.InsufficientPrivilege as exc:
             raise StoreUnavailable(
                 f"{self.where}: cannot create the ragls tables ({str(exc).splitlines()[0]}); an administrator"
@@ -314,11 +315,17 @@ class PgStore:
 
     @contextlib.contextmanager
     def _connection_lost(self) -> Iterator[None]:
-        """A server gone (stopped, restarted, the connection cut) is a store error, not a crash."""
+        """A server gone (stopped, restarted, the connection cut) is a store error, not a crash;
+        so is a write sent to a read-only server (a streaming replica: readers may use one)."""
         try:
             yield
         except psycopg.OperationalError as exc:
             raise StoreUnavailable(f"{self.where}: {' '.join(str(exc).split())}") from None
+        except psycopg.errors.ReadOnlySqlTransaction as exc:
+            raise StoreError(
+                f"{self.where} is read-only (a standby replica?): {str(exc).splitlines()[0]};"
+                " index into the primary, and point only readers at a replica"
+            ) from None
 
     def _one(self, query: str | sql.Composed, params: dict | tuple = ()) -> Any:
         rows = self._rows(query, params)
