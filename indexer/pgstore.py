@@ -19,8 +19,9 @@ import hashlib
 import os
 import re
 import threading
+import time
 from collections import Counter, deque
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
@@ -45,6 +46,10 @@ from ragls.indexer.storage import (
 
 SCHEMA_VERSION = "1"
 SCHEMA_LOCK = 0x7261676C73  # advisory lock id ("ragls") held while the schema is checked or created
+# How old a tier's model and vector count may be when read again: one search asked them four or
+# five times, each a round trip and the count a scan of the repository's chunks (~50 ms of a
+# 60 ms search on a 53-file repository). This process's own writes refresh them at once.
+RECHECK_SECONDS = 10.0
 
 SCHEMA = """
 CREATE EXTENSION IF NOT EXISTS vector;
@@ -248,6 +253,7 @@ class PgStore:
         self._ef_search = 0  # hnsw.ef_search as last set on the connection
         self._ids: dict[str, deque[int]] = {}  # ids taken from the server's sequences, not used yet
         self._unwritten = UnwrittenRows()
+        self._recent: dict[str, tuple[float, Any]] = {}  # key -> (when read, value): see RECHECK_SECONDS
         parts = parse_dsn(dsn)
         self.where = redacted(parts)
         try:
@@ -308,6 +314,15 @@ class PgStore:
                     self._write_unwritten(self.db)
             finally:
                 self._unwritten = UnwrittenRows()
+                self._recent.clear()
+
+    def recently(self, key: str, read: Callable[[], Any]) -> Any:
+        """``read()``, or what it returned less than RECHECK_SECONDS ago."""
+        now = time.monotonic()
+        kept = self._recent.get(key)
+        if kept is None or now - kept[0] >= RECHECK_SECONDS:
+            kept = self._recent[key] = (now, read())
+        return kept[1]
 
     def _rows(self, query: str | sql.Composed, params: dict | tuple = ()) -> list[tuple]:
         with self.lock, self._connection_lost():
@@ -564,7 +579,7 @@ class PgStore:
 
     def model(self, tier: str) -> str:
         """The model whose vectors ``tier`` uses here ('' before the tier first checked its model)."""
-        return self.meta(f"model:{tier}") or ""
+        return self.recently(f"model:{tier}", lambda: self.meta(f"model:{tier}") or "")
 
     _PENDING = (
         "FROM ragls_chunks c JOIN ragls_files f ON f.id = c.file_id"
@@ -715,7 +730,7 @@ class PgVectors:
 
     @property
     def size(self) -> int:
-        return self.store.embedded(self.tier)
+        return self.store.recently(f"embedded:{self.tier}", lambda: self.store.embedded(self.tier))
 
     def load(self, generation: int, expected: int) -> bool:
         return True
