@@ -53,7 +53,7 @@ from benchmarks.report import Table, print_tables
 from benchmarks.semble_quality import load_queries
 
 TOP_K = 10
-LATENCY_QUERIES = 100
+LATENCY_QUERIES = 60
 ONE_REPOSITORY = "fastapi"
 MONOREPO = "corpus"
 
@@ -244,8 +244,10 @@ def write_and_search(run: Run, stores: list[tuple[str, str, Callable[[], None]]]
                 files = db.execute("SELECT count(*) FROM ragls_files").fetchone()[0]
             run.wrote(step, "postgresql, 50 repositories", 2, files, done[len(stores):],
                       database_bytes(two) - base_two)
+        print_tables([run.writing])  # as it goes: a long run on a busy machine may not reach the end
         scope = "whole corpus" if step.startswith("2") else "whole corpus, half"
         search_whole(run, stores, live, texts, scope)
+        print_tables([run.latency])
         for store, _, _ in stores:
             files, seconds, stored, _ = run.growth[store][-1]
             run.growth[store][-1] = (files, seconds, stored, run.p95[f"{store}, {scope}"])
