@@ -18,7 +18,7 @@ import pytest
 from psycopg.conninfo import make_conninfo
 from ragls_testing import PY, consistent_rows, open_index, use_store, write_tree
 
-from ragls.indexer.pgstore import PgStore, SchemaMismatch, StoreUnavailable, on_this_machine
+from ragls.indexer.pgstore import TOTALS_KEY, PgStore, SchemaMismatch, StoreUnavailable, on_this_machine
 
 MINIREPO = Path(__file__).parent / "fixtures" / "minirepo"
 QUERIES = [
@@ -272,3 +272,38 @@ def test_two_writers_of_the_same_repository_take_turns(tmp_path: Path, pg_dsn: s
     assert count(pg_dsn, "SELECT count(*) FROM ragls_files") == 80
     assert count(pg_dsn, "SELECT count(DISTINCT path) FROM ragls_files") == 80
     check_rows(pg_dsn)
+
+
+def test_bm25_totals_follow_every_write_and_a_store_without_them_ranks_the_same(
+    tmp_path: Path, pg_dsn: str
+) -> None:
+    """The chunk count and total length a search reads (TOTALS_KEY) stay equal to the rows through
+    added, changed and deleted files; a repository written without them is counted at search time,
+    with the same ranking."""
+    root = use_store(write_tree(tmp_path, {f"m{i}.py": PY.format(name=f"fn_{i}") * (i % 3 + 1)
+                                           for i in range(12)}), pg_dsn, "ws")
+
+    def totals() -> tuple[str, str]:
+        with psycopg.connect(pg_dsn) as db:
+            return db.execute(
+                "SELECT (SELECT value FROM ragls_meta WHERE key = %s),"
+                " (SELECT count(*) || ' ' || sum(terms) FROM ragls_chunks)", (TOTALS_KEY,)
+            ).fetchone()
+
+    with open_index(root) as index:
+        index.update()
+        kept, counted = totals()
+        assert kept == counted and kept.startswith(str(index.store.chunk_count()) + " ")
+        (root / "m1.py").write_text(PY.format(name="changed_fn") * 4)
+        (root / "m2.py").unlink()
+        (root / "new.py").write_text(PY.format(name="added_fn"))
+        index.update()
+        kept, counted = totals()
+        assert kept == counted
+        ranked = index.store.keyword_search('"fn" OR "changed"', 20)
+        with psycopg.connect(pg_dsn, autocommit=True) as db:
+            db.execute("DELETE FROM ragls_meta WHERE key = %s", (TOTALS_KEY,))  # as an older ragls left it
+        assert index.store.keyword_search('"fn" OR "changed"', 20) == ranked
+        (root / "m3.py").write_text(PY.format(name="again_fn"))
+        index.update()  # the first write counts them again
+        assert totals()[0] == totals()[1]
