@@ -159,6 +159,11 @@ FROM hits h JOIN df USING (phrase) JOIN ragls_chunks c ON c.id = h.chunk_id CROS
 GROUP BY h.chunk_id ORDER BY score DESC, h.chunk_id LIMIT %(limit)s
 """
 
+# Longer tokens (an inlined base64 blob, a minified bundle's run of letters) get no posting: a
+# btree index entry holds at most 2,704 bytes, and one such token failed the whole transaction (the
+# scale benchmark's writer died on one). They still count in the chunk's length, as in FTS5; no
+# query types one.
+MAX_TERM = 512
 _QUOTED = re.compile(r'"((?:[^"]|"")*)"')
 _TOKEN = re.compile(r"[a-z0-9]+")
 _STEMMER = snowballstemmer.stemmer("porter")
@@ -192,7 +197,8 @@ def keyword_terms(chunk: Chunk) -> tuple[Counter[str], int]:
         found = tokens(column)
         length += len(found)
         for token in found:
-            freq[token] += weight
+            if len(token) <= MAX_TERM:
+                freq[token] += weight
     return freq, length
 
 

@@ -18,7 +18,14 @@ import pytest
 from psycopg.conninfo import make_conninfo
 from ragls_testing import PY, consistent_rows, open_index, use_store, write_tree
 
-from ragls.indexer.pgstore import TOTALS_KEY, PgStore, SchemaMismatch, StoreUnavailable, on_this_machine
+from ragls.indexer.pgstore import (
+    MAX_TERM,
+    TOTALS_KEY,
+    PgStore,
+    SchemaMismatch,
+    StoreUnavailable,
+    on_this_machine,
+)
 
 MINIREPO = Path(__file__).parent / "fixtures" / "minirepo"
 QUERIES = [
@@ -307,3 +314,17 @@ def test_bm25_totals_follow_every_write_and_a_store_without_them_ranks_the_same(
         (root / "m3.py").write_text(PY.format(name="again_fn"))
         index.update()  # the first write counts them again
         assert totals()[0] == totals()[1]
+
+
+def test_a_token_too_long_for_an_index_entry_is_left_out(tmp_path: Path, pg_dsn: str) -> None:
+    """A 3,000-character run of letters and digits (an inlined blob) once failed the whole write."""
+    blob = "".join(f"{i:x}q" for i in range(1000))[:3000]
+    padding = "".join(PY.format(name=f"helper_{i}") for i in range(8))  # no minified-looking file
+    root = use_store(write_tree(tmp_path, {"blob.py": f"{padding}def holds_blob():\n    return '{blob}'\n",
+                                           "other.py": PY.format(name="other_fn")}), pg_dsn, "ws")
+    with open_index(root) as index:
+        stats = index.update()
+        assert (stats.added, stats.problems) == (2, [])
+        assert index.search("holds_blob", top_k=1, mode="bm25")[0].path == "blob.py"
+        assert index.search("other_fn", top_k=1, mode="bm25")[0].path == "other.py"
+    assert count(pg_dsn, "SELECT max(length(term)) FROM ragls_terms") <= MAX_TERM
