@@ -19,6 +19,7 @@ import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 from benchmarks import ours
 from benchmarks.corpora import QUALITY_CORPORA, QualityCorpus, fetch
@@ -46,13 +47,19 @@ def postgres() -> Iterator[str]:
 
 def open_index(corpus: QualityCorpus, store: str):
     """A cold index of ``corpus`` in ``store`` ('embedded' or a DSN), static tier only."""
-    from ragls.indexer.engine import Index
-
     root = fetch(corpus.package, print) / corpus.benchmark_root
     ours.wipe(root, "store-bench")
+    return open_store_index(root, store, corpus.name)
+
+
+def open_store_index(root: Path, store: str, repository: str):
+    """The index of ``root`` in ``store`` ('embedded' or a DSN) as ``repository`` (branch main),
+    keyword layer and static tier only, the user's settings masked."""
+    from ragls.indexer.engine import Index
+
     cfg = ours._config(root, embeddings=True)
     index_cfg = dataclasses.replace(
-        cfg.index, contextual="off", store=store, repository=corpus.name, branch="main"
+        cfg.index, contextual="off", store=store, repository=repository, branch="main"
     )
     return Index.open(root, dataclasses.replace(cfg, index=index_cfg))
 
@@ -74,25 +81,31 @@ def measure(corpus: QualityCorpus, store: str) -> dict:
         keyword_seconds = time.perf_counter() - started
         index.embed_pending()
         index_seconds = time.perf_counter() - started
-        chunks = [Hit(corpus.annotation_path(r.path, False), r.start_line, r.end_line)
-                  for r in index.store.chunks_of_files(list(index.store.files()))]
         result = {
             "files": stats.files, "keyword s": keyword_seconds, "index s": index_seconds,
             "MB": (stored_bytes(index) - before) / 1e6,
         }
-        index.search(queries[0].text, TOP_K)  # warm: the models loaded, the connection open
-        for system, (mode, tiers) in SYSTEMS.items():
-            scores, latencies = [], []
-            for q in queries:
-                begun = time.perf_counter()
-                rows = index.search(q.text, TOP_K, mode=mode, tiers=tiers)
-                latencies.append(time.perf_counter() - begun)
-                hits = [Hit(corpus.annotation_path(r.path, False), r.start_line, r.end_line) for r in rows]
-                scores.append(score_query(hits, q.targets, covered(chunks, q.targets), TOP_K).ndcg)
-            result[system] = (mean(scores), percentile(latencies, 0.5), percentile(latencies, 0.95))
-        return result
+        return result | score_systems(index, corpus, queries)
     finally:
         index.close()
+
+
+def score_systems(index, corpus: QualityCorpus, queries: list) -> dict[str, tuple[float, float, float]]:
+    """Per system: NDCG@10 over ``queries`` and the search call's p50 / p95 in seconds (warm)."""
+    chunks = [Hit(corpus.annotation_path(r.path, False), r.start_line, r.end_line)
+              for r in index.store.chunks_of_files(list(index.store.files()))]
+    index.search(queries[0].text, TOP_K)  # warm: the models loaded, the connection open
+    result = {}
+    for system, (mode, tiers) in SYSTEMS.items():
+        scores, latencies = [], []
+        for q in queries:
+            begun = time.perf_counter()
+            rows = index.search(q.text, TOP_K, mode=mode, tiers=tiers)
+            latencies.append(time.perf_counter() - begun)
+            hits = [Hit(corpus.annotation_path(r.path, False), r.start_line, r.end_line) for r in rows]
+            scores.append(score_query(hits, q.targets, covered(chunks, q.targets), TOP_K).ndcg)
+        result[system] = (mean(scores), percentile(latencies, 0.5), percentile(latencies, 0.95))
+    return result
 
 
 def main() -> None:

@@ -231,14 +231,14 @@ SPEED_EXTENSIONS = (
 MAX_SPEED_FILE_BYTES = 256 * 1024  # well under the engine's limit, so it skips none for size
 
 
-def _candidates(project: Path) -> list[Path]:
+def _candidates(project: Path, extensions: tuple[str, ...] = SPEED_EXTENSIONS) -> list[Path]:
     out = []
     for path in project.rglob("*"):
         rel = path.relative_to(project).as_posix()
         if (
             path.is_file()
             and not path.is_symlink()
-            and path.name.endswith(SPEED_EXTENSIONS)
+            and path.name.endswith(extensions)
             and not path.name.endswith((".min.js", ".min.css"))
             and ".egg-info/" not in rel
             and path.stat().st_size <= MAX_SPEED_FILE_BYTES
@@ -281,3 +281,58 @@ def speed_repo(n_files: int, log: Log = print) -> Path:
             shutil.copyfile(path, target)
     manifest.write_text(json.dumps({"packages": spec, "files": len(chosen), "pool": len(pool)}, indent=1))
     return repo
+
+
+# --- the scale corpus: ~31,500 files of 50 repositories in 14 programming languages -----------
+
+# Big packages that make up the bulk (Go's standard library alone is ~10,000 files), beside
+# semble's three repositories (indexed whole at their benchmark roots, as bench_store does, so
+# their NDCG compares) and the dev set's packages. SQLAlchemy is left out: pip downloads its sdist
+# only after building Cython from source for its metadata (minutes of CPU).
+SCALE_PACKAGES = (
+    *(p for p in SPEED_PACKAGES if p.name not in {"aiohttp", "fastapi", "express", "sqlalchemy"}),
+    Package("debian", "golang-1.19-src", "1.19.8-2"),
+    Package("debian", "ruby-activesupport", "2:6.1.7.10+dfsg-1~deb12u4"),
+    Package("debian", "ruby-activerecord", "2:6.1.7.10+dfsg-1~deb12u4"),
+    Package("debian", "libeigen3-dev", "3.4.0-4"),
+    Package("npm", "three", "0.187.0"),
+)
+SCALE_EXTENSIONS = (
+    *SPEED_EXTENSIONS, ".go", ".rs", ".rb", ".php", ".lua", ".java", ".cs", ".cc", ".cpp", ".hpp", ".kt",
+    ".swift", ".jsx", ".mts", ".cts",
+)
+
+
+def _link(source: Path, target: Path) -> None:
+    target.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        os.link(source, target)  # the cache's own files: no copy needed on one file system
+    except OSError:
+        shutil.copyfile(source, target)
+
+
+def scale_corpus(extra: list[Package], log: Log = print) -> dict[str, Path]:
+    """The scale corpus (cached): one folder per repository under one root, by repository name.
+    ``extra`` are more packages taken whole (the dev set's, passed in by the benchmark)."""
+    root = cache_dir() / "scale" / "corpus"
+    manifest = root.parent / "corpus.json"
+    quality = {c.name: c for c in QUALITY_CORPORA}
+    bulk = {p.label: p for p in (*extra, *SCALE_PACKAGES)}
+    spec = sorted([*quality, *bulk])
+    if root.is_dir() and manifest.is_file() and json.loads(manifest.read_text())["repositories"] == spec:
+        return {name: root / name for name in spec}
+    if root.exists():
+        shutil.rmtree(root)
+    with _atomic_dir(root) as tmp:
+        for name, corpus in quality.items():
+            top = fetch(corpus.package, log) / corpus.benchmark_root
+            for path in sorted(p for p in top.rglob("*") if p.is_file() and not p.is_symlink()):
+                _link(path, tmp / name / path.relative_to(top))
+        for name, pkg in bulk.items():
+            project = fetch(pkg, log)
+            for path in _candidates(project, SCALE_EXTENSIONS):
+                _link(path, tmp / name / path.relative_to(project))
+    files = sum(1 for p in root.rglob("*") if p.is_file())
+    log(f"built the scale corpus: {len(spec)} repositories, {files} files")
+    manifest.write_text(json.dumps({"repositories": spec, "files": files}, indent=1))
+    return {name: root / name for name in spec}

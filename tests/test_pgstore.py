@@ -18,7 +18,14 @@ import pytest
 from psycopg.conninfo import make_conninfo
 from ragls_testing import PY, consistent_rows, open_index, use_store, write_tree
 
-from ragls.indexer.pgstore import PgStore, SchemaMismatch, StoreUnavailable, on_this_machine
+from ragls.indexer.pgstore import (
+    MAX_TERM,
+    TOTALS_KEY,
+    PgStore,
+    SchemaMismatch,
+    StoreUnavailable,
+    on_this_machine,
+)
 
 MINIREPO = Path(__file__).parent / "fixtures" / "minirepo"
 QUERIES = [
@@ -92,7 +99,7 @@ def test_schema_version_mismatch_is_refused_and_nothing_written(tmp_path: Path, 
         db.execute("UPDATE ragls_schema SET version = '0'")
         before = db.execute("SELECT count(*), max(mtime_ns) FROM ragls_files").fetchone()
     (root / "b.py").write_text(PY.format(name="beta"))
-    with pytest.raises(SchemaMismatch, match=r"schema is version '0', this ragls needs '1'"):
+    with pytest.raises(SchemaMismatch, match=r"schema is version '0', this ragls needs '2'"):
         open_index(root)
     with psycopg.connect(pg_dsn) as db:
         assert db.execute("SELECT count(*), max(mtime_ns) FROM ragls_files").fetchone() == before
@@ -272,3 +279,45 @@ def test_two_writers_of_the_same_repository_take_turns(tmp_path: Path, pg_dsn: s
     assert count(pg_dsn, "SELECT count(*) FROM ragls_files") == 80
     assert count(pg_dsn, "SELECT count(DISTINCT path) FROM ragls_files") == 80
     check_rows(pg_dsn)
+
+
+def test_bm25_totals_and_posting_lengths_follow_every_write(tmp_path: Path, pg_dsn: str) -> None:
+    """The chunk count and total length a search reads (TOTALS_KEY), and each posting's chunk
+    length, stay equal to the rows through added, changed and deleted files."""
+    root = use_store(write_tree(tmp_path, {f"m{i}.py": PY.format(name=f"fn_{i}") * (i % 3 + 1)
+                                           for i in range(12)}), pg_dsn, "ws")
+
+    def totals() -> tuple[str, str]:
+        with psycopg.connect(pg_dsn) as db:
+            stale = "SELECT count(*) FROM ragls_terms t JOIN ragls_chunks c ON c.id = t.chunk_id"
+            assert db.execute(stale + " WHERE t.length <> c.terms").fetchone()[0] == 0
+            return db.execute(
+                "SELECT (SELECT value FROM ragls_meta WHERE key = %s),"
+                " (SELECT count(*) || ' ' || sum(terms) FROM ragls_chunks)", (TOTALS_KEY,)
+            ).fetchone()
+
+    with open_index(root) as index:
+        index.update()
+        kept, counted = totals()
+        assert kept == counted and kept.startswith(str(index.store.chunk_count()) + " ")
+        (root / "m1.py").write_text(PY.format(name="changed_fn") * 4)
+        (root / "m2.py").unlink()
+        (root / "new.py").write_text(PY.format(name="added_fn"))
+        index.update()
+        kept, counted = totals()
+        assert kept == counted
+        assert index.search("changed_fn", top_k=1, mode="bm25")[0].path == "m1.py"
+
+
+def test_a_token_too_long_for_an_index_entry_is_left_out(tmp_path: Path, pg_dsn: str) -> None:
+    """A 3,000-character run of letters and digits (an inlined blob) once failed the whole write."""
+    blob = "".join(f"{i:x}q" for i in range(1000))[:3000]
+    padding = "".join(PY.format(name=f"helper_{i}") for i in range(8))  # no minified-looking file
+    root = use_store(write_tree(tmp_path, {"blob.py": f"{padding}def holds_blob():\n    return '{blob}'\n",
+                                           "other.py": PY.format(name="other_fn")}), pg_dsn, "ws")
+    with open_index(root) as index:
+        stats = index.update()
+        assert (stats.added, stats.problems) == (2, [])
+        assert index.search("holds_blob", top_k=1, mode="bm25")[0].path == "blob.py"
+        assert index.search("other_fn", top_k=1, mode="bm25")[0].path == "other.py"
+    assert count(pg_dsn, "SELECT max(length(term)) FROM ragls_terms") <= MAX_TERM
