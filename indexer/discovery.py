@@ -229,7 +229,7 @@ class Rules:
         if self.generated.match_file(rel):
             return "generated"
         path = self.root / rel
-        target = real(path)  # resolved once: everything below asks the target
+        target = path if linked is False else real(path)  # resolved once: the checks ask the target
         if linked is None:
             linked = path.is_symlink() or target != path  # a loop resolves to itself
         if linked:
