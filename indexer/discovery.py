@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import errno
 import os
+import stat
 import subprocess
 from collections import deque
 from collections.abc import Iterable, Iterator
@@ -228,11 +229,11 @@ class Rules:
         if self.generated.match_file(rel):
             return "generated"
         path = self.root / rel
+        target = path if linked is False else real(path)  # resolved once: the checks ask the target
         if linked is None:
-            linked = path.is_symlink() or real(path) != path  # a loop resolves to itself
+            linked = path.is_symlink() or target != path  # a loop resolves to itself
         if linked:
-            target = real(path)
-            problem = self.link_problem(path)
+            problem = self.link_problem(target)
             if problem:
                 return problem
             if target.is_dir():
@@ -244,17 +245,17 @@ class Rules:
                 return "generated"
         return sniff(path, self.max_file_bytes)
 
-    def link_problem(self, path: Path) -> str | None:
-        """Why a path that goes through a symlink is not followed, or None."""
+    def link_problem(self, target: Path) -> str | None:
+        """Why a path that goes through a symlink and resolves to ``target`` (:func:`real`) is not
+        followed, or None. A loop or a missing link leaves the resolved path unresolved there, so
+        one ``stat`` of it tells them apart."""
         try:
-            target = path.resolve(strict=True)
-        except RuntimeError:  # Python before 3.13 reports a loop this way
-            return LINK_LOOP
+            mode = os.stat(target).st_mode
         except OSError as exc:
             return LINK_LOOP if exc.errno == errno.ELOOP else LINK_DANGLING
         if not target.is_relative_to(self.top):
             return LINK_LEAVES
-        if not (target.is_file() or target.is_dir()):
+        if not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
             return LINK_SPECIAL
         return None
 
@@ -310,8 +311,8 @@ def expand_links(rules: Rules, rels: Iterable[str]) -> tuple[list[str], set[str]
         if not (is_link and path.is_dir()):
             out.append(rel)
             continue
-        problem = rules.link_problem(path)
         target = real(path)
+        problem = rules.link_problem(target)
         if problem is None and real(path.parent).is_relative_to(target):
             problem = LINK_LOOP
         if problem is None and target in walked:

@@ -26,32 +26,46 @@ Mode = Literal["hybrid", "bm25", "dense"]
 
 CANDIDATES = 200  # per signal, before fusion
 RRF_K = 10  # small: the top of each ranking should dominate (k=60 flattened it too much)
-WEIGHTS = {"bm25": 1.0, "symbol": 1.0, "path": 0.6}
-# Query-type routing: a query that is nothing but names (``Thor::Group``, ``parse_args``) is
-# answered by the symbol table; in a question, an identifier-looking word is only a hint.
-NAME_QUERY_WEIGHTS = WEIGHTS | {"symbol": 3.0}
-# Dense tiers: each tier's ranking is its own signal (two models' scores are never compared).
-# The static tier at full weight pulled hybrid NDCG@10 on semble's repos down (0.883 at 1.0, 0.902
-# at 0.3, mean over repos): its ranking is noisier than BM25's, so it only nudges.
-TIER_WEIGHTS = {"static": 0.3, "contextual": 1.0}
+# Fusion weights by query type (:func:`query_type`). Chunk signals: bm25, symbol, and one per dense
+# tier (each tier's ranking is its own signal: two models' scores are never compared). File
+# signals: path, and the file-level ones below ("file static", "file keyword").
+# - The static tier at full weight pulled hybrid NDCG@10 on semble's repos down (0.883 at 1.0,
+#   0.902 at 0.3, mean over repos): its ranking is noisier than BM25's, so it only nudges.
+# - A query that is nothing but names (``Thor::Group``, ``parse_args``) is answered by the symbol
+#   table (3); in a question or a description, a name it mentions is a hint (0.5), not the
+#   answer: a definition's documentation names its neighbours, a commit message the helpers it
+#   touched. Symbol 1.0 -> 0.5, tune half: architecture 0.917 -> 0.925 (semble's three 0.914 ->
+#   0.919, questions only), docstring 0.426 -> 0.443, history 0.689 -> 0.694, semantic 0.882 and
+#   semble's semantic 0.842 unchanged (0.25 and 0 scored the same within 0.002; 0.75 half as much).
+PROSE_WEIGHTS = {
+    "bm25": 1.0, "symbol": 0.5, "static": 0.3, "contextual": 1.0, "path": 0.6, "file static": 0.3,
+    "file keyword": 0.0,
+}  # fmt: skip
+# Other weights tried per type on the tune half, none better on both tuning sets: for questions
+# static 0.15/0.5, file static 0/0.6, file keyword 0.6, path 0.3/0.9, bm25 0.7; for descriptions
+# static 0.15/0.5, file static 0.15/0.5, file keyword 0.15, path 0.3/0.9.
+QUERY_WEIGHTS = {
+    "name": PROSE_WEIGHTS | {"symbol": 3.0, "file static": 0.0},
+    "question": PROSE_WEIGHTS | {"file keyword": 0.3},
+    "prose": PROSE_WEIGHTS,
+}
 EVIDENCE = 0.25  # share of a file's next three chunk scores added to its best one
-# File-level dense signal for questions: candidate files ranked by the cosine of the query with the
-# mean of all their chunks' static vectors (the file as a whole, as an architecture or semantic
+# "file static", for every query but names: candidate files ranked by the cosine of the query with
+# the mean of all their chunks' static vectors (the file as a whole, as an architecture or semantic
 # question means it), fused by rank like the path signal. Tune half, with FURTHER_OWN below:
 # semantic 0.866 -> 0.882, history 0.688 -> 0.690, docstring 0.424 -> 0.427; semble's three
 # 0.918 -> 0.923 (0.2: semble's three 0.919; 0.4 and 0.8 lost docstring queries).
-FILE_DENSE = {"static": 0.3}
+FILE_TIERS = ("static",)
 # It ranks the files of the best chunks only, as it reads every vector of every file it ranks.
 FILE_POOL = 40
-# A question that asks how something works or where it lives ("how does a request travel through
-# the middleware", "where is the retry policy configured") wants the file that implements the
-# concept, which tends to match it in many chunks, not one: for such a question the candidate
-# files also rank by the sum of their chunks' reciprocal BM25 ranks (semble's file coherence, as
-# one more signal rather than the file score). Tune half, architecture 0.904 -> 0.917, no other
-# category moved; for every query (not only these questions) semantic fell 0.882 -> 0.859 and
-# docstring 0.427 -> 0.406; at 0.6, semble's three fell 0.923 -> 0.919.
+# "file keyword": a question that asks how something works or where it lives ("how does a request
+# travel through the middleware", "where is the retry policy configured") wants the file that
+# implements the concept, which tends to match it in many chunks, not one: for such a question the
+# candidate files also rank by the sum of their chunks' reciprocal BM25 ranks (semble's file
+# coherence, as one more signal rather than the file score). Tune half, architecture 0.904 ->
+# 0.917, no other category moved; for every query (not only these questions) semantic fell 0.882
+# -> 0.859 and docstring 0.427 -> 0.406; at 0.6, semble's three fell 0.923 -> 0.919.
 QUESTION = re.compile(r"(?i)\s*(how|where|what|which|why|when)\b")
-FILE_KEYWORD = 0.3
 # A file's second and later chunks rank at this share of their file's score (times how close each
 # comes to the file's best chunk), among the other files' best chunks: a question whose answer is
 # one definition of a long file wants that definition even when another chunk of the file matched
@@ -255,8 +269,8 @@ def path_ranking(index: Index, query: str, files: list[str]) -> list[str]:
 def file_dense_rankings(
     index: Index, query: str, paths: Iterable[str], tiers: Iterable[str] | None
 ) -> dict[str, list[str]]:
-    """Per dense tier of :data:`FILE_DENSE` in use, ``paths`` by how well each whole file matches."""
-    wanted = [t for t in index.enabled_tiers() if t.name in FILE_DENSE and (tiers is None or t.name in tiers)]
+    """Per dense tier of :data:`FILE_TIERS` in use, ``paths`` by how well each whole file matches."""
+    wanted = [t for t in index.enabled_tiers() if t.name in FILE_TIERS and (tiers is None or t.name in tiers)]
     if not any(t.vectors.size for t in wanted):
         return {}
     files: dict[str, list[int]] = defaultdict(list)
@@ -284,6 +298,13 @@ def file_keyword_ranking(ranked: list[int], rows: dict) -> list[str]:
     return sorted(total, key=lambda path: -total[path])
 
 
+def query_type(query: str) -> str:
+    """'name' (nothing but identifiers), 'question' (how/where/what/which/why/when ...) or 'prose'."""
+    if is_name_query(query):
+        return "name"
+    return "question" if QUESTION.match(query) else "prose"
+
+
 def search(
     index: Index, query: str, top_k: int, mode: Mode = "hybrid", tiers: Iterable[str] | None = None
 ) -> list[SearchResult]:
@@ -300,30 +321,31 @@ def search(
             **dense_rankings(index, query, tiers),
             "symbol": symbol_ranking(index, query),
         }
-    name_query = is_name_query(query)
-    weights = (NAME_QUERY_WEIGHTS if name_query else WEIGHTS) | TIER_WEIGHTS
+    kind = query_type(query)
+    weights = QUERY_WEIGHTS[kind]
     chunk_scores: dict[int, float] = defaultdict(float)
     for signal, ranked in rankings.items():
         for rank, chunk_id in enumerate(ranked):
             chunk_scores[chunk_id] += weights[signal] / (RRF_K + rank + 1)
     rows = index.store.chunk_rows(chunk_scores)
-    path_bonus: dict[str, float] = {}
+    path_bonus: dict[str, float] = defaultdict(float)
+
+    def fuse(signal: str, ranked_files: list[str]) -> None:
+        for rank, path in enumerate(ranked_files):
+            path_bonus[path] += weights[signal] / (RRF_K + rank + 1)
+
     if mode == "hybrid":
-        files = sorted({row.path for row in rows.values()})
-        for rank, path in enumerate(path_ranking(index, query, files)):
-            path_bonus[path] = WEIGHTS["path"] / (RRF_K + rank + 1)
-        if not name_query:
+        fuse("path", path_ranking(index, query, sorted({row.path for row in rows.values()})))
+        if weights["file static"]:
             pool = _best_files(rows, chunk_scores, FILE_POOL)
             for tier, ranked_files in file_dense_rankings(index, query, pool, tiers).items():
-                for rank, path in enumerate(ranked_files):
-                    path_bonus[path] = path_bonus.get(path, 0.0) + FILE_DENSE[tier] / (RRF_K + rank + 1)
-        if QUESTION.match(query):
-            for rank, path in enumerate(file_keyword_ranking(rankings["bm25"], rows)):
-                path_bonus[path] = path_bonus.get(path, 0.0) + FILE_KEYWORD / (RRF_K + rank + 1)
+                fuse(f"file {tier}", ranked_files)
+        if weights["file keyword"]:
+            fuse("file keyword", file_keyword_ranking(rankings["bm25"], rows))
     # A question about tests or docs wants those folders as much as the code.
     secondary = 1.0 if SECONDARY_PATH.search("/".join(query_terms(query)) + "/") else SECONDARY_PENALTY
     # A name is answered by the definition the symbol table found, wherever it lives.
-    return _by_file(rows, chunk_scores, path_bonus, top_k, secondary, bodies_lead=not name_query)
+    return _by_file(rows, chunk_scores, path_bonus, top_k, secondary, bodies_lead=kind != "name")
 
 
 def _companion_key(path: str) -> str:

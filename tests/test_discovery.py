@@ -1,5 +1,6 @@
 import os
 import socket
+import stat
 import subprocess
 from pathlib import Path
 
@@ -240,3 +241,48 @@ def test_a_workspace_takes_scratch_patterns_back_with_a_negation(tmp_path: Path)
     found = discover(Rules(root, 1000, exclude=["!keep.rej"]))
     assert found.files == [".raglsignore", "a.py", "keep.rej", "patch.orig"]
     assert [(s.path, s.reason) for s in found.skipped] == [("a.py~", SCRATCH_REASON)]
+
+
+def test_links_to_devices_are_not_opened(tmp_path: Path) -> None:
+    """A link to a device outside the repository leaves it; one to a device inside it is refused
+    as a device (neither is opened: reading /dev/zero would never end)."""
+    root = write_tree(tmp_path, {"a.py": "x\n"})
+    os.symlink("/dev/zero", root / "zero.py")
+    os.symlink("/dev/null", root / "null.py")
+    inside = {"zero.py": LINK_LEAVES, "null.py": LINK_LEAVES}
+    if os.geteuid() == 0:  # only root may make a device node; /dev's own are outside any repository
+        os.mknod(root / "null", 0o600 | stat.S_IFCHR, os.makedev(1, 3))
+        os.symlink("null", root / "local_null.py")
+        inside["local_null.py"] = LINK_SPECIAL
+    found = discover(Rules(root, 1000))
+    assert found.files == ["a.py"]
+    assert {s.path: s.reason for s in found.skipped} == inside
+
+
+def test_a_tree_made_only_of_links(tmp_path: Path) -> None:
+    """Every entry of the indexed folder is a link (to files, to a folder, to another link) into a
+    sibling folder of the repository: each real file is indexed once, under the path the user sees
+    there, and nothing else is. Outside git the indexed folder is the repository, so they leave it."""
+    repo = tmp_path / "repo"
+    write_tree(repo, {"real/a.py": "a\n", "real/b.py": "b\n", "real/pkg/c.py": "c\n", "real/pkg/d.py": "d\n"})
+    view = repo / "view"
+    view.mkdir()
+    os.symlink("../real/a.py", view / "a.py")
+    os.symlink("a.py", view / "again.py")  # a link to a link to a.py
+    os.symlink("../real/b.py", view / "b.py")
+    os.symlink("../real/pkg", view / "pkg")  # a folder link
+    os.symlink("pkg", view / "pkg2")  # a link to that folder link
+    os.symlink("pkg/c.py", view / "c.py")  # a file reached through the folder link too
+    alone = discover(Rules(view, 1000))
+    assert alone.files == []
+    assert {s.path: s.reason for s in alone.skipped} == dict.fromkeys(
+        ["a.py", "again.py", "b.py", "c.py", "pkg", "pkg2"], LINK_LEAVES
+    )
+    subprocess.run(["git", "init", "-q", str(repo)], check=True)
+    found = discover(Rules(view, 1000))
+    assert found.files == ["a.py", "b.py", "c.py", "pkg/d.py"]
+    assert {s.path: s.reason for s in found.skipped} == {
+        "again.py": "same file as a.py (indexed there)",
+        "pkg/c.py": "same file as c.py (indexed there)",
+        "pkg2": "same folder as pkg (indexed there)",
+    }

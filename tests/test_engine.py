@@ -293,3 +293,26 @@ def test_status_counts_the_links_not_followed(tmp_path: Path) -> None:
         (root / "dangling.py").unlink()
         index.update_paths([root / "dangling.py"])  # what the watcher does when one goes away
         assert index.status()["symlinks_not_followed"] == {LINK_LEAVES: 2}
+
+
+def test_a_folder_made_only_of_links_is_indexed_under_its_own_paths(tmp_path: Path) -> None:
+    """Indexed on its own, a folder whose every entry links into a sibling folder of the git
+    repository (a Swift package's Sources/) holds every linked file once, found by search under
+    the path the user opened."""
+    repo = tmp_path / "repo"
+    names = ["alpha", "beta", "gamma"]
+    write_tree(repo, {f"shared/{n}.py": PY.format(name=n) for n in names})
+    view = repo / "view"
+    view.mkdir()
+    for n in names:
+        os.symlink(f"../shared/{n}.py", view / f"{n}.py")
+    os.symlink("alpha.py", view / "other.py")  # the first link path by name keeps the file
+    subprocess.run(["git", "init", "-q", str(repo)], check=True)
+    with open_index(view) as index:
+        stats = index.update()
+        assert sorted(index.store.files()) == [f"{n}.py" for n in names]
+        duplicate = "same file as alpha.py (indexed there)"
+        assert [(s.path, s.reason) for s in stats.skipped] == [("other.py", duplicate)]
+        for n in names:
+            assert index.search(n, top_k=1)[0].path == f"{n}.py"
+        assert index.status()["symlinks_not_followed"] == {}

@@ -9,7 +9,14 @@ import pytest
 from ragls_testing import open_index, write_tree
 
 from ragls.indexer.engine import Index
-from ragls.indexer.search import QUESTION, _by_file, companions, file_keyword_ranking
+from ragls.indexer.search import (
+    QUERY_WEIGHTS,
+    QUESTION,
+    _by_file,
+    companions,
+    file_keyword_ranking,
+    query_type,
+)
 
 # A C library whose public header documents each function in words that match a question, while
 # the source file holds the bodies (and says less about them).
@@ -183,3 +190,24 @@ def test_a_how_question_also_ranks_files_by_all_their_keyword_matches() -> None:
     assert QUESTION.match("How does a request travel through the middleware?")
     assert QUESTION.match("where is the retry policy configured")
     assert not QUESTION.match("however the request is sent") and not QUESTION.match("parse_args")
+
+
+@pytest.mark.parametrize(
+    ("query", "kind"),
+    [
+        ("Thor::Options#parse", "name"),
+        ("parse_args FlagSet.Parse", "name"),
+        ("How does a request travel through the middleware?", "question"),
+        ("where is the retry policy configured", "question"),
+        ("retry a failed request with exponential backoff", "prose"),
+        ("Return an iterator adaptor that merges two sorted iterators", "prose"),
+        ("however the request is sent, parse_args runs first", "prose"),
+    ],
+)
+def test_each_query_is_fused_with_the_weights_of_its_type(query: str, kind: str) -> None:
+    """A name is answered by the symbol table; in a question or a description a name it mentions
+    weighs less than the words around it, and only a question ranks files by keyword coherence."""
+    assert query_type(query) == kind
+    weights = QUERY_WEIGHTS[kind]
+    assert weights["symbol"] > weights["bm25"] if kind == "name" else weights["symbol"] < weights["bm25"]
+    assert (weights["file keyword"] > 0) == (kind == "question")
