@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from collections import defaultdict
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from os.path import commonprefix
 from typing import TYPE_CHECKING, Literal
 
@@ -101,16 +101,31 @@ class SearchResult:
     end_line: int
     score: float
     symbol: str
-    chunk_id: int
+    chunk_id: int  # in the store it came from
+    repository: str = ""  # a shared index's repository; "" = the workspace's own index
+    text: str = ""  # a shared result's chunk text, read with it (no local copy to read it from)
 
     def as_json(self) -> dict:
-        return {
+        shown = {
             "path": self.path,
             "start_line": self.start_line,
             "end_line": self.end_line,
             "score": round(self.score, 6),
             "symbol": self.symbol,
         }
+        return shown | {"repository": self.repository} if self.repository else shown
+
+
+def fuse(rankings: list[list[SearchResult]], top_k: int) -> list[SearchResult]:
+    """Result lists of separate indexes (the workspace's, each shared repository's) as one, by
+    reciprocal rank as the signals within an index are fused: their scores are not comparable."""
+    scored = [
+        (1.0 / (RRF_K + rank + 1), n, result)
+        for n, ranking in enumerate(rankings)
+        for rank, result in enumerate(ranking)
+    ]
+    scored.sort(key=lambda item: (-item[0], item[1]))  # at equal rank, the earlier list first
+    return [replace(result, score=score) for score, _, result in scored[:top_k]]
 
 
 def fts_query(terms: list[str]) -> str:
@@ -253,16 +268,17 @@ def path_ranking(index: Index, query: str, files: list[str]) -> list[str]:
 
 
 def file_dense_rankings(
-    index: Index, query: str, paths: Iterable[str], tiers: Iterable[str] | None
+    index: Index, query: str, paths: Iterable[str], ranked: dict[str, list[int]]
 ) -> dict[str, list[str]]:
-    """Per dense tier of :data:`FILE_DENSE` in use, ``paths`` by how well each whole file matches."""
-    wanted = [t for t in index.enabled_tiers() if t.name in FILE_DENSE and (tiers is None or t.name in tiers)]
-    if not any(t.vectors.size for t in wanted):
+    """Per dense tier of :data:`FILE_DENSE` that ranked chunks (it has vectors of its model),
+    ``paths`` by how well each whole file matches."""
+    wanted = [t for t in index.enabled_tiers() if t.name in FILE_DENSE and ranked.get(t.name)]
+    if not wanted:
         return {}
     files: dict[str, list[int]] = defaultdict(list)
     for row in index.store.chunks_of_files(sorted(paths)):
         files[row.path].append(row.id)
-    return {t.name: t.file_ranking(query, index.store, files) for t in wanted if t.vectors.size}
+    return {t.name: t.file_ranking(query, index.store, files) for t in wanted}
 
 
 def _best_files(rows: dict, chunk_scores: dict[int, float], count: int) -> list[str]:
@@ -314,7 +330,7 @@ def search(
             path_bonus[path] = WEIGHTS["path"] / (RRF_K + rank + 1)
         if not name_query:
             pool = _best_files(rows, chunk_scores, FILE_POOL)
-            for tier, ranked_files in file_dense_rankings(index, query, pool, tiers).items():
+            for tier, ranked_files in file_dense_rankings(index, query, pool, rankings).items():
                 for rank, path in enumerate(ranked_files):
                     path_bonus[path] = path_bonus.get(path, 0.0) + FILE_DENSE[tier] / (RRF_K + rank + 1)
         if QUESTION.match(query):

