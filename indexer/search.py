@@ -14,7 +14,7 @@ from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from os.path import commonprefix
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Literal, TypeVar
 
 from ragls.indexer.languages import CONFIG_LANGUAGES
 from ragls.indexer.tokens import identifier_parts, looks_like_identifier, query_terms
@@ -116,7 +116,10 @@ class SearchResult:
         return shown | {"repository": self.repository} if self.repository else shown
 
 
-def fuse(rankings: list[list[SearchResult]], top_k: int) -> list[SearchResult]:
+Ranked = TypeVar("Ranked")  # a dataclass with a ``score``: a SearchResult, a context snippet
+
+
+def fuse(rankings: list[list[Ranked]], top_k: int) -> list[Ranked]:
     """Result lists of separate indexes (the workspace's, each shared repository's) as one, by
     reciprocal rank as the signals within an index are fused: their scores are not comparable."""
     scored = [
@@ -125,7 +128,7 @@ def fuse(rankings: list[list[SearchResult]], top_k: int) -> list[SearchResult]:
         for rank, result in enumerate(ranking)
     ]
     scored.sort(key=lambda item: (-item[0], item[1]))  # at equal rank, the earlier list first
-    return [replace(result, score=score) for score, _, result in scored[:top_k]]
+    return [replace(result, score=score) for score, _, result in scored[:top_k]]  # type: ignore[type-var]
 
 
 def fts_query(terms: list[str]) -> str:

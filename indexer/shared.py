@@ -91,16 +91,18 @@ class Source:
         self._retry_at = 0.0
         self._backoff = BACKOFF_FIRST
         self._told = False
-        self._job: Future = self._thread.submit(self._connect)  # connected before the first search
+        self._searching: Future | None = None
+        self.connecting = self._thread.submit(self._connect)  # a first search queues behind it
 
     def start(self, query: str, top_k: int, mode: Mode) -> Future | None:
-        """This source's search, on its thread; None while it is backing off or still busy."""
+        """This source's search, on its thread; None while it is backing off or an earlier search
+        is still running there (a hung server: the backoff will have started)."""
         with self._lock:
-            if time.monotonic() < self._retry_at or not self._job.done():
+            if time.monotonic() < self._retry_at or (self._searching and not self._searching.done()):
                 return None
             deadline = time.monotonic() + self.cfg.timeout_ms / 1000
-            self._job = self._thread.submit(self._search, query, top_k, mode, deadline)
-            return self._job
+            self._searching = self._thread.submit(self._search, query, top_k, mode, deadline)
+            return self._searching
 
     def wait(self, job: Future, deadline: float) -> list[SearchResult]:
         """The job's results, or none when it is not done by ``deadline`` (then said once)."""
@@ -152,7 +154,8 @@ class Source:
         return readers
 
     def _search(self, query: str, top_k: int, mode: Mode, deadline: float) -> list[SearchResult]:
-        self._connect()
+        if self._store is None and time.monotonic() >= self._retry_at:
+            self._connect()
         if self._store is None:
             return []
         try:
@@ -218,24 +221,35 @@ class SharedIndexes:
         from ragls.privacy import Privacy
 
         self.notify = notify
+        self._said: list[str] = []  # told so far, for a listener that comes later (tell_with)
         self.sources: list[Source] = []
         audit = Privacy(cfg.privacy).audit
         for number, source in enumerate(cfg.index.shared):
             try:
                 local = on_this_machine(source.dsn)
             except StoreUnavailable as exc:
-                notify(f"index.shared[{number}]: {exc}; left out")
+                self._tell(f"index.shared[{number}]: {exc}; left out")
                 continue
             if cfg.privacy.mode == "local" and not local:
                 where = redacted(parse_dsn(source.dsn))
-                notify(
+                self._tell(
                     f"index.shared[{number}] ({where}) is a server on another machine, but privacy.mode"
                     " is 'local' (nothing leaves this machine), so it is left out: use a server on this"
                     " machine (a Unix socket or loopback), or set privacy.mode to \"zero-retention\" or"
                     " \"standard\""
                 )
                 continue
-            self.sources.append(Source(source, encoders, own, audit, lambda message: self.notify(message)))
+            self.sources.append(Source(source, encoders, own, audit, self._tell))
+
+    def _tell(self, message: str) -> None:
+        self._said.append(message)
+        self.notify(message)
+
+    def tell_with(self, notify: Notify) -> None:
+        """Tell the user with ``notify`` from now on, and now what was told before it."""
+        self.notify = notify
+        for message in list(self._said):
+            notify(message)
 
     def start(self, query: str, top_k: int, mode: Mode) -> Callable[[], list[list[SearchResult]]]:
         """Start every available source's search; returns the call that collects their results

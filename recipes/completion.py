@@ -30,11 +30,11 @@ from typing import TYPE_CHECKING, Literal
 
 from ragls.indexer.engine import read_source
 from ragls.indexer.parsing import language_for, parse
-from ragls.indexer.search import fts_query
+from ragls.indexer.search import fts_query, fuse
 from ragls.indexer.tokens import query_terms
 from ragls.llm.base import LLMError, Provider, approx_tokens
 from ragls.recipes import fim, postprocess
-from ragls.recipes.context import Snippet, fit
+from ragls.recipes.context import Snippet, fit, shared_snippet
 from ragls.recipes.copied import Copy, find_copies
 
 if TYPE_CHECKING:
@@ -311,10 +311,12 @@ def recent_snippets(index: Index, req: Cursor, recent: Iterable[str]) -> list[Sn
 
 
 def retrieved(index: Index, req: Cursor, top_k: int = 3, lines: int = 15) -> list[Snippet]:
-    """BM25 over the last ``lines`` lines of the prefix (chunks already in the prompt skipped)."""
+    """BM25 over the last ``lines`` lines of the prefix (chunks already in the prompt skipped),
+    fused with what the shared indexes find for the same terms within their timeout."""
     terms = query_terms("\n".join(req.prefix.split("\n")[-lines:]))[-40:]
     if not terms:
         return []
+    collect = index.shared.start(" ".join(terms), top_k, "bm25") if index.shared else None
     hits = index.store.keyword_search(fts_query(terms), top_k + 8)
     rows = index.store.chunk_rows(cid for cid, _ in hits)
     out = []
@@ -326,7 +328,8 @@ def retrieved(index: Index, req: Cursor, top_k: int = 3, lines: int = 15) -> lis
         out.append(Snippet(row.path, row.start_line, row.end_line, text, "retrieved", score))
         if len(out) == top_k:
             break
-    return out
+    others = [[shared_snippet(r, "retrieved") for r in found] for found in collect()] if collect else []
+    return fuse([out, *others], top_k) if any(others) else out
 
 
 @dataclass(frozen=True)

@@ -65,7 +65,8 @@ def test_shared_results_are_fused_with_local_ones_and_name_their_repository(
         index.embed_pending()
         connected(index.shared)
         results = index.search("invoice", top_k=5)
-        assert {(r.repository, r.path) for r in results} >= {("", "app/views.py"), ("lib", "billing/invoice.py")}
+        found = {(r.repository, r.path) for r in results}
+        assert found >= {("", "app/views.py"), ("lib", "billing/invoice.py")}
         shared = next(r for r in results if r.repository == "lib")
         assert "render_invoice_total" in shared.text
         assert shared.as_json()["repository"] == "lib"
@@ -86,7 +87,7 @@ def test_the_workspace_own_repository_is_answered_locally_only(tmp_path: Path, p
     mine = shared_config(write_tree(tmp_path / "mine" / "app", APP), pg_dsn, repositories=[])
     with open_index(mine) as index:
         index.update()
-        index.shared.sources[0]._job.result(timeout=30)  # the background connection is made
+        index.shared.sources[0].connecting.result(timeout=30)  # the background connection is made
         assert index.shared.sources[0].readers == []  # the only repository there is this one
         assert all(not r.repository for r in index.search("invoice", top_k=5))
 
@@ -130,9 +131,8 @@ def test_searching_a_postgresql_workspace_records_no_model(tmp_path: Path, pg_ds
 
 
 def test_local_privacy_mode_refuses_a_shared_index_on_another_machine(tmp_path: Path) -> None:
-    app = shared_config(
-        write_tree(tmp_path / "app", APP), "postgresql://editor:s3cret-pw@db.example.com/ragls", repositories=[]
-    )
+    remote = "postgresql://editor:s3cret-pw@db.example.com/ragls"
+    app = shared_config(write_tree(tmp_path / "app", APP), remote, repositories=[])
     with open_index(app) as index:
         index.update()
         assert index.shared.sources == []
