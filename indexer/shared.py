@@ -104,12 +104,14 @@ class Source:
             self._searching = self._thread.submit(self._search, query, top_k, mode, deadline)
             return self._searching
 
-    def wait(self, job: Future, deadline: float) -> list[SearchResult]:
-        """The job's results, or none when it is not done by ``deadline`` (then said once)."""
+    def wait(self, job: Future, deadline: float, late: bool) -> list[SearchResult]:
+        """The job's results, or none when it is not done by ``deadline``; ``late``: the deadline
+        is the source's own timeout, so missing it is a failure (said once, backed off)."""
         try:
             return job.result(timeout=max(0.0, deadline - time.monotonic()))
         except FutureTimeout:
-            self._failed(f"no answer within {self.cfg.timeout_ms} ms (index.shared timeout_ms)")
+            if late:
+                self._failed(f"no answer within {self.cfg.timeout_ms} ms (index.shared timeout_ms)")
             return []
 
     def _connect(self) -> None:
@@ -251,18 +253,22 @@ class SharedIndexes:
         for message in list(self._said):
             notify(message)
 
-    def start(self, query: str, top_k: int, mode: Mode) -> Callable[[], list[list[SearchResult]]]:
-        """Start every available source's search; returns the call that collects their results
-        (each waited for until its own timeout from now)."""
+    def start(
+        self, query: str, top_k: int, mode: Mode, wait_ms: int | None = None
+    ) -> Callable[[], list[list[SearchResult]]]:
+        """Start every available source's search; returns the call that collects their results,
+        each waited for until its own timeout from now, or ``wait_ms`` when that is shorter (an
+        inline completion's: what comes later is left out, and the source is not held to it)."""
         started = time.monotonic()
         jobs = [(source, source.start(query, top_k, mode)) for source in self.sources]
 
         def results() -> list[list[SearchResult]]:
-            return [
-                source.wait(job, started + source.cfg.timeout_ms / 1000)
-                for source, job in jobs
-                if job is not None
-            ]
+            found = []
+            for source, job in jobs:
+                timeout = source.cfg.timeout_ms if wait_ms is None else min(wait_ms, source.cfg.timeout_ms)
+                if job is not None:
+                    found.append(source.wait(job, started + timeout / 1000, timeout == source.cfg.timeout_ms))
+            return found
 
         return results
 

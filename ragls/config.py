@@ -56,9 +56,10 @@ class SharedIndexConfig:
         [], "repositories searched, 'NAME' or 'NAME@BRANCH'; empty = every repository in the database"
     )
     timeout_ms: int = opt(
-        200,
-        "ms a search waits for this source; a source later than that, or down, is left out (local "
-        "results are served), said once, and tried again after a backoff",
+        1000,
+        "ms a search (ragls search, chat, recipes) waits for this source; one later than that, or "
+        "down, is left out (local results are served), said once, and tried again after a backoff. "
+        "An inline completion waits at most 100 ms of it and leaves out what comes later",
         positive=True,
     )
 

@@ -54,6 +54,9 @@ DEF_LINES = 30  # lines of a definition shown (signature, docstring, start of th
 PER_NAME = 2  # definitions per referenced name (same-named symbols in several files)
 MAX_NAMES = 10
 MAX_RECENT_FILES = 8
+# ms a completion's context waits for the shared indexes (their keyword search: tens of ms on a
+# nearby server); later answers are left out of this prompt, the source is not held to it
+SHARED_WAIT_MS = 100
 MAX_TOKENS = {"single": 48, "multi": 128}
 # The latency budget: generated tokens whose time is set aside before prompt tokens are allowed
 # (a typical single line; a short block), the prompt tokens a request may always read (what a
@@ -316,7 +319,7 @@ def retrieved(index: Index, req: Cursor, top_k: int = 3, lines: int = 15) -> lis
     terms = query_terms("\n".join(req.prefix.split("\n")[-lines:]))[-40:]
     if not terms:
         return []
-    collect = index.shared.start(" ".join(terms), top_k, "bm25") if index.shared else None
+    collect = index.shared.start(" ".join(terms), top_k, "bm25", SHARED_WAIT_MS) if index.shared else None
     hits = index.store.keyword_search(fts_query(terms), top_k + 8)
     rows = index.store.chunk_rows(cid for cid, _ in hits)
     out = []

@@ -276,3 +276,19 @@ def test_tls_options_and_credentials_reach_libpq(
             PgStore(verified, "lib", "main", read_only=True)
     finally:
         keyring.set_keyring(previous)
+
+
+def test_completion_context_holds_shared_code_named_by_the_prefix(tmp_path: Path, pg_dsn: str) -> None:
+    from ragls.recipes.completion import cursor_at, retrieved
+
+    index_into(write_tree(tmp_path / "lib", LIB), pg_dsn, "lib")
+    app = shared_config(write_tree(tmp_path / "app", APP), pg_dsn, repositories=["lib"])
+    with open_index(app) as index:
+        index.update()
+        connected(index.shared)
+        prefix = "from lib import billing\n\ndef total(order):\n    amount = vat_rate_for_country(order)\n"
+        snippets = retrieved(index, cursor_at("app/new.py", "python", prefix, "", 5))
+        shared = [s for s in snippets if s.repository == "lib"]
+        assert shared and shared[0].path == "billing/tax.py"
+        assert shared[0].text.startswith("def vat_rate_for_country")
+        assert shared[0].label == "lib/billing/tax.py:1-3"
