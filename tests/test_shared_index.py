@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -17,6 +18,7 @@ from pathlib import Path
 
 import psycopg
 import pytest
+from psycopg.conninfo import make_conninfo
 from ragls_testing import PY, open_index, use_store, write_tree
 
 from ragls.indexer.pgstore import PgStore, StoreUnavailable
@@ -292,3 +294,42 @@ def test_completion_context_holds_shared_code_named_by_the_prefix(tmp_path: Path
         assert shared and shared[0].path == "billing/tax.py"
         assert shared[0].text.startswith("def vat_rate_for_country")
         assert shared[0].label == "lib/billing/tax.py:1-3"
+
+
+def readme_role_sql() -> list[str]:
+    """The README's two SQL blocks of 'Roles, credentials and TLS' (administrator, then in the database)."""
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
+    section = readme.split("### Roles, credentials and TLS", 1)[1].split("\n### ", 1)[0]
+    return re.findall(r"```sql\n(.*?)```", section, re.S)
+
+
+def test_the_readme_roles_write_as_ci_and_only_read_as_an_editor(tmp_path: Path, pg_server: str) -> None:
+    admin_sql, database_sql = readme_role_sql()
+    suffix = f"{os.getpid()}_{time.monotonic_ns()}"
+    names = {"ragls_ci": f"ci_{suffix}", "ragls_editor": f"editor_{suffix}", "ragls": f"team_{suffix}"}
+
+    def ours(sql: str) -> list[str]:
+        renamed = re.sub(r"\b(ragls_ci|ragls_editor|ragls)\b", lambda m: names[m.group(1)], sql)
+        return [statement for statement in renamed.split(";") if statement.strip()]
+
+    with psycopg.connect(pg_server, autocommit=True) as db:
+        for statement in ours(admin_sql):
+            db.execute(statement)
+    with psycopg.connect(make_conninfo(pg_server, dbname=names["ragls"]), autocommit=True) as db:
+        for statement in ours(database_sql):
+            db.execute(statement)
+    ci = make_conninfo(pg_server, dbname=names["ragls"], user=names["ragls_ci"])
+    editor = make_conninfo(pg_server, dbname=names["ragls"], user=names["ragls_editor"])
+    index_into(write_tree(tmp_path / "lib", LIB), ci, "lib")  # the writer creates the tables
+    app = shared_config(write_tree(tmp_path / "app", APP), editor, repositories=["lib"])
+    with open_index(app) as index:
+        index.update()
+        connected(index.shared)
+        assert any(r.repository == "lib" for r in index.search("invoice", top_k=5))
+    with psycopg.connect(editor, autocommit=True) as db:  # read only even without ragls's own setting
+        with pytest.raises(psycopg.errors.ReadOnlySqlTransaction):
+            db.execute("DELETE FROM ragls_files")
+        db.execute("SET default_transaction_read_only = off")
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):
+            db.execute("DELETE FROM ragls_files")
+        assert db.execute("SELECT count(*) FROM ragls_files").fetchone()[0] == 2
