@@ -25,6 +25,7 @@ from collections.abc import Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
+from functools import cached_property
 from itertools import islice
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -207,7 +208,6 @@ class Index:
         self._vectors_dirty = False
         self._hot: tuple[int, set[str]] = (0, set())  # files the editor has open: embedded first
         self._load_vectors()
-        self.shared = self._open_shared()
 
     def _load_vectors(self) -> None:
         """Each tier's faiss copy from its file, or rebuilt from SQLite when the file is stale."""
@@ -255,8 +255,10 @@ class Index:
             )
             return SqliteStore(db_path)
 
-    def _open_shared(self) -> SharedIndexes | None:
-        """The ``[[index.shared]]`` sources, searched beside this index (their problems are notices)."""
+    @cached_property
+    def shared(self) -> SharedIndexes | None:
+        """The ``[[index.shared]]`` sources, searched beside this index (their problems are notices).
+        Opened on first use: a writer (``ragls index``) never connects to them."""
         if not self.cfg.index.shared:
             return None
         try:
@@ -586,7 +588,7 @@ class Index:
         return self.store.counts()["files"] == 0
 
     def close(self) -> None:
-        if self.shared:
+        if self.__dict__.get("shared"):  # (opened)
             self.shared.close()
         self.save()
         self.store.close()
