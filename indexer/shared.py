@@ -35,6 +35,7 @@ STATEMENT_TIMEOUT = 10  # times timeout_ms: a query nobody waits for any more is
 PREFERRED_BRANCHES = ("main", "master", "trunk")  # a repository named without @BRANCH
 
 Notify = Callable[[str], None]
+SharedResults = Callable[[], list[list[SearchResult]]]  # collects a search's results (each source's)
 
 
 class Reader:
@@ -255,7 +256,7 @@ class SharedIndexes:
 
     def start(
         self, query: str, top_k: int, mode: Mode, wait_ms: int | None = None
-    ) -> Callable[[], list[list[SearchResult]]]:
+    ) -> SharedResults:
         """Start every available source's search; returns the call that collects their results,
         each waited for until its own timeout from now, or ``wait_ms`` when that is shorter (an
         inline completion's: what comes later is left out, and the source is not held to it)."""

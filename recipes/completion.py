@@ -39,6 +39,7 @@ from ragls.recipes.copied import Copy, find_copies
 
 if TYPE_CHECKING:
     from ragls.indexer.engine import Index
+    from ragls.indexer.shared import SharedResults
 
 Mode = Literal["auto", "single", "multi"]
 
@@ -313,13 +314,28 @@ def recent_snippets(index: Index, req: Cursor, recent: Iterable[str]) -> list[Sn
     return sorted(scored, key=lambda s: -s.score)[:2]
 
 
-def retrieved(index: Index, req: Cursor, top_k: int = 3, lines: int = 15) -> list[Snippet]:
-    """BM25 over the last ``lines`` lines of the prefix (chunks already in the prompt skipped),
-    fused with what the shared indexes find for the same terms within their timeout."""
-    terms = query_terms("\n".join(req.prefix.split("\n")[-lines:]))[-40:]
+def retrieval_terms(req: Cursor, lines: int = 15) -> list[str]:
+    """The identifiers and words of the last ``lines`` lines of the prefix (at most 40)."""
+    return query_terms("\n".join(req.prefix.split("\n")[-lines:]))[-40:]
+
+
+def shared_retrieval(index: Index, req: Cursor, top_k: int = 3) -> SharedResults | None:
+    """Start the shared indexes' keyword search for the cursor's terms, to run while the rest of
+    the context is gathered; :func:`retrieved` collects it (within ``SHARED_WAIT_MS``)."""
+    terms = retrieval_terms(req)
+    if not terms or not index.shared:
+        return None
+    return index.shared.start(" ".join(terms), top_k, "bm25", SHARED_WAIT_MS)
+
+
+def retrieved(
+    index: Index, req: Cursor, top_k: int = 3, shared: SharedResults | None = None
+) -> list[Snippet]:
+    """BM25 over the last lines of the prefix (chunks already in the prompt skipped), fused with
+    what the ``shared`` search (:func:`shared_retrieval`) found in time."""
+    terms = retrieval_terms(req)
     if not terms:
         return []
-    collect = index.shared.start(" ".join(terms), top_k, "bm25", SHARED_WAIT_MS) if index.shared else None
     hits = index.store.keyword_search(fts_query(terms), top_k + 8)
     rows = index.store.chunk_rows(cid for cid, _ in hits)
     out = []
@@ -331,7 +347,7 @@ def retrieved(index: Index, req: Cursor, top_k: int = 3, lines: int = 15) -> lis
         out.append(Snippet(row.path, row.start_line, row.end_line, text, "retrieved", score))
         if len(out) == top_k:
             break
-    others = [[shared_snippet(r, "retrieved") for r in found] for found in collect()] if collect else []
+    others = [[shared_snippet(r, "retrieved") for r in found] for found in shared()] if shared else []
     return fuse([out, *others], top_k) if any(others) else out
 
 
@@ -383,10 +399,11 @@ def gather_context(
 ) -> list[Snippet]:
     """Definitions, then recent-file code, then retrieved chunks, fitted best-first to the
     budget and laid out best last (nearest the cursor, where a completion model looks)."""
+    shared = shared_retrieval(index, req)
     candidates = [
         *definitions(index, req, full_text),
         *recent_snippets(index, req, recent),
-        *retrieved(index, req),
+        *retrieved(index, req, shared=shared),
     ]
     return fit(candidates, budget, count_tokens)[::-1]
 

@@ -280,8 +280,13 @@ def test_tls_options_and_credentials_reach_libpq(
         keyring.set_keyring(previous)
 
 
-def test_completion_context_holds_shared_code_named_by_the_prefix(tmp_path: Path, pg_dsn: str) -> None:
-    from ragls.recipes.completion import cursor_at, retrieved
+def test_completion_context_holds_shared_code_named_by_the_prefix(
+    tmp_path: Path, pg_dsn: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from ragls.recipes import completion
+    from ragls.recipes.completion import cursor_at, retrieved, shared_retrieval
+
+    monkeypatch.setattr(completion, "SHARED_WAIT_MS", 10_000)  # what is fused, not how fast (a benchmark's)
 
     index_into(write_tree(tmp_path / "lib", LIB), pg_dsn, "lib")
     app = shared_config(write_tree(tmp_path / "app", APP), pg_dsn, repositories=["lib"])
@@ -289,7 +294,8 @@ def test_completion_context_holds_shared_code_named_by_the_prefix(tmp_path: Path
         index.update()
         connected(index.shared)
         prefix = "from lib import billing\n\ndef total(order):\n    amount = vat_rate_for_country(order)\n"
-        snippets = retrieved(index, cursor_at("app/new.py", "python", prefix, "", 5))
+        cursor = cursor_at("app/new.py", "python", prefix, "", 5)
+        snippets = retrieved(index, cursor, shared=shared_retrieval(index, cursor))
         shared = [s for s in snippets if s.repository == "lib"]
         assert shared and shared[0].path == "billing/tax.py"
         assert shared[0].text.startswith("def vat_rate_for_country")
