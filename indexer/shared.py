@@ -105,18 +105,18 @@ class Source:
             self._searching = self._thread.submit(self._search, query, top_k, mode, deadline)
             return self._searching
 
-    def wait(self, job: Future, deadline: float, late: bool) -> list[SearchResult]:
-        """The job's results, or none when it is not done by ``deadline``; ``late``: the deadline
-        is the source's own timeout, so missing it is a failure (said once, backed off)."""
+    def wait(self, job: Future, deadline: float, binding: bool) -> list[SearchResult]:
+        """The job's results, or none when it is not done by ``deadline``; ``binding``: the
+        deadline is the source's own timeout, so missing it is a failure (said once, backed off)."""
         try:
             return job.result(timeout=max(0.0, deadline - time.monotonic()))
         except FutureTimeout:
-            if late:
+            if binding:
                 self._failed(f"no answer within {self.cfg.timeout_ms} ms (index.shared timeout_ms)")
             return []
 
     def _connect(self) -> None:
-        """Open the read-only session and a reader per repository; a failure is said at a search."""
+        """Open the read-only session and a reader per repository (a failure is said and backed off)."""
         if self._store is not None:
             return
         try:
