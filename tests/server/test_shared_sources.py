@@ -67,7 +67,6 @@ async def until_told(client, timeout: float = 30) -> list[str]:
     return told(client)
 
 
-@pytest.mark.asyncio
 async def test_shared_results_in_search_and_open_citation(tmp_path: Path, pg_dsn: str) -> None:
     index_lib(tmp_path, pg_dsn)
     app = write_tree(tmp_path / "app", APP)
@@ -98,7 +97,6 @@ def refusing_server(admin_dsn: str) -> str:
     return make_conninfo(admin_dsn, user="ragls_editor", password="wrong-secret-5678")
 
 
-@pytest.mark.asyncio
 @pytest.mark.parametrize("failure", ["down", "wrong password", "unreachable host"])
 async def test_an_unavailable_source_leaves_local_results_and_says_so_once(
     tmp_path: Path, own_server, failure: str
@@ -128,7 +126,6 @@ async def test_an_unavailable_source_leaves_local_results_and_says_so_once(
         assert expected in message
 
 
-@pytest.mark.asyncio
 async def test_a_server_that_dies_mid_query_leaves_local_results(tmp_path: Path, own_server) -> None:
     dsn = own_server.get_uri()
     index_lib(tmp_path, dsn)
@@ -153,7 +150,6 @@ async def test_a_server_that_dies_mid_query_leaves_local_results(tmp_path: Path,
         blocker.close()
 
 
-@pytest.mark.asyncio
 async def test_a_slow_source_is_left_out_then_searched_again_after_its_backoff(
     tmp_path: Path, pg_dsn: str
 ) -> None:
