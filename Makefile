@@ -53,6 +53,16 @@ install-test: install
 		echo "make install-test: tmux is missing; the interactive editor tests need it: sudo apt-get install -y tmux"; \
 	fi
 	@# --- end of the interactive editor tests ---
+	@# --- the TLS test of a shared index (tests/test_shared_index.py): a PostgreSQL built with TLS ---
+	@if ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1; then :; \
+	elif [ "$$(id -u)" = 0 ]; then \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+			postgresql openssl >/dev/null; \
+	else \
+		echo "make install-test: the shared index's TLS test needs (it skips without it):"; \
+		echo "  sudo apt-get install -y --no-install-recommends postgresql openssl"; \
+	fi
+	@# --- end of the TLS test ---
 	@# --- VS Code client (editor-clients/vscode): its npm packages, from the lockfile ---
 	npm ci --prefix editor-clients/vscode --no-audit --no-fund --loglevel=error
 	@# --- end of the VS Code client ---

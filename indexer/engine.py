@@ -25,8 +25,10 @@ from collections.abc import Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
+from functools import cached_property
 from itertools import islice
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import platformdirs
 
@@ -40,6 +42,9 @@ from ragls.indexer.storage import FileRecord, IndexStore, StoreError
 from ragls.indexer.store import CorruptIndex, SqliteStore
 from ragls.indexer.tiers import DenseTier, Progress
 from ragls.privacy import PrivacyError
+
+if TYPE_CHECKING:
+    from ragls.indexer.shared import SharedIndexes
 
 # Texts encoded and committed together, per tier: static encoding is nearly free, so big groups;
 # contextual groups are small enough that a kill loses seconds of work.
@@ -232,8 +237,8 @@ class Index:
                     " (nothing leaves this machine): use a server on this machine (a Unix socket or"
                     " localhost), or set privacy.mode to \"zero-retention\" or \"standard\""
                 )
-            repository = self.cfg.index.repository or self.root.name
-            return PgStore(self.cfg.index.store, repository, self.cfg.index.branch or git_branch(self.root))
+            branch = self.cfg.index.branch or git_branch(self.root)
+            return PgStore(self.cfg.index.store, self.repository, branch)
         db_path = self.folder / "index.sqlite"
         try:
             return SqliteStore(db_path)
@@ -249,6 +254,30 @@ class Index:
                 f"the index could not be used ({exc}); moved aside to {db_path}.corrupt-{stamp}, rebuilding"
             )
             return SqliteStore(db_path)
+
+    @cached_property
+    def shared(self) -> SharedIndexes | None:
+        """The ``[[index.shared]]`` sources, searched beside this index (their problems are notices).
+        Opened on first use: a writer (``ragls index``) never connects to them."""
+        if not self.cfg.index.shared:
+            return None
+        try:
+            from ragls.indexer.shared import SharedIndexes  # the postgres extra
+        except ImportError as exc:
+            self.notices.append(
+                f"index.shared names PostgreSQL databases, but {exc.name} is not installed:"
+                " pip install 'ragls[postgres]'; searching this workspace only"
+            )
+            return None
+        return SharedIndexes(
+            self.cfg, lambda: [tier.encoder for tier in self.enabled_tiers()], self.repository,
+            self.notices.append,
+        )
+
+    @property
+    def repository(self) -> str:
+        """The workspace's repository name (index.repository, else its folder's name)."""
+        return self.cfg.index.repository or self.root.name
 
     # -- keyword and symbol layer ----------------------------------------------------------
 
@@ -511,18 +540,29 @@ class Index:
     # -- reading ---------------------------------------------------------------------------
 
     def search(
-        self, query: str, top_k: int | None = None, mode: str = "hybrid", tiers: Iterable[str] | None = None
+        self, query: str, top_k: int | None = None, mode: str = "hybrid", tiers: Iterable[str] | None = None,
+        shared: bool = True,
     ) -> list:
-        """Ranked results; ``tiers`` limits the dense tiers used (default: every enabled one)."""
-        from ragls.indexer.search import search
+        """Ranked results; ``tiers`` limits the dense tiers used (default: every enabled one).
+        With ``shared``, the ``[[index.shared]]`` sources are searched meanwhile and what they
+        return in time is fused in (their results name their repository)."""
+        from ragls.indexer.search import fuse, search
 
-        return search(self, query, top_k or self.cfg.search.top_k, mode, tiers)
+        top_k = top_k or self.cfg.search.top_k
+        collect = self.shared.start(query, top_k, mode) if shared and self.shared and query.strip() else None
+        local = search(self, query, top_k, mode, tiers)
+        others = [found for found in collect() if found] if collect else []
+        return fuse([local, *others], top_k) if others else local
 
     def dense_ranking(self, tier: DenseTier, query: str, k: int) -> list[int]:
         """Chunk ids by similarity to ``query`` in one tier's own vector space."""
         if tier.vectors.size == 0:
             return []  # nothing to compare with: do not load (or distil) a model for it
-        self.check_model(tier)
+        try:
+            if not tier.model_matches(self.store):
+                return []  # another model's vectors: never compared, and a search writes nothing
+        finally:
+            self._take_notices(tier.encoder)
         return tier.ranking(query, k)
 
     def status(self) -> dict:
@@ -548,6 +588,8 @@ class Index:
         return self.store.counts()["files"] == 0
 
     def close(self) -> None:
+        if self.__dict__.get("shared"):  # (opened)
+            self.shared.close()
         self.save()
         self.store.close()
 

@@ -9,12 +9,15 @@ the model that made them and the hash of the text: a text is embedded once per m
 repository or branch holds it, and each model (a tier's vector space) has its own HNSW index.
 The schema carries one version; a database at another version is refused before anything is
 written. Credentials come from the DSN, the environment (PGPASSWORD), a pgpass or service file
-(libpq reads them) and never appear in an error.
+(libpq reads them), else the keyring, and never appear in an error; TLS options (sslmode,
+sslrootcert, ...) in the DSN or the environment go to libpq as they are. A reader
+(``read_only``) connects in read-only transactions and never creates or writes anything.
 """
 
 from __future__ import annotations
 
 import contextlib
+import copy
 import hashlib
 import os
 import re
@@ -43,6 +46,7 @@ from ragls.indexer.storage import (
     fts_row,
     pending_by_text,
 )
+from ragls.privacy.endpoint import is_loopback_literal
 
 SCHEMA_VERSION = "2"  # 2: postings carry their chunk's length; BM25 totals kept
 SCHEMA_LOCK = 0x7261676C73  # advisory lock id ("ragls") held while the schema is checked or created
@@ -228,7 +232,7 @@ def on_this_machine(dsn: str) -> bool:
     environment = os.environ.get("PGHOSTADDR") or os.environ.get("PGHOST") or ""
     hosts = parts.get("hostaddr") or parts.get("host") or environment
     return all(
-        not host or host.startswith(("/", "@", "127.")) or host in ("localhost", "::1")
+        not host or host.startswith(("/", "@")) or host == "localhost" or is_loopback_literal(host)
         for host in hosts.split(",")
     )
 
@@ -237,6 +241,34 @@ def redacted(parts: dict[str, Any]) -> str:
     """A parsed DSN as it may be shown: host, port, database and user, never the password."""
     shown = [f"{k}={parts[k]}" for k in ("host", "port", "dbname", "user") if parts.get(k)]
     return "PostgreSQL " + (" ".join(shown) or "(libpq defaults)")
+
+
+def keyring_account(parts: dict[str, Any]) -> str:
+    """The keyring entry (service ``ragls``) that holds the password of a DSN without one:
+    ``user@host:port/dbname`` with libpq's environment defaults filled in."""
+    env = os.environ
+    user = parts.get("user") or env.get("PGUSER") or ""
+    host = parts.get("host") or env.get("PGHOST") or ""
+    port = parts.get("port") or env.get("PGPORT") or "5432"
+    dbname = parts.get("dbname") or env.get("PGDATABASE") or user
+    return f"{user}@{host}:{port}/{dbname}"
+
+
+def keyring_password(parts: dict[str, Any]) -> str | None:
+    """The keyring's password for this DSN, when the ``keyring`` package and a backend are there."""
+    try:
+        import keyring
+        from keyring.errors import KeyringError
+    except ImportError:
+        return None
+    try:
+        return keyring.get_password("ragls", keyring_account(parts))
+    except KeyringError:
+        return None
+
+
+def _needs_password(exc: psycopg.Error) -> bool:
+    return "no password supplied" in str(exc)
 
 
 def _scrubbed(message: str, password: Any) -> str:
@@ -263,7 +295,9 @@ class PgStore:
     """The PostgreSQL :class:`~ragls.indexer.storage.IndexStore` of one repository and branch.
     One connection, used under one lock (as the embedded store does)."""
 
-    def __init__(self, dsn: str, repository: str, branch: str, connect_timeout: float = 10.0) -> None:
+    def __init__(
+        self, dsn: str, repository: str, branch: str, connect_timeout: float = 10.0, read_only: bool = False
+    ) -> None:
         self.repo = repository
         self.branch = branch
         self.lock = threading.RLock()
@@ -274,10 +308,14 @@ class PgStore:
         self._recent: dict[str, tuple[float, Any]] = {}  # key -> (when read, value): see RECHECK_SECONDS
         parts = parse_dsn(dsn)
         self.where = redacted(parts)
+        self.read_only = read_only
+        options: dict[str, Any] = {"connect_timeout": max(1, round(connect_timeout))}
+        if read_only:  # the server refuses any write in this session's transactions
+            options["options"] = f"{parts.get('options', '')} -c default_transaction_read_only=on".strip()
         try:
-            self.db = psycopg.connect(dsn, autocommit=True, connect_timeout=max(1, round(connect_timeout)))
+            self.db = self._connect(dsn, parts, options)
         except psycopg.Error as exc:
-            message = _scrubbed(" ".join(str(exc).split()), parts.get("password"))
+            message = _scrubbed(" ".join(str(exc).split()), options.get("password") or parts.get("password"))
             raise StoreUnavailable(f"{self.where}: {message}") from None
         try:
             self._check_schema()
@@ -287,6 +325,18 @@ class PgStore:
         except BaseException:
             self.db.close()
             raise
+
+    @staticmethod
+    def _connect(dsn: str, parts: dict[str, Any], options: dict[str, Any]) -> psycopg.Connection:
+        """Connect with what libpq finds (the DSN, PGPASSWORD, pgpass, a service file); a server that
+        asks for a password none of them gave is asked again with the keyring's, if it holds one."""
+        try:
+            return psycopg.connect(dsn, autocommit=True, **options)
+        except psycopg.OperationalError as exc:
+            if not _needs_password(exc) or not (password := keyring_password(parts)):
+                raise
+        options["password"] = password
+        return psycopg.connect(dsn, autocommit=True, **options)
 
     def _check_schema(self) -> None:
         """Create the schema in an empty database; refuse one at another version (nothing written)."""
@@ -301,8 +351,11 @@ class PgStore:
 
     def _create_or_check_schema(self) -> None:
         with self.db.transaction():
-            self.db.execute("SELECT pg_advisory_xact_lock(%s)", (SCHEMA_LOCK,))
+            if not self.read_only:
+                self.db.execute("SELECT pg_advisory_xact_lock(%s)", (SCHEMA_LOCK,))
             if self.db.execute("SELECT to_regclass('ragls_schema')").fetchone()[0] is None:
+                if self.read_only:
+                    raise StoreUnavailable(f"{self.where}: holds no ragls index yet")
                 self.db.execute(SCHEMA)
                 self.db.execute("INSERT INTO ragls_schema VALUES (%s)", (SCHEMA_VERSION,))
                 return
@@ -317,6 +370,16 @@ class PgStore:
     def close(self) -> None:
         with self.lock:
             self.db.close()
+
+    def for_repository(self, repository: str, branch: str) -> PgStore:
+        """Another repository and branch read over this store's connection (a reader's view)."""
+        view = copy.copy(self)
+        view.repo, view.branch = repository, branch
+        return view
+
+    def repositories(self) -> list[tuple[str, str]]:
+        """(repository, branch) of everything indexed here (every run records its links' meta)."""
+        return self._rows("SELECT DISTINCT repo, branch FROM ragls_meta ORDER BY 1, 2")
 
     def location(self) -> str:
         return f"{self.where}, repository {self.repo}, branch {self.branch}"

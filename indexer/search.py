@@ -12,9 +12,9 @@ from __future__ import annotations
 import re
 from collections import defaultdict
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from os.path import commonprefix
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Literal, TypeVar
 
 from ragls.indexer.languages import CONFIG_LANGUAGES
 from ragls.indexer.tokens import identifier_parts, looks_like_identifier, query_terms
@@ -115,16 +115,34 @@ class SearchResult:
     end_line: int
     score: float
     symbol: str
-    chunk_id: int
+    chunk_id: int  # in the store it came from
+    repository: str = ""  # a shared index's repository; "" = the workspace's own index
+    text: str = ""  # a shared result's chunk text, read with it (no local copy to read it from)
 
     def as_json(self) -> dict:
-        return {
+        shown = {
             "path": self.path,
             "start_line": self.start_line,
             "end_line": self.end_line,
             "score": round(self.score, 6),
             "symbol": self.symbol,
         }
+        return shown | {"repository": self.repository} if self.repository else shown
+
+
+Ranked = TypeVar("Ranked")  # a dataclass with a ``score``: a SearchResult, a context snippet
+
+
+def fuse(rankings: list[list[Ranked]], top_k: int) -> list[Ranked]:
+    """Result lists of separate indexes (the workspace's, each shared repository's) as one, by
+    reciprocal rank as the signals within an index are fused: their scores are not comparable."""
+    scored = [
+        (1.0 / (RRF_K + rank + 1), n, result)
+        for n, ranking in enumerate(rankings)
+        for rank, result in enumerate(ranking)
+    ]
+    scored.sort(key=lambda item: (-item[0], item[1]))  # at equal rank, the earlier list first
+    return [replace(result, score=score) for score, _, result in scored[:top_k]]  # type: ignore[type-var]
 
 
 def fts_query(terms: list[str]) -> str:
@@ -267,16 +285,17 @@ def path_ranking(index: Index, query: str, files: list[str]) -> list[str]:
 
 
 def file_dense_rankings(
-    index: Index, query: str, paths: Iterable[str], tiers: Iterable[str] | None
+    index: Index, query: str, paths: Iterable[str], ranked: dict[str, list[int]]
 ) -> dict[str, list[str]]:
-    """Per dense tier of :data:`FILE_TIERS` in use, ``paths`` by how well each whole file matches."""
-    wanted = [t for t in index.enabled_tiers() if t.name in FILE_TIERS and (tiers is None or t.name in tiers)]
-    if not any(t.vectors.size for t in wanted):
+    """Per dense tier of :data:`FILE_TIERS` that ranked chunks (it has vectors of its model),
+    ``paths`` by how well each whole file matches."""
+    wanted = [t for t in index.enabled_tiers() if t.name in FILE_TIERS and ranked.get(t.name)]
+    if not wanted:
         return {}
     files: dict[str, list[int]] = defaultdict(list)
     for row in index.store.chunks_of_files(sorted(paths)):
         files[row.path].append(row.id)
-    return {t.name: t.file_ranking(query, index.store, files) for t in wanted if t.vectors.size}
+    return {t.name: t.file_ranking(query, index.store, files) for t in wanted}
 
 
 def _best_files(rows: dict, chunk_scores: dict[int, float], count: int) -> list[str]:
@@ -338,7 +357,7 @@ def search(
         fuse("path", path_ranking(index, query, sorted({row.path for row in rows.values()})))
         if weights["file static"]:
             pool = _best_files(rows, chunk_scores, FILE_POOL)
-            for tier, ranked_files in file_dense_rankings(index, query, pool, tiers).items():
+            for tier, ranked_files in file_dense_rankings(index, query, pool, rankings).items():
                 fuse(f"file {tier}", ranked_files)
         if weights["file keyword"]:
             fuse("file keyword", file_keyword_ranking(rankings["bm25"], rows))

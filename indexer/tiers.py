@@ -82,6 +82,11 @@ class DenseTier:
                     )
         self._checked = True
 
+    def model_matches(self, store: IndexStore) -> bool:
+        """Whether the store's vectors of this tier are the configured model's: read only, so a
+        search never writes (another model's vectors are left to ``check_model`` before embedding)."""
+        return self._checked or store.meta(f"model:{self.name}") == self.encoder.model_id
+
     def ranking(self, query: str, k: int) -> list[int]:
         if self.vectors.size == 0:
             return []

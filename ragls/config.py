@@ -44,6 +44,27 @@ def section(cls: type) -> Any:
 
 
 @dataclass(frozen=True)
+class SharedIndexConfig:
+    """One ``[[index.shared]]`` source: a team's PostgreSQL index searched beside the workspace's."""
+
+    dsn: str = opt(
+        "",
+        "the PostgreSQL database (postgresql://editor@host/db?sslmode=verify-full); the password from "
+        "PGPASSWORD, ~/.pgpass, a service file or the keyring, never here",
+    )
+    repositories: list[str] = opt(
+        [], "repositories searched, 'NAME' or 'NAME@BRANCH'; empty = every repository in the database"
+    )
+    timeout_ms: int = opt(
+        1000,
+        "ms a search (ragls search, chat, recipes) waits for this source; one later than that, or "
+        "down, is left out (local results are served), said once, and tried again after a backoff. "
+        "An inline completion waits at most 100 ms of it and leaves out what comes later",
+        positive=True,
+    )
+
+
+@dataclass(frozen=True)
 class IndexConfig:
     max_file_bytes: int = opt(1_000_000, "files larger than this many bytes are not indexed", positive=True)
     exclude: list[str] = opt([], "extra gitignore-style patterns to skip (besides .gitignore, .raglsignore)")
@@ -73,6 +94,11 @@ class IndexConfig:
         "", "the repository's name in a PostgreSQL store; empty = the workspace folder's name"
     )
     branch: str = opt("", "the branch's name in a PostgreSQL store; empty = the checked-out git branch")
+    shared: list[SharedIndexConfig] = opt(
+        [],
+        "[[index.shared]] tables: team indexes in PostgreSQL searched read-only beside this one (dsn, "
+        "repositories, timeout_ms); privacy.mode 'local' allows only a server on this machine",
+    )
 
 
 @dataclass(frozen=True)
@@ -472,11 +498,19 @@ def _describe(cls: type, prefix: tuple[str, ...], lines: list[str]) -> None:
         lines.append(f"\n[{'.'.join(prefix)}]")
         for f in scalars:
             lines.append(f"# {f.metadata['doc']}")
-            default = f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
-            lines.append(f"{f.name} = {_toml_value(default)}")
+            lines.append(f"{f.name} = {_toml_value(_default(f))}")
+            item = typing.get_args(hints[f.name])[0] if typing.get_origin(hints[f.name]) is list else None
+            if dataclasses.is_dataclass(item):  # an array of tables: each table's keys, commented out
+                lines.append(f"# each [[{'.'.join((*prefix, f.name))}]] table holds:")
+                for key in dataclasses.fields(item):
+                    lines.append(f"#   {key.name} = {_toml_value(_default(key))}  # {key.metadata['doc']}")
     for f in fields:
         if f not in scalars:
             _describe(hints[f.name], (*prefix, f.name), lines)
+
+
+def _default(f: dataclasses.Field) -> Any:
+    return f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
 
 
 def _toml_value(value: Any) -> str:

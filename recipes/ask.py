@@ -92,8 +92,9 @@ class AskResult:
 
 
 def snippet_json(s: context.Snippet) -> dict:
-    return {"path": s.path, "start_line": s.start_line, "end_line": s.end_line, "source": s.source,
-            "score": round(s.score, 6)}
+    shown = {"path": s.path, "start_line": s.start_line, "end_line": s.end_line, "source": s.source,
+             "score": round(s.score, 6)}
+    return shown | {"repository": s.repository} if s.repository else shown
 
 
 class Conversation:
@@ -171,7 +172,7 @@ class Conversation:
 
         generated = generate(provider, messages, max_tokens=answer_tokens,
                              temperature=self.settings.temperature, on_delta=on_delta, cancel=cancel)
-        checked = Verifier(self.index).check(parse(generated.text))
+        checked = Verifier(self.index, [s for s in best if s.repository]).check(parse(generated.text))
         grounded = [s for s in best if s.source in ("retrieved", "readme")]
         result = AskResult(
             "answer",

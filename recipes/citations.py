@@ -9,12 +9,14 @@ else is dropped and counted, so an editor never opens a source that does not exi
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from ragls.indexer.engine import Index
+    from ragls.recipes.context import Snippet
 
 # A path: with a folder or an extension, and a letter somewhere (so "10:30" is no citation).
 _PATH = r"/?(?:[\w.-]+/)+[\w.-]*[A-Za-z][\w.-]*|[\w.-]*[A-Za-z][\w-]*\.[A-Za-z]\w*"
@@ -32,13 +34,20 @@ class Citation:
     path: str
     start_line: int
     end_line: int
+    repository: str = ""  # a shared index's repository ("" = this workspace)
 
     @property
     def label(self) -> str:
         return f"{self.path}:{self.start_line}-{self.end_line}"
 
+    @classmethod
+    def of(cls, shown: dict) -> Citation:
+        """The span an ``as_json``-shaped result names."""
+        return cls(shown["path"], shown["start_line"], shown["end_line"], shown.get("repository", ""))
+
     def as_json(self) -> dict:
-        return {"path": self.path, "start_line": self.start_line, "end_line": self.end_line}
+        shown = {"path": self.path, "start_line": self.start_line, "end_line": self.end_line}
+        return shown | {"repository": self.repository} if self.repository else shown
 
 
 @dataclass
@@ -66,8 +75,12 @@ def parse(text: str) -> list[Citation]:
 class Verifier:
     """Checks citations against one index; caches what it read so one answer costs few queries."""
 
-    def __init__(self, index: Index) -> None:
+    def __init__(self, index: Index, shared: Iterable[Snippet] = ()) -> None:
         self.index = index
+        # what the prompt showed of shared repositories, cited as repository/path: all that is known
+        self.shared: dict[str, list[Snippet]] = {}
+        for snippet in shared:
+            self.shared.setdefault(f"{snippet.repository}/{snippet.path}", []).append(snippet)
         self.files = set(index.store.files())
         self._lines: dict[str, int] = {}
         self._spans: dict[str, list[tuple[int, int]]] = {}
@@ -103,6 +116,12 @@ class Verifier:
 
     def check_one(self, citation: Citation) -> tuple[Citation | None, str]:
         """The citation with the index's path, or None and why it cannot be verified."""
+        shown = self.shared.get(citation.path.strip("`'\"").removeprefix("./"))
+        if shown:  # a shared repository's file: the span must overlap what the prompt showed of it
+            start, end = citation.start_line, citation.end_line
+            if not any(s.start_line <= end and start <= s.end_line for s in shown) or end < start:
+                return None, "outside what the shared index returned"
+            return Citation(shown[0].path, start, end, shown[0].repository), ""
         path = self.resolve(citation.path)
         if path is None:
             return None, "not an indexed file"

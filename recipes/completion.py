@@ -30,15 +30,16 @@ from typing import TYPE_CHECKING, Literal
 
 from ragls.indexer.engine import read_source
 from ragls.indexer.parsing import language_for, parse
-from ragls.indexer.search import fts_query
+from ragls.indexer.search import fts_query, fuse
 from ragls.indexer.tokens import query_terms
 from ragls.llm.base import LLMError, Provider, approx_tokens
 from ragls.recipes import fim, postprocess
-from ragls.recipes.context import Snippet, fit
+from ragls.recipes.context import Snippet, fit, shared_snippet
 from ragls.recipes.copied import Copy, find_copies
 
 if TYPE_CHECKING:
     from ragls.indexer.engine import Index
+    from ragls.indexer.shared import SharedResults
 
 Mode = Literal["auto", "single", "multi"]
 
@@ -54,6 +55,9 @@ DEF_LINES = 30  # lines of a definition shown (signature, docstring, start of th
 PER_NAME = 2  # definitions per referenced name (same-named symbols in several files)
 MAX_NAMES = 10
 MAX_RECENT_FILES = 8
+# ms a completion's context waits for the shared indexes (their keyword search: tens of ms on a
+# nearby server); later answers are left out of this prompt, the source is not held to it
+SHARED_WAIT_MS = 100
 MAX_TOKENS = {"single": 48, "multi": 128}
 # The latency budget: generated tokens whose time is set aside before prompt tokens are allowed
 # (a typical single line; a short block), the prompt tokens a request may always read (what a
@@ -310,9 +314,26 @@ def recent_snippets(index: Index, req: Cursor, recent: Iterable[str]) -> list[Sn
     return sorted(scored, key=lambda s: -s.score)[:2]
 
 
-def retrieved(index: Index, req: Cursor, top_k: int = 3, lines: int = 15) -> list[Snippet]:
-    """BM25 over the last ``lines`` lines of the prefix (chunks already in the prompt skipped)."""
-    terms = query_terms("\n".join(req.prefix.split("\n")[-lines:]))[-40:]
+def retrieval_terms(req: Cursor, lines: int = 15) -> list[str]:
+    """The identifiers and words of the last ``lines`` lines of the prefix (at most 40)."""
+    return query_terms("\n".join(req.prefix.split("\n")[-lines:]))[-40:]
+
+
+def shared_retrieval(index: Index, req: Cursor, top_k: int = 3) -> SharedResults | None:
+    """Start the shared indexes' keyword search for the cursor's terms, to run while the rest of
+    the context is gathered; :func:`retrieved` collects it (within ``SHARED_WAIT_MS``)."""
+    terms = retrieval_terms(req)
+    if not terms or not index.shared:
+        return None
+    return index.shared.start(" ".join(terms), top_k, "bm25", SHARED_WAIT_MS)
+
+
+def retrieved(
+    index: Index, req: Cursor, top_k: int = 3, shared: SharedResults | None = None
+) -> list[Snippet]:
+    """BM25 over the last lines of the prefix (chunks already in the prompt skipped), fused with
+    what the ``shared`` search (:func:`shared_retrieval`) found in time."""
+    terms = retrieval_terms(req)
     if not terms:
         return []
     hits = index.store.keyword_search(fts_query(terms), top_k + 8)
@@ -326,7 +347,8 @@ def retrieved(index: Index, req: Cursor, top_k: int = 3, lines: int = 15) -> lis
         out.append(Snippet(row.path, row.start_line, row.end_line, text, "retrieved", score))
         if len(out) == top_k:
             break
-    return out
+    others = [[shared_snippet(r, "retrieved") for r in found] for found in shared()] if shared else []
+    return fuse([out, *others], top_k) if any(others) else out
 
 
 @dataclass(frozen=True)
@@ -377,10 +399,11 @@ def gather_context(
 ) -> list[Snippet]:
     """Definitions, then recent-file code, then retrieved chunks, fitted best-first to the
     budget and laid out best last (nearest the cursor, where a completion model looks)."""
+    shared = shared_retrieval(index, req)
     candidates = [
         *definitions(index, req, full_text),
         *recent_snippets(index, req, recent),
-        *retrieved(index, req),
+        *retrieved(index, req, shared=shared),
     ]
     return fit(candidates, budget, count_tokens)[::-1]
 

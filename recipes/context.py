@@ -10,6 +10,10 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ragls.indexer.search import SearchResult
 
 TokenCounter = Callable[[str], int]
 
@@ -22,14 +26,25 @@ class Snippet:
     text: str
     source: str  # why it was chosen: "selection", "definition", "recent", "retrieved", "readme", "test", ...
     score: float = 0.0  # higher is more relevant; orders snippets of the same priority
+    repository: str = ""  # a shared index's repository (``path`` is inside it); "" = this workspace
 
     @property
     def label(self) -> str:
-        return f"{self.path}:{self.start_line}-{self.end_line}"
+        """``path:start-end``; a shared repository's file as ``repository/path``, as it is cited."""
+        where = f"{self.repository}/{self.path}" if self.repository else self.path
+        return f"{where}:{self.start_line}-{self.end_line}"
 
     def overlaps(self, other: Snippet) -> bool:
-        same_file = self.path == other.path
+        same_file = (self.repository, self.path) == (other.repository, other.path)
         return same_file and self.start_line <= other.end_line and other.start_line <= self.end_line
+
+
+def shared_snippet(result: SearchResult, source: str) -> Snippet:
+    """A shared index's search result as context: its text came with it (there is no local file)."""
+    return Snippet(
+        result.path, result.start_line, result.end_line, result.text, source, result.score,
+        repository=result.repository,
+    )
 
 
 def dedupe(snippets: Iterable[Snippet]) -> list[Snippet]:

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 from ragls.indexer.engine import decode_source
 from ragls.indexer.model import ParsedFile, Symbol
 from ragls.indexer.parsing import parse
-from ragls.recipes.context import Snippet
+from ragls.recipes.context import Snippet, shared_snippet
 
 if TYPE_CHECKING:
     from ragls.indexer.engine import Index
@@ -215,7 +215,7 @@ class Gatherer:
         files = [p for p in self.index.store.files() if TEST_PATH.search(p) and p != sel.path]
         named = sorted(p for p in files if stem and stem in PurePosixPath(p).stem.lower())
         test_files = set(files)
-        hits = [r for r in self.index.search(name, 30, mode="bm25") if r.path in test_files]
+        hits = [r for r in self.index.search(name, 30, mode="bm25", shared=False) if r.path in test_files]
         snippets: list[Snippet] = []
         for rank, path in enumerate(dict.fromkeys(named + [r.path for r in hits])):
             rows = self.index.store.chunks_of_files([path])
@@ -232,8 +232,11 @@ class Gatherer:
         """Hybrid search results for ``query`` (a question, or the selection's names)."""
         snippets = []
         for r in self.index.search(query, top_k):
-            snippet = self._chunk(r.chunk_id, r.path, r.start_line, r.end_line, "retrieved", r.score)
-            if snippet:
+            if r.repository:
+                snippet = shared_snippet(r, "retrieved")
+            else:
+                snippet = self._chunk(r.chunk_id, r.path, r.start_line, r.end_line, "retrieved", r.score)
+            if snippet and snippet.text.strip():
                 snippets.append(snippet)
         return snippets
 

@@ -156,7 +156,7 @@ def answer(index: Index, prepared: Prepared, provider: Provider, settings: Recip
 
     generated = generate(provider, messages, max_tokens=answer_tokens, temperature=settings.temperature,
                          on_delta=on_delta, cancel=cancel)
-    checked = Verifier(index).check(parse(generated.text))
+    checked = Verifier(index, [s for s in chosen if s.repository]).check(parse(generated.text))
     code = code_block(generated.text) if recipe.output != "text" else None
     if recipe.output != "text" and generated.text and code is None:
         notes.append("the answer holds no code block; it is shown as text")

@@ -25,6 +25,7 @@ from ragls.llm.base import LLMError, ModelError
 from ragls.privacy import PrivacyError
 from ragls.recipes import registry
 from ragls.recipes.ask import Conversation, route
+from ragls.recipes.citations import Citation
 from ragls.recipes.context import Snippet
 from ragls.recipes.gather import SelectionError
 from ragls.recipes.run import RecipeResult, answer, prepare
@@ -58,11 +59,14 @@ def lines_of(start: types.Position, end: types.Position) -> tuple[int, int]:
     return start.line + 1, max(start.line + 1, last)
 
 
-def location(ws: Workspace, path: str, start_line: int, end_line: int) -> dict:
-    """A cited span as the editor opens it: URI and a whole-lines range."""
-    return {
+def location(
+    ws: Workspace, path: str, start_line: int, end_line: int, repository: str = "", copy: Path | None = None
+) -> dict:
+    """A cited span as the editor opens it: URI and a whole-lines range. A shared repository's
+    span names its repository, and has a URI only when ``copy`` (a local copy of its file) is
+    given; without one, ``ragls.openCitation`` returns its text."""
+    shown = {
         "path": path,
-        "uri": path_to_uri(ws.root / path),
         "startLine": start_line,
         "endLine": end_line,
         "range": {
@@ -70,6 +74,9 @@ def location(ws: Workspace, path: str, start_line: int, end_line: int) -> dict:
             "end": {"line": end_line, "character": 0},
         },
     }
+    if not repository:
+        return {**shown, "uri": path_to_uri(ws.root / path)}
+    return shown | {"repository": repository} | ({"uri": path_to_uri(copy)} if copy else {})
 
 
 MAX_CHATS = 200  # conversations kept; the oldest idle ones are forgotten beyond this
@@ -186,12 +193,10 @@ class Chats:
             final.update(
                 route=result.route,
                 answer=result.answer,
-                citations=[location(ws, c.path, c.start_line, c.end_line) for c in result.citations],
+                citations=[self._at(ws, c) for c in result.citations],
                 droppedCitations=len(result.dropped),
-                sources=[location(ws, s.path, s.start_line, s.end_line) for s in result.sources],
-                results=[
-                    {**r, **location(ws, r["path"], r["start_line"], r["end_line"])} for r in result.results
-                ],
+                sources=[self._at(ws, s) for s in result.sources],
+                results=[{**r, **self._at(ws, Citation.of(r))} for r in result.results],
                 notes=result.notes,
                 cancelled=cancel.is_set(),
             )
@@ -233,12 +238,15 @@ class Chats:
             final["error"] = self._failure(exc)
         return self._finish(chat, 1, final)
 
+    def _at(self, ws: Workspace, span: Citation | Snippet) -> dict:
+        """:func:`location` of a span, with a shared repository's local copy when this session has one."""
+        copy = self.server.session.local_copy(span.repository, span.path) if span.repository else None
+        return location(ws, span.path, span.start_line, span.end_line, span.repository, copy)
+
     def _result_json(self, ws: Workspace, result: RecipeResult) -> dict:
         shown = result.as_json()
-        shown["citations"] = [location(ws, c.path, c.start_line, c.end_line) for c in result.citations]
-        shown["context"] = [
-            location(ws, s.path, s.start_line, s.end_line) | {"source": s.source} for s in result.context
-        ]
+        shown["citations"] = [self._at(ws, c) for c in result.citations]
+        shown["context"] = [self._at(ws, s) | {"source": s.source} for s in result.context]
         shown["uri"] = path_to_uri(ws.root / result.path)
         if result.target_path:
             shown["targetUri"] = path_to_uri(ws.root / result.target_path)

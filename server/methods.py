@@ -22,6 +22,7 @@ from ragls.llm.scan import scan, use
 from ragls.privacy import Privacy
 from ragls.recipes import registry
 from ragls.server.chat import BadRequest, location
+from ragls.server.documents import path_to_uri
 from ragls.server.edits import citation_range
 
 if TYPE_CHECKING:
@@ -90,13 +91,33 @@ def register_methods(server: RaglsServer) -> None:
         return final
 
     @server.command("ragls.openCitation")
-    def open_citation(*args: Any) -> dict:
+    async def open_citation(*args: Any) -> dict:
+        """Show a cited span: its file when there is one here (a shared repository's local copy
+        included), else the shared index's text of it, returned for the client to show."""
         target = args[0] if args and isinstance(args[0], dict) else {}
         uri, selection = target.get("uri"), citation_range(target.get("range"))
+        repository, path = target.get("repository"), target.get("path")
+        if not isinstance(uri, str) and isinstance(repository, str) and isinstance(path, str) and selection:
+            copy = session.local_copy(repository, path)
+            if copy is None:  # read on a query thread: a source may be slow
+                line = selection.start.line + 1
+                loop = asyncio.get_running_loop()
+                return await loop.run_in_executor(session.queries, shared_text, repository, path, line)
+            uri = path_to_uri(copy)
         if not isinstance(uri, str):
-            raise JsonRpcInvalidParams("ragls.openCitation takes {uri, range}")
+            raise JsonRpcInvalidParams("ragls.openCitation takes {uri, range} or {repository, path, range}")
         session.models.submit(server.edits.show, uri, selection)
         return {"uri": uri}
+
+    def shared_text(repository: str, path: str, line: int) -> dict:
+        """The text of a shared repository's span, from the first workspace's sources that hold it."""
+        for ws in list(session.workspaces.values()):
+            found = ws.index.shared.text_at(repository, path, line) if ws.index.shared else None
+            if found is not None:
+                start, end, text = found
+                return {"repository": repository, "path": path, "startLine": start, "endLine": end,
+                        "text": text}
+        raise JsonRpcInvalidParams(f"no shared index holds {repository}/{path} (or it is not answering)")
 
     @server.command("ragls.reindex")
     def reindex_command(*args: Any) -> dict:
@@ -153,14 +174,14 @@ def register_methods(server: RaglsServer) -> None:
         def run() -> list[dict]:
             hits = [(ws, hit) for ws in chosen for hit in ws.index.search(params["query"], top_k, mode)]
             hits.sort(key=lambda pair: -pair[1].score)
-            return [
-                {
-                    **hit.as_json(),
-                    **location(ws, hit.path, hit.start_line, hit.end_line),
-                    "root": str(ws.root),
-                }
-                for ws, hit in hits[:top_k]
-            ]
+            shown = []
+            for ws, hit in hits[:top_k]:
+                copy = session.local_copy(hit.repository, hit.path) if hit.repository else None
+                where = location(ws, hit.path, hit.start_line, hit.end_line, hit.repository, copy)
+                # a shared result without a local copy carries its text: the editor has no file to show
+                text = {"text": hit.text} if hit.repository and copy is None else {}
+                shown.append({**hit.as_json(), **where, "root": str(ws.root), **text})
+            return shown
 
         return {"results": await loop.run_in_executor(session.queries, run)}
 

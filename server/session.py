@@ -272,6 +272,14 @@ class Session:
             ws.build(self.open_paths())
         return ws
 
+    def local_copy(self, repository: str, path: str) -> Path | None:
+        """A shared repository's file in a workspace folder of this session that is that repository
+        (by its index.repository, else its folder's name)."""
+        for ws in list(self.workspaces.values()):
+            if ws.index.repository == repository and (ws.root / path).is_file():
+                return ws.root / path
+        return None
+
     def open_paths(self) -> list[Path]:
         """The local files open in the editor: their chunks are embedded first."""
         return [doc.path.resolve() for doc in self.server.documents if doc.path is not None]
@@ -292,7 +300,10 @@ class Session:
         return config.merge_settings(*(layer for _, layer in self.overrides()))
 
     def _events(self) -> BuildEvents:
-        return BuildEvents(self._build_started, self._build_progress, self._build_finished)
+        return BuildEvents(self._build_started, self._build_progress, self._build_finished, self._notice)
+
+    def _notice(self, ws: Workspace, message: str) -> None:
+        self.show(types.MessageType.Warning, f"ragls: {ws.root.name}: {message}")
 
     def _build_started(self, ws: Workspace) -> None:
         self.log(f"indexing {ws.root} in the background")

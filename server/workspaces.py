@@ -70,6 +70,7 @@ class BuildEvents:
     started: Callable[[Workspace], None]
     progress: Callable[[Workspace, Progress], None]
     finished: Callable[[Workspace, str | None], None]  # the error, or None
+    notice: Callable[[Workspace, str], None]  # something the user must know (a shared index left out)
 
 
 @dataclass
@@ -95,6 +96,8 @@ class Workspace:
         self.index = Index.open(self.root, self.cfg)
         for notice in self.index.notices:
             log.warning("%s: %s", self.root, notice)
+        if self.index.shared:  # the user is told, from whichever thread finds it
+            self.index.shared.tell_with(lambda message: self.events.notice(self, message))
 
     def settled(self) -> tuple[str, str | None]:
         """(state, error), waiting out a build that is ending. Its progress end goes out before the

@@ -189,10 +189,12 @@ def _print_results(results: list[SearchResult], as_json: bool) -> None:
         sys.stdout.flush()
         return
     table = Table(show_header=True)
-    for column in ("#", "path", "lines", "symbol", "score"):
+    shared = any(r.repository for r in results)  # a shared index answered: say which repository
+    for column in ("#", *(["repository"] if shared else []), "path", "lines", "symbol", "score"):
         table.add_column(column)
     for rank, r in enumerate(results, 1):
-        table.add_row(str(rank), r.path, f"{r.start_line}-{r.end_line}", r.symbol, f"{r.score:.4f}")
+        where = [r.repository or "(this workspace)"] if shared else []
+        table.add_row(str(rank), *where, r.path, f"{r.start_line}-{r.end_line}", r.symbol, f"{r.score:.4f}")
     out.print(table)
 
 
@@ -216,7 +218,9 @@ def _search(args: argparse.Namespace) -> int:
                 embed_limit=index.cfg.search.first_search_embed_limit,
             )
         if not args.stdin:
-            _print_results(index.search(args.query, args.top_k, args.mode), args.json)
+            results = index.search(args.query, args.top_k, args.mode)
+            print_notices(index)  # e.g. a shared index left out
+            _print_results(results, args.json)
             return 0
         return _serve_stdin(index, args)
 
@@ -238,6 +242,7 @@ def _serve_stdin(index: Index, args: argparse.Namespace) -> int:
             except Exception as exc:  # one bad query must not end the session
                 err.print(f"ragls search: {query!r}: {exc}")
                 results = []
+            print_notices(index)
             _print_results(results, as_json=True)
     finally:
         stop.set()

@@ -189,7 +189,7 @@ def _allowed(privacy: Privacy, role: str, model: ModelConfig) -> str:
 
 # --- ragls doctor -----------------------------------------------------------------------------
 
-NUMERIC = {"bytes", "redactions"}
+NUMERIC = {"bytes", "redactions", "rows"}
 Check = tuple[str, str, str]  # (what, "ok" | "warn" | "fail" | "info", detail)
 
 
@@ -324,6 +324,7 @@ def _audit(args: argparse.Namespace) -> int:
         ("endpoint", lambda e: e.endpoint), ("bytes", lambda e: str(e.bytes)),
         ("sha256", lambda e: e.sha256[:16]), ("redactions", lambda e: str(e.redactions)),
         ("traffic", lambda e: "local" if e.local else "remote"),
+        ("rows", lambda e: "" if e.rows is None else str(e.rows)),
     ]
     for name, _ in columns:
         table.add_column(name, overflow="fold", justify="right" if name in NUMERIC else "left")

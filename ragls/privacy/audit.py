@@ -3,7 +3,9 @@
 Each line records when a request left, for which provider, model and endpoint, how many bytes,
 the SHA-256 of exactly the bytes sent (so a user holding a copy of a payload can prove it was or
 was not sent), how many secrets were redacted from it, and whether the endpoint was on this
-machine (a loopback or unix-socket model server: local traffic, listed all the same).
+machine (a loopback or unix-socket model server: local traffic, listed all the same). Queries to a
+shared index (``[[index.shared]]``, provider ``postgresql``) are listed the same way, with the
+repositories searched in place of the model and how many results came back.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ class AuditEntry:
     sha256: str
     redactions: int
     local: bool = False  # lines written before loopback counted as local lack it: they were remote
+    rows: int | None = None  # results a shared index returned (None: a model request)
 
 
 def default_path() -> Path:
@@ -42,7 +45,7 @@ class AuditLog:
 
     def record(
         self, *, provider: str, model: str, endpoint: str, payload: bytes, redactions: int,
-        local: bool = False,
+        local: bool = False, rows: int | None = None,
     ) -> AuditEntry:
         entry = AuditEntry(
             time=datetime.now(UTC).isoformat(timespec="milliseconds"),
@@ -53,8 +56,10 @@ class AuditLog:
             sha256=hashlib.sha256(payload).hexdigest(),
             redactions=redactions,
             local=local,
+            rows=rows,
         )
-        line = (json.dumps(asdict(entry), separators=(",", ":")) + "\n").encode("utf-8")
+        shown = {k: v for k, v in asdict(entry).items() if v is not None}  # a model request has no rows
+        line = (json.dumps(shown, separators=(",", ":")) + "\n").encode("utf-8")
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with self._lock:
             # O_APPEND: each line lands whole at the end, even with several ragls processes.

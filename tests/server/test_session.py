@@ -257,7 +257,9 @@ def test_the_status_asked_for_when_the_progress_ends_says_ready(repo: Path) -> N
         readers.append(reader)
 
     with ThreadPoolExecutor(1) as writer:
-        events = BuildEvents(lambda ws: None, lambda ws, progress: None, progress_ended)
+        events = BuildEvents(
+            lambda ws: None, lambda ws, progress: None, progress_ended, lambda ws, message: None
+        )
         ws = Workspace(repo, config.load(repo, [("test", FAST_SETTINGS)]), FAST_SETTINGS, writer, events)
         assert ws.build()
         deadline = time.monotonic() + 180
