@@ -225,9 +225,13 @@ class Completer:
         self.read_ahead.want(session.providers, ws.cfg, result.warm_prompt)
         reason = result.empty_reason()
         kind = types.MessageType.Warning if result.error and result.error != "cancelled" else LOG
-        summary = f"read {result.read_tokens} of {result.prompt_tokens} prompt tokens"
+        timings = result.timings_ms
+        summary = (
+            f"read {result.read_tokens} of {result.prompt_tokens} prompt tokens, context "
+            f"{timings.get('context_ms', 0):.0f} ms, first token {timings.get('first_token_ms', 0):.0f} ms"
+        )
         session.log(f"{where}: {'nothing: ' + reason if reason else 'answered'} ({summary}, "
-                    f"{result.timings_ms.get('total_ms', 0):.0f} ms)", kind)  # fmt: skip
+                    f"{timings.get('total_ms', 0):.0f} ms)", kind)  # fmt: skip
         return None if r.cancel.is_set() else result
 
     def _announce_loading(self, cfg: Config) -> None:

@@ -259,6 +259,7 @@ def main(argv: list[str] | None = None) -> int:
     code, load_before, started = snapshot(), os.getloadavg(), time.perf_counter()
     console.log(f"{len(sessions)} sessions x {len(configs)} configs")
     results: list[Replayed] = []
+    keys_file = args.out.with_suffix(".keys.json")
     for repo in devset.manifest():
         mine = [s for s in sessions if s.repo == repo["name"]]
         if mine:
@@ -267,12 +268,11 @@ def main(argv: list[str] | None = None) -> int:
             results += replay_repo(
                 repo["name"], repo["language"], root, mine, configs, console.log, args.server_log
             )
+            dump_keys(results, keys_file)  # after each repository: a run cut short can be --rescore'd
     out_tables = tables(results, configs)
     print_tables(out_tables, Console() if Console().is_terminal else Console(width=200))
     command = "`" + " ".join(["python -m benchmarks.replay", *(sys.argv[1:] if argv is None else argv)]) + "`"
     write_report(args.out, "ragls inline completion: replayed edits", command, code, load_before, out_tables)
-    keys_file = args.out.with_suffix(".keys.json")
-    dump_keys(results, keys_file)
     console.print(
         f"done in {time.perf_counter() - started:.0f} s; tables in {args.out}, every key in {keys_file}"
     )
