@@ -367,6 +367,15 @@ def _in_previous_order(old: list[Snippet], fresh: list[Snippet]) -> list[Snippet
     return kept + [s for s in fresh if s.label not in old_labels]
 
 
+def forget_document(index: Index, path: str | Path) -> None:
+    """The editor closed the document: its prompt head goes, so the first request after it is
+    opened again is a first one (by then the model's cache holds other prompts)."""
+    root, rel = str(index.root), relative_path(index, path)
+    with _sticky_lock:
+        for key in [k for k in _sticky if k[0] == root and k[1] == rel]:
+            del _sticky[key]
+
+
 def clear_sticky_context() -> None:
     """Forget every document's last context (a workspace switch; benchmarks measuring ranking)."""
     with _sticky_lock:

@@ -34,7 +34,7 @@ from pygls.exceptions import JsonRpcInvalidParams
 
 from ragls.llm.base import LLMError
 from ragls.privacy import PrivacyError
-from ragls.recipes.completion import CompletionResult, PositionError, complete
+from ragls.recipes.completion import CompletionResult, PositionError, complete, forget_document
 from ragls.server.documents import Document
 from ragls.server.documents import PositionError as ClientPositionError
 
@@ -259,8 +259,12 @@ class Completer:
         return snapped if snapped.character > position.character else position
 
     def forget(self, uri: str) -> None:
-        """The document closed: its last suggestion goes."""
+        """The document closed: its last suggestion and its prompt head go (its first keystroke
+        after it is opened again is treated as cold, see ``recipes.completion.complete``)."""
         self._shown.pop(uri, None)
+        path, ws = self.server.workspace_of(uri)
+        if path is not None and ws is not None:
+            forget_document(ws.index, path)
 
     # -- LSP shapes -------------------------------------------------------------------------
 

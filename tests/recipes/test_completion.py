@@ -23,6 +23,7 @@ from ragls.recipes.completion import (
     complete,
     cursor_offset,
     definition_start,
+    forget_document,
     imported_modules,
     resolve_mode,
 )
@@ -384,6 +385,24 @@ def test_a_files_first_automatic_request_answers_from_what_fits_and_reads_the_re
     clear_sticky_context()
     asked = complete(index, provider, "shop/app.py", line, col + 4, text=text, mode="single")
     assert asked.context  # not automatic (the CLI, an invoked trigger): the whole prompt
+
+
+def test_a_reopened_document_answers_its_first_keystroke_as_a_first_one(index: Index, provider, fed) -> None:
+    """Closing a document forgets its prompt head: reopened, its first automatic request answers
+    from what fits again instead of reading a whole prompt the model's cache no longer holds."""
+    clear_sticky_context()
+    fed(prompt_tps=100, generate_tps=100)
+    text = LONG + APP + "    total = checkout(cart)\n    log = "
+    line, col = text.count("\n") + 1, len("    log = ") + 1
+    first = complete(index, provider, "shop/app.py", line, col, text=text, mode="single", budget_ms=250)
+    assert first.over_budget
+    assert provider.prefill(first.warm_prompt, lambda: False)
+    kept = complete(index, provider, "shop/app.py", line, col, text=text, mode="single", budget_ms=250)
+    assert kept.over_budget is None and kept.read_tokens <= 3  # open all along: the head is kept
+    forget_document(index, index.root / "shop" / "app.py")
+    provider.llama.reset()  # meanwhile the model read other documents' prompts
+    reopened = complete(index, provider, "shop/app.py", line, col, text=text, mode="single", budget_ms=250)
+    assert reopened.over_budget and reopened.context == [] and reopened.read_tokens < reopened.prompt_tokens
 
 
 def test_a_files_first_keystroke_past_its_time_ends_a_block_with_its_first_line(
