@@ -12,10 +12,12 @@ prompt tokens the model may read for it; an automatic one reads its whole prompt
 be (``recipes.completion.complete`` says why). While the user types what the last suggestion
 says, the rest of it is served with no model call. After each request its prompt is read ahead in
 the background (``Provider.prefill``), giving way to any request, so the next keystroke reads only
-what it adds. A model still loading answers an automatic request with nothing, at once, and says
-so once; a client that declared ``experimental.ragls.modelState`` is also sent
-``ragls/modelState`` ``loading``, then ``ready`` (or ``failed``) when the load ends, so it can show
-the state and ask again. Every empty answer's reason goes to the log.
+what it adds; the first automatic request after a document is opened answers from as much of
+its window as reads in a second, and the whole of it is read ahead then. A model still loading
+answers an automatic request with nothing, at once, and says so once; a client that declared
+``experimental.ragls.modelState`` is also sent ``ragls/modelState`` ``loading``, then ``ready``
+(or ``failed``) when the load ends, so it can show the state and ask again. Every empty answer's
+reason goes to the log, with what each request read and when its first token came.
 """
 
 from __future__ import annotations
