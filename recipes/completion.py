@@ -69,6 +69,7 @@ RESERVED_TOKENS = {"single": 8, "multi": 24}
 ALWAYS_READ = 16
 MIN_SHORT_PROMPT = 48
 WARM_SECONDS = 6.0
+FIRST_KEY_MS = 1000  # a file's first automatic request: nothing is cached, and the user just began
 MIN_SCALE = 0.125  # the shortest prompt: an eighth of the full one (~220 tokens)
 FULL_PROMPT_TOKENS = BUDGET_CAP + PREFIX_CHARS // 4
 _IDENT = re.compile(r"[^\W\d]\w*")
@@ -388,6 +389,15 @@ def _in_previous_order(old: list[Snippet], fresh: list[Snippet]) -> list[Snippet
     return kept + [s for s in fresh if s.label not in old_labels]
 
 
+def forget_document(index: Index, path: str | Path) -> None:
+    """The editor closed the document: its prompt head goes, so the first request after it is
+    opened again is a first one (by then the model's cache holds other prompts)."""
+    root, rel = str(index.root), relative_path(index, path)
+    with _sticky_lock:
+        for key in [k for k in _sticky if k[0] == root and k[1] == rel]:
+            del _sticky[key]
+
+
 def clear_sticky_context() -> None:
     """Forget every document's last context (a workspace switch; benchmarks measuring ranking)."""
     with _sticky_lock:
@@ -436,7 +446,8 @@ def complete(
     time; default now): it caps the prompt tokens the model may read for this request, from its
     measured speed. Over it, an invoked trigger gets a file-only prompt that fits (``over_budget``
     says why) and an automatic one reads its prompt anyway, stopped by ``cancel`` with its work
-    kept (``warm_prompt`` is what to read ahead after the answer).
+    kept (``warm_prompt`` is what to read ahead after the answer), but for a file's first one,
+    which answers within FIRST_KEY_MS from the lines that fit (its whole prompt is read ahead).
     ``invoked``: the user asked, so any text the model writes is shown, even a next line.
     """
     started = time.perf_counter()
@@ -487,13 +498,16 @@ def complete(
     result.warm_prompt = prompt
     result.prompt_tokens = provider.count_tokens(prompt)
     result.read_tokens = result.prompt_tokens - provider.cached_tokens(prompt)
-    allowed = _readable_tokens(provider, budget_ms, arrived, resolved) if invoked else None
     # An automatic trigger over budget reads its whole prompt all the same: the next keystroke
     # cancels it between two chunks and what it read stays cached, so typing only moves the cache
     # forward and a pause gets its answer (an editor asks once per change, never again at a pause).
+    # A file's first one is the exception: its prompt is all cold, so it answers from the lines
+    # that fit FIRST_KEY_MS and the whole prompt is read ahead after it (``warm_prompt``).
+    budget = budget_ms if invoked else FIRST_KEY_MS if cold else 0
+    allowed = _readable_tokens(provider, budget, arrived, resolved)
     if allowed is not None and result.read_tokens > allowed:
         result.over_budget = (
-            f"over budget: {result.read_tokens} prompt tokens to read, {allowed} fit in {budget_ms:g} ms"
+            f"over budget: {result.read_tokens} prompt tokens to read, {allowed} fit in {budget:g} ms"
         )
         prompt = _short_prompt(provider, family, parts, max(allowed, MIN_SHORT_PROMPT))
         if not prompt:
@@ -507,8 +521,9 @@ def complete(
         cut = postprocess.block_end(prefix, so_far, suffix, language)
         return cut is not None and "\n" in so_far[cut:].lstrip("\n").rstrip(" \t")
 
+    deadline = arrived + FIRST_KEY_MS / 1000 if cold else None
     raw, result.error = _generate(
-        provider, prompt, stops, resolved, block_done, cancel, timings, started, next_line=invoked
+        provider, prompt, stops, resolved, block_done, cancel, timings, started, invoked, deadline
     )
     if cancel is not None and cancel.is_set():
         result.error = "cancelled"
@@ -590,12 +605,15 @@ def _generate(
     timings: dict[str, float],
     request_started: float,
     next_line: bool = False,
+    deadline: float | None = None,
 ) -> tuple[str, str | None]:
     """Stream the completion; stop at the first newline in single-line mode (checked here, not
     as a stop string, so the first token is timed even when it is the newline) and as soon as the
     block is complete in multi-line mode. ``first_token_ms`` counts from the request's start (what
     the user waits); an empty answer's first token time is its end. ``next_line``: in single-line
-    mode, line breaks before any text do not stop it (the line after the cursor's is wanted)."""
+    mode, line breaks before any text do not stop it (the line after the cursor's is wanted).
+    ``deadline`` (a ``perf_counter`` time): past it a block ends with the first line it finishes
+    (a file's first keystroke shows the lines written by then rather than wait for the block)."""
     started = time.perf_counter()
     pieces: list[str] = []
     try:
@@ -609,7 +627,10 @@ def _generate(
                 so_far = "".join(pieces)
                 if mode == "multi" and block_done(so_far):
                     break
-                if mode == "single" and (not next_line or so_far[: so_far.rfind("\n")].strip()):
+                line_done = bool(so_far[: so_far.rfind("\n")].strip())
+                if mode == "single" and (not next_line or line_done):
+                    break
+                if deadline is not None and line_done and time.perf_counter() > deadline:
                     break
     except (LLMError, ValueError, RuntimeError) as exc:  # llama.cpp raises ValueError on overlong prompts
         return "", f"{type(exc).__name__}: {exc}" if not isinstance(exc, LLMError) else str(exc)

@@ -12,10 +12,12 @@ prompt tokens the model may read for it; an automatic one reads its whole prompt
 be (``recipes.completion.complete`` says why). While the user types what the last suggestion
 says, the rest of it is served with no model call. After each request its prompt is read ahead in
 the background (``Provider.prefill``), giving way to any request, so the next keystroke reads only
-what it adds. A model still loading answers an automatic request with nothing, at once, and says
-so once; a client that declared ``experimental.ragls.modelState`` is also sent
-``ragls/modelState`` ``loading``, then ``ready`` (or ``failed``) when the load ends, so it can show
-the state and ask again. Every empty answer's reason goes to the log.
+what it adds; the first automatic request after a document is opened answers from as much of
+its window as reads in a second, and the whole of it is read ahead then. A model still loading
+answers an automatic request with nothing, at once, and says so once; a client that declared
+``experimental.ragls.modelState`` is also sent ``ragls/modelState`` ``loading``, then ``ready``
+(or ``failed``) when the load ends, so it can show the state and ask again. Every empty answer's
+reason goes to the log, with what each request read and when its first token came.
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ from pygls.exceptions import JsonRpcInvalidParams
 
 from ragls.llm.base import LLMError
 from ragls.privacy import PrivacyError
-from ragls.recipes.completion import CompletionResult, PositionError, complete
+from ragls.recipes.completion import CompletionResult, PositionError, complete, forget_document
 from ragls.server.documents import Document
 from ragls.server.documents import PositionError as ClientPositionError
 
@@ -225,9 +227,13 @@ class Completer:
         self.read_ahead.want(session.providers, ws.cfg, result.warm_prompt)
         reason = result.empty_reason()
         kind = types.MessageType.Warning if result.error and result.error != "cancelled" else LOG
-        summary = f"read {result.read_tokens} of {result.prompt_tokens} prompt tokens"
+        timings = result.timings_ms
+        summary = (
+            f"read {result.read_tokens} of {result.prompt_tokens} prompt tokens, context "
+            f"{timings.get('context_ms', 0):.0f} ms, first token {timings.get('first_token_ms', 0):.0f} ms"
+        )
         session.log(f"{where}: {'nothing: ' + reason if reason else 'answered'} ({summary}, "
-                    f"{result.timings_ms.get('total_ms', 0):.0f} ms)", kind)  # fmt: skip
+                    f"{timings.get('total_ms', 0):.0f} ms)", kind)  # fmt: skip
         return None if r.cancel.is_set() else result
 
     def _announce_loading(self, cfg: Config) -> None:
@@ -255,8 +261,12 @@ class Completer:
         return snapped if snapped.character > position.character else position
 
     def forget(self, uri: str) -> None:
-        """The document closed: its last suggestion goes."""
+        """The document closed: its last suggestion and its prompt head go (its first keystroke
+        after it is opened again is treated as cold, see ``recipes.completion.complete``)."""
         self._shown.pop(uri, None)
+        path, ws = self.server.workspace_of(uri)
+        if path is not None and ws is not None:
+            forget_document(ws.index, path)
 
     # -- LSP shapes -------------------------------------------------------------------------
 

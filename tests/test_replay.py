@@ -183,6 +183,16 @@ def test_acceptable_keys_need_a_suggestion_that_is_exactly_what_comes_next() -> 
     assert score.accepted_keys(whole) == 3  # one Tab for the four keys left
 
 
+def test_runs_cut_short_are_scored_on_the_sessions_every_config_finished() -> None:
+    one, two, three = (Session("r", "go", "a.go", n, n, "0" * 40, "s") for n in (1, 2, 3))
+    key = [Key("x", True, "item", 5.0, "y")]
+    done = ((one, "b"), (two, "b"), (one, "c"), (two, "c"), (three, "c"))  # b was cut short
+    runs = [replay.Replayed(s, config, key, 1.0) for s, config in done]
+    kept = [(r.session.start, r.config) for r in replay.paired(runs)]
+    assert kept == [(1, "b"), (2, "b"), (1, "c"), (2, "c")]
+    assert replay.paired(runs[2:]) == runs[2:]  # one config: every session it finished
+
+
 # -- the replay against the real server -------------------------------------------------------
 
 

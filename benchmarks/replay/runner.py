@@ -226,6 +226,16 @@ def load_keys(path: Path) -> list[Replayed]:
     ]
 
 
+def paired(results: list[Replayed]) -> list[Replayed]:
+    """The replayed sessions that every config in ``results`` finished (runs cut short at
+    different points compare on the same sessions)."""
+    configs = {r.config for r in results}
+    done: dict[Session, set[str]] = defaultdict(set)
+    for r in results:
+        done[r.session].add(r.config)
+    return [r for r in results if done[r.session] == configs]
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.replay", description=__doc__.splitlines()[0])
     parser.add_argument("--sessions", type=int, help="replay this many sessions, spread over the languages "
@@ -241,8 +251,10 @@ def main(argv: list[str] | None = None) -> int:
         "(per request: prompt tokens read, time, why an answer was empty)"
     )
     parser.add_argument(
-        "--rescore", type=Path, metavar="KEYS", help="print the tables of an earlier run's replay.keys.json"
-    )
+        "--rescore", type=Path, nargs="+", metavar="KEYS", help="print the tables of earlier runs' "
+        "replay.keys.json (several: runs of different configs at the same time, each cut short; only "
+        "the sessions every config finished are scored)",
+    )  # fmt: skip
     args = parser.parse_args(argv)
     wanted = [c.strip() for c in args.configs.split(",") if c.strip()]
     if not wanted or set(wanted) - set(CONFIGS):
@@ -251,7 +263,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.main != MAIN:
         configs = [Config("b", f"main {args.main}", args.main, {}) if c.key == "b" else c for c in configs]
     if args.rescore:
-        print_tables(tables(load_keys(args.rescore), configs), Console(width=200))
+        results = paired([r for keys in args.rescore for r in load_keys(keys)])
+        print_tables(tables(results, configs), Console(width=200))
         return 0
     languages = [name.strip() for name in args.languages.split(",")] if args.languages else None
     sessions = select(load(), args.sessions, languages)
@@ -259,6 +272,7 @@ def main(argv: list[str] | None = None) -> int:
     code, load_before, started = snapshot(), os.getloadavg(), time.perf_counter()
     console.log(f"{len(sessions)} sessions x {len(configs)} configs")
     results: list[Replayed] = []
+    keys_file = args.out.with_suffix(".keys.json")
     for repo in devset.manifest():
         mine = [s for s in sessions if s.repo == repo["name"]]
         if mine:
@@ -267,12 +281,11 @@ def main(argv: list[str] | None = None) -> int:
             results += replay_repo(
                 repo["name"], repo["language"], root, mine, configs, console.log, args.server_log
             )
+            dump_keys(results, keys_file)  # after each repository: a run cut short can be --rescore'd
     out_tables = tables(results, configs)
     print_tables(out_tables, Console() if Console().is_terminal else Console(width=200))
     command = "`" + " ".join(["python -m benchmarks.replay", *(sys.argv[1:] if argv is None else argv)]) + "`"
     write_report(args.out, "ragls inline completion: replayed edits", command, code, load_before, out_tables)
-    keys_file = args.out.with_suffix(".keys.json")
-    dump_keys(results, keys_file)
     console.print(
         f"done in {time.perf_counter() - started:.0f} s; tables in {args.out}, every key in {keys_file}"
     )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import shutil
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -22,6 +23,7 @@ from ragls.recipes.completion import (
     complete,
     cursor_offset,
     definition_start,
+    forget_document,
     imported_modules,
     resolve_mode,
 )
@@ -358,21 +360,71 @@ def test_typing_a_block_reads_only_what_each_key_adds(repo: Path, index: Index, 
         assert warm.context is cold.context
 
 
-def test_a_files_first_automatic_request_reads_a_file_only_prompt(index: Index, provider) -> None:
-    """Nothing of a freshly opened file's prompt is cached: its first automatic request reads the
-    file's window without context (what a file-only prompt costs); the next keys add to it."""
+def test_a_files_first_automatic_request_answers_from_what_fits_and_reads_the_rest_ahead(
+    index: Index, provider, fed
+) -> None:
+    """Nothing of a freshly opened file's prompt is cached: its first automatic request answers
+    from the window's last lines that read within FIRST_KEY_MS at the measured speed, with no
+    context; its whole file-only window is what is read ahead, so the next key adds to that."""
     clear_sticky_context()
+    fed(prompt_tps=100, generate_tps=100)  # ~90 prompt tokens fit in 1 s
     text = LONG + APP + "    total = checkout(cart)\n    log = "
     line, col = text.count("\n") + 1, len("    log = ") + 1
     provider.llama.reset()
+    before = provider.evaluated()
     first = complete(index, provider, "shop/app.py", line, col, text=text, mode="single", budget_ms=250)
-    assert first.context == [] and first.read_tokens == first.prompt_tokens
+    read = provider.evaluated()[0] - before[0]
+    assert first.context == [] and first.over_budget
+    assert 0 < first.read_tokens <= 100 and read <= first.read_tokens  # llama.cpp's own count
+    assert first.prompt_tokens > 200 and "checkout" in first.warm_prompt  # the whole window, to read ahead
+    assert provider.prefill(first.warm_prompt, lambda: False)  # what the server's read-ahead does
     text += "str("
     second = complete(index, provider, "shop/app.py", line, col + 4, text=text, mode="single", budget_ms=250)
+    assert second.over_budget is None and second.context == []
     assert second.read_tokens <= 3 and second.warm_prompt.startswith(first.warm_prompt)
     clear_sticky_context()
     asked = complete(index, provider, "shop/app.py", line, col + 4, text=text, mode="single")
     assert asked.context  # not automatic (the CLI, an invoked trigger): the whole prompt
+
+
+def test_a_reopened_document_answers_its_first_keystroke_as_a_first_one(index: Index, provider, fed) -> None:
+    """Closing a document forgets its prompt head: reopened, its first automatic request answers
+    from what fits again instead of reading a whole prompt the model's cache no longer holds."""
+    clear_sticky_context()
+    fed(prompt_tps=100, generate_tps=100)
+    text = LONG + APP + "    total = checkout(cart)\n    log = "
+    line, col = text.count("\n") + 1, len("    log = ") + 1
+    first = complete(index, provider, "shop/app.py", line, col, text=text, mode="single", budget_ms=250)
+    assert first.over_budget
+    assert provider.prefill(first.warm_prompt, lambda: False)
+    kept = complete(index, provider, "shop/app.py", line, col, text=text, mode="single", budget_ms=250)
+    assert kept.over_budget is None and kept.read_tokens <= 3  # open all along: the head is kept
+    forget_document(index, index.root / "shop" / "app.py")
+    provider.llama.reset()  # meanwhile the model read other documents' prompts
+    reopened = complete(index, provider, "shop/app.py", line, col, text=text, mode="single", budget_ms=250)
+    assert reopened.over_budget and reopened.context == [] and reopened.read_tokens < reopened.prompt_tokens
+
+
+def test_a_files_first_keystroke_past_its_time_ends_a_block_with_its_first_line(
+    index: Index, provider
+) -> None:
+    """A block is written until it ends, but a file's first automatic request, once FIRST_KEY_MS
+    have passed, shows the first line it finished rather than wait for the rest."""
+    text = "def numbers():\n" + "".join(f"    n{i} = {i}\n" for i in range(1, 12)) + "    "
+    line, col = text.count("\n") + 1, 5
+
+    def finished_lines(raw: str) -> int:
+        return sum(1 for row in raw.split("\n")[:-1] if row.strip())
+
+    clear_sticky_context()
+    whole = complete(index, provider, "shop/numbers.py", line, col, text=text, mode="multi", budget_tokens=0)
+    assert finished_lines(whole.raw) >= 3, whole.raw  # the model goes on with the pattern
+    clear_sticky_context()
+    late = complete(
+        index, provider, "shop/numbers.py", line, col, text=text, mode="multi", budget_tokens=0,
+        budget_ms=250, arrived=time.perf_counter() - 5,
+    )  # fmt: skip
+    assert finished_lines(late.raw) == 1, late.raw
 
 
 def test_reading_ahead_leaves_only_the_keystroke_to_read_and_yields_between_chunks(
