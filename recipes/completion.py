@@ -430,7 +430,10 @@ def complete(
     resolved = resolve_mode(mode, prefix, suffix)
     language = language_for(rel, text)
     meta = provider.metadata() if provider is not None else None
-    family = fim.family_for(meta) if meta is not None else None
+    # A server that infills itself (Ollama, llama.cpp's /infill) gets the text before the cursor
+    # as a plain prompt and the suffix apart; it applies the model's own FIM template.
+    infill = meta.infill if meta is not None else None
+    family = fim.family_for(meta) if meta is not None and infill is None else None
     count = provider.count_tokens if provider is not None else approx_tokens
     scale = _prompt_scale(provider)
     if budget_tokens is None:
@@ -453,7 +456,7 @@ def complete(
         context = _in_previous_order(previous.context if previous else [], fresh)
     _remember(key, _Sticky(definition, req.first_line - 1, context))
     timings["context_ms"] = _ms(started)
-    template = family.name if family else "plain"
+    template = family.name if family else f"server {infill}" if infill else "plain"
     result = CompletionResult("", context, timings, mode=resolved, template=template)
     if context_only or provider is None:
         timings["total_ms"] = _ms(started)
@@ -484,8 +487,9 @@ def complete(
         cut = postprocess.block_end(prefix, so_far, suffix, language)
         return cut is not None and "\n" in so_far[cut:].lstrip("\n").rstrip(" \t")
 
+    after = (_first_line(parts.suffix) if result.over_budget else parts.suffix) if infill else None
     raw, result.error = _generate(
-        provider, prompt, stops, resolved, block_done, cancel, timings, started, next_line=invoked
+        provider, prompt, after, stops, resolved, block_done, cancel, timings, started, next_line=invoked
     )
     if cancel is not None and cancel.is_set():
         result.error = "cancelled"
@@ -536,8 +540,7 @@ def _short_prompt(
     def size(prefix: str) -> int:
         return provider.count_tokens(fim.render(family, dataclasses.replace(parts, prefix=prefix)))
 
-    suffix = parts.suffix[: parts.suffix.find("\n") + 1] if "\n" in parts.suffix else parts.suffix
-    parts = dataclasses.replace(parts, suffix=suffix, context=())
+    parts = dataclasses.replace(parts, suffix=_first_line(parts.suffix), context=())
     lines = parts.prefix.split("\n")
     low, high = 0, len(lines)  # the last `low` lines fit; more than `high` do not
     while low < high:
@@ -551,6 +554,11 @@ def _short_prompt(
     return fim.render(family, dataclasses.replace(parts, prefix="\n".join(lines[-low:])))
 
 
+def _first_line(text: str) -> str:
+    """The text through its first line break (what a short prompt keeps of the suffix)."""
+    return text[: text.find("\n") + 1] if "\n" in text else text
+
+
 def _through_first_line(text: str) -> str:
     """Leading line breaks and the first line with something on it."""
     body = text.lstrip("\n")
@@ -560,6 +568,7 @@ def _through_first_line(text: str) -> str:
 def _generate(
     provider: Provider,
     prompt: str,
+    suffix: str | None,
     stops: tuple[str, ...],
     mode: str,
     block_done: Callable[[str], bool],
@@ -572,11 +581,14 @@ def _generate(
     as a stop string, so the first token is timed even when it is the newline) and as soon as the
     block is complete in multi-line mode. ``first_token_ms`` counts from the request's start (what
     the user waits); an empty answer's first token time is its end. ``next_line``: in single-line
-    mode, line breaks before any text do not stop it (the line after the cursor's is wanted)."""
+    mode, line breaks before any text do not stop it (the line after the cursor's is wanted).
+    ``suffix``: the text after the cursor, sent apart to a server that infills itself."""
     started = time.perf_counter()
     pieces: list[str] = []
     try:
-        with provider.complete(prompt, max_tokens=MAX_TOKENS[mode], stop=stops, cancel=cancel) as stream:
+        with provider.complete(
+            prompt, max_tokens=MAX_TOKENS[mode], stop=stops, cancel=cancel, suffix=suffix
+        ) as stream:
             for delta in stream:
                 if not pieces:
                     timings["first_token_ms"] = _ms(request_started)
