@@ -109,16 +109,18 @@ class RemoteProvider(Provider):
         server to stop generating; the stream then ends as cancelled."""
         url = self._url(path)
         payload = json.dumps(body, ensure_ascii=False).encode("utf-8")
-        with self._open(path, payload, redaction.count) as response, _aborted_on(cancel, response):
-            deltas = parse(self._framing(path)(self._lines(response, url)), url)
-            try:
-                return (yield from redaction.restorer().restore_stream(deltas))
-            except LLMError:
-                if cancel is not None and cancel.is_set():
-                    return "cancelled"
-                raise
-            finally:
-                deltas.close()
+        try:
+            with _Abort(cancel) as abort, self._open(path, payload, redaction.count, abort) as response:
+                abort.found(response.extensions.get("network_stream"))
+                deltas = parse(self._framing(path)(self._lines(response, url)), url)
+                try:
+                    return (yield from redaction.restorer().restore_stream(deltas))
+                finally:
+                    deltas.close()
+        except LLMError:
+            if cancel is not None and cancel.is_set():
+                return "cancelled"
+            raise
 
     def _url(self, path: str, target: bool = False) -> str:
         """The URL of ``path``: under the base URL as configured (errors and the audit name it),
@@ -142,11 +144,20 @@ class RemoteProvider(Provider):
             raise EndpointError(f"{url}: the stream broke off ({exc or type(exc).__name__})") from exc
 
     @contextmanager
-    def _open(self, path: str, payload: bytes, redactions: int) -> Iterator[httpx.Response]:
+    def _open(
+        self, path: str, payload: bytes, redactions: int, abort: _Abort | None = None
+    ) -> Iterator[httpx.Response]:
         """POST with bounded retries on refused connections, 429 and 5xx (honouring Retry-After).
         Errors and the audit name the URL as configured; the request goes to the endpoint's URL
-        (localhost as 127.0.0.1, a unix socket's label host)."""
+        (localhost as 127.0.0.1, a unix socket's label host). A cancellable request to a local
+        server gets a connection of its own, so ``abort`` knows its socket from the start."""
         url = self._url(path)
+        headers = self._headers()
+        extensions = {}
+        if abort is not None and abort.cancel is not None:
+            extensions["trace"] = abort.trace
+            if self.endpoint.local:
+                headers["connection"] = "close"
         for attempt in range(self.config.max_retries + 1):
             last = attempt == self.config.max_retries
             self.privacy.audit.record(
@@ -155,7 +166,9 @@ class RemoteProvider(Provider):
             )
             try:
                 target = self._url(path, target=True)
-                request = self._client.build_request("POST", target, content=payload, headers=self._headers())
+                request = self._client.build_request(
+                    "POST", target, content=payload, headers=headers, extensions=extensions
+                )
                 response = self._client.send(request, stream=True)
             except httpx.ConnectError as exc:
                 if last:
@@ -167,6 +180,8 @@ class RemoteProvider(Provider):
             except httpx.TimeoutException as exc:
                 raise LLMTimeout(f"{url}: no answer within the configured timeouts ({type(exc).__name__}; "
                                  f"models.{self.role}.connect_timeout / read_timeout)") from exc
+            except httpx.TransportError as exc:  # the server dropped the connection (or we shut it)
+                raise EndpointError(f"{url}: the connection broke off ({exc or type(exc).__name__})") from exc
             if response.status_code == 200:
                 try:
                     yield response
@@ -214,32 +229,43 @@ class RemoteProvider(Provider):
         self._client.close()
 
 
-@contextmanager
-def _aborted_on(cancel: threading.Event | None, response: httpx.Response) -> Iterator[None]:
-    """While the body is read, shut the response's socket as soon as ``cancel`` is set: a read
-    blocked on a server still reading the prompt returns at once (closing alone would not wake
-    it), and the server sees the client go."""
-    if cancel is None:
-        yield
-        return
-    done = threading.Event()
+class _Abort:
+    """Shuts a request's socket as soon as ``cancel`` is set, from sending it to the end of its
+    answer: a read blocked on a server still reading the prompt returns at once (closing alone
+    would not wake it), and the server sees the client go. The socket is learnt from the
+    connection's trace (a new connection) or from the response (a reused one)."""
 
-    def watch() -> None:
-        while not done.wait(CANCEL_POLL):
-            if cancel.is_set():
-                stream = response.extensions.get("network_stream")
-                sock = stream.get_extra_info("socket") if stream is not None else None
+    OPENED = ("connection.connect_tcp.complete", "connection.connect_unix_socket.complete",
+              "connection.start_tls.complete")
+
+    def __init__(self, cancel: threading.Event | None):
+        self.cancel = cancel
+        self._stream: Any = None
+        self._done = threading.Event()
+
+    def trace(self, name: str, info: dict[str, Any]) -> None:
+        if name in self.OPENED and info.get("return_value") is not None:
+            self._stream = info["return_value"]
+
+    def found(self, stream: Any) -> None:
+        self._stream = self._stream or stream
+
+    def __enter__(self) -> _Abort:
+        if self.cancel is not None:
+            threading.Thread(target=self._watch, name="ragls-cancel-watch", daemon=True).start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._done.set()
+
+    def _watch(self) -> None:
+        while not self._done.wait(CANCEL_POLL):
+            if self.cancel is not None and self.cancel.is_set() and self._stream is not None:
+                sock = self._stream.get_extra_info("socket")
                 if sock is not None:
                     with suppress(OSError):
                         sock.shutdown(socket.SHUT_RDWR)
                 return
-
-    watcher = threading.Thread(target=watch, name="ragls-cancel-watch", daemon=True)
-    watcher.start()
-    try:
-        yield
-    finally:
-        done.set()
 
 
 def parse_json(data: str, url: str) -> Any:

@@ -14,7 +14,7 @@ import threading
 import time
 
 import pytest
-from llm_support import LOOPBACK, WireServer, write_config
+from llm_support import LOOPBACK, RecordingProxy, WireServer, write_config
 
 from ragls import config as config_module
 from ragls.cli import main
@@ -172,13 +172,23 @@ def test_llama_cpp_python_server_has_no_infill_so_completion_goes_through_v1(tmp
     assert result["prompt_tokens"] > 0
 
 
-def test_a_newer_keystroke_stops_the_real_server_before_its_first_token(tmp_path, monkeypatch, llama_server):
-    p = completion_provider(tmp_path, monkeypatch, llama_server, "smollm2")
-    cancel = threading.Event()
-    threading.Timer(0.2, cancel.set).start()  # a newer keystroke, while the server reads the prompt
-    long_prompt = "".join(f"def f{i}(x):\n    return x + {i}\n\n" for i in range(120))
-    stream = p.complete(long_prompt + "def add(a, b):\n    return", max_tokens=200, cancel=cancel)
-    stream.text()
-    assert stream.finish_reason == "cancelled"
-    # The server was left at once and serves the next keystroke's request.
-    assert p.complete("def add(a, b):\n    return", max_tokens=3, temperature=0).text() is not None
+def test_a_newer_keystroke_stops_the_request_while_the_real_server_reads_the_prompt(tmp_path, monkeypatch,
+                                                                                   llama_server):
+    port = int(llama_server.rsplit(":", 1)[1].split("/")[0])
+    proxy = RecordingProxy(port)  # to see when the whole request has reached the server
+    try:
+        p = completion_provider(tmp_path, monkeypatch, f"http://{LOOPBACK}:{proxy.port}/v1", "smollm2")
+        prompt = "".join(f"def f{i}(x):\n    return x + {i}\n\n" for i in range(30))
+        prompt += "def add(a, b):\n    return"
+        cancel = threading.Event()
+
+        def keystroke() -> None:  # the next keystroke comes as soon as the request is out
+            while prompt.encode()[-40:].replace(b"\n", b"\\n") not in bytes(proxy.sent):
+                time.sleep(0.001)
+            cancel.set()
+
+        threading.Thread(target=keystroke, daemon=True).start()
+        stream = p.complete(prompt, max_tokens=200, cancel=cancel)
+        assert stream.text() == "" and stream.finish_reason == "cancelled"  # no token came: it did not wait
+    finally:
+        proxy.close()
