@@ -42,6 +42,21 @@ def write_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, text: str) -> 
     return config_module.load()
 
 
+def server_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, base_url: str, role: str = "chat",
+                  model: str = "smollm2") -> config_module.Config:
+    """The default (``local``) privacy mode, auditing to tmp_path, and ``role`` served at ``base_url``."""
+    return write_config(tmp_path, monkeypatch, f"""
+[privacy]
+audit_log = "{tmp_path / 'audit.jsonl'}"
+
+[models.{role}]
+provider = "openai"
+base_url = "{base_url}"
+model = "{model}"
+max_retries = 0
+""")
+
+
 @dataclass
 class Reply:
     """One scripted response: status, headers and body parts; a float part is a pause (seconds),

@@ -14,7 +14,7 @@ import threading
 import time
 
 import pytest
-from llm_support import LOOPBACK, RecordingProxy, WireServer, write_config
+from llm_support import LOOPBACK, RecordingProxy, WireServer, server_config, write_config
 
 from ragls import config as config_module
 from ragls.cli import main
@@ -29,21 +29,8 @@ ANSWER = "a + b\n"
 SOURCE = "def add(a, b):\n    return \n\n\ndef twice(x):\n    return add(x, x)\n"
 
 
-def completion_config(tmp_path, monkeypatch, base_url: str, model: str):
-    return write_config(tmp_path, monkeypatch, f"""
-[privacy]
-audit_log = "{tmp_path / 'audit.jsonl'}"
-
-[models.completion]
-provider = "openai"
-base_url = "{base_url}"
-model = "{model}"
-max_retries = 0
-""")
-
-
 def completion_provider(tmp_path, monkeypatch, base_url: str, model: str) -> OpenAIProvider:
-    p = create("completion", completion_config(tmp_path, monkeypatch, base_url, model))
+    p = create("completion", server_config(tmp_path, monkeypatch, base_url, "completion", model))
     assert isinstance(p, OpenAIProvider)
     return p
 
@@ -160,7 +147,7 @@ def test_a_newer_keystroke_stops_the_stream_while_the_server_reads_the_prompt(tm
 
 def test_llama_cpp_python_server_has_no_infill_so_completion_goes_through_v1(tmp_path, monkeypatch, capsys,
                                                                             llama_server):
-    completion_config(tmp_path, monkeypatch, llama_server, "smollm2")
+    server_config(tmp_path, monkeypatch, llama_server, "completion")
     cfg = config_module.load()
     p = create("completion", cfg)
     assert p.metadata().infill is None  # /api/show and /infill: 404 Not Found
