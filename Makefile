@@ -17,7 +17,7 @@ WORKBENCH := .cache/vscode-workbench
 CODE_SERVER := $(WORKBENCH)/code-server/bin/code-server
 WORKBENCH_DEBS := chromium libkrb5-dev build-essential pkg-config
 
-.PHONY: install install-test demo test lint bench bench-devset clean
+.PHONY: install install-test demo test lint bench bench-devset pictures clean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -85,6 +85,12 @@ demo: install
 test: install-test
 	$(BIN)/ruff check .
 	$(BIN)/pytest -q
+
+# The READMEs' pictures of VS Code, Neovim and Emacs (tests/editors/pictures.py), taken by their
+# editor tests from a real run, each once what it shows is on the screen.
+pictures: install-test
+	RAGLS_PICTURES=1 $(BIN)/pytest -q tests/editors/test_vscode_workbench.py \
+		tests/editors/test_neovim_interactive.py tests/editors/test_emacs_interactive.py
 
 bench: install-test
 	$(BIN)/python -m benchmarks.run

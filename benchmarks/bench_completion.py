@@ -19,7 +19,6 @@ Indexes live under the bench cache (``benchmarks.ours.isolate``), keyword and sy
 from __future__ import annotations
 
 import argparse
-import os
 import re
 import statistics
 import sys
@@ -27,12 +26,10 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from rich.console import Console
-
 from benchmarks import ours
 from benchmarks.corpora import QUALITY_CORPORA, fetch, stride_sample
-from benchmarks.report import Table, print_tables
-from benchmarks.run import RESULTS, snapshot, write_report
+from benchmarks.report import Table
+from benchmarks.run import RESULTS, begin, finish
 
 BUDGET = 1024  # context tokens, the default cap
 TARGET = 0.80
@@ -250,21 +247,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--latency-samples", type=int, default=12, help="completions timed with the model")
     parser.add_argument("--out", type=Path, default=RESULTS / "completion.md")
     args = parser.parse_args(argv)
-    load_before = os.getloadavg()
-    code = snapshot()
-    console = Console(stderr=True, log_path=False)
+    session = begin()
     started = time.perf_counter()
-    tables = run(args.samples, args.latency_samples, console.log)
-    print_tables(tables, Console())
-    write_report(
-        args.out,
-        "ragls completion benchmark",
-        "`python -m benchmarks.bench_completion`",
-        code,
-        load_before,
-        tables,
-    )
-    console.print(f"done in {time.perf_counter() - started:.0f} s; Markdown written to {args.out}")
+    tables = run(args.samples, args.latency_samples, session.console.log)
+    finish(session, tables, args.out, "ragls completion benchmark", "`python -m benchmarks.bench_completion`")
+    session.console.print(f"done in {time.perf_counter() - started:.0f} s")
     return 0
 
 

@@ -24,8 +24,8 @@ from pathlib import Path
 from rich.console import Console
 
 from benchmarks.metrics import percentile
-from benchmarks.report import Table, print_tables, seconds
-from benchmarks.run import RESULTS, snapshot, write_report
+from benchmarks.report import Table, seconds
+from benchmarks.run import RESULTS, begin, finish
 from tests.editors.neovim_terminal import Neovim
 
 TYPED = "return a +"
@@ -111,9 +111,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--engines", default="auto,extmark", help="inline.engine values, comma-separated")
     parser.add_argument("--out", type=Path, default=RESULTS / "neovim_typing.md")
     args = parser.parse_args(argv)
-    load_before = os.getloadavg()
-    code = snapshot()
-    log = Console(stderr=True)
+    session = begin()
+    log = session.console
     with tempfile.TemporaryDirectory() as cache:
         # The index goes to a scratch cache and no user config is read; the derived embedding
         # models stay where make install prepared them.
@@ -131,9 +130,7 @@ def main(argv: list[str] | None = None) -> int:
         "server: the same requests' time inside ragls serve (its log). 'auto' is Neovim's own "
         "vim.lsp.inline_completion (200 ms debounce); 'extmark' is the plugin's engine for 0.10/0.11."
     )
-    print_tables([table], log)
-    command = "`python -m benchmarks.bench_neovim_typing`"
-    write_report(args.out, "Neovim typing", command, code, load_before, [table])
+    finish(session, [table], args.out, "Neovim typing", "`python -m benchmarks.bench_neovim_typing`")
     return 0
 
 

@@ -19,19 +19,16 @@ Reported per repository:
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from rich.console import Console
-
 from benchmarks import ours
 from benchmarks.corpora import QUALITY_CORPORA, QualityCorpus, fetch, stride_sample
 from benchmarks.metrics import mean, path_matches, percentile
-from benchmarks.report import Table, print_tables, seconds
-from benchmarks.run import RESULTS, snapshot, write_report
+from benchmarks.report import Table, seconds
+from benchmarks.run import RESULTS, begin, finish
 from benchmarks.semble_quality import Query, load_queries
 
 CATEGORIES = ("architecture", "semantic")
@@ -197,9 +194,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--per-repo", type=int, default=8, help="questions asked per repository")
     parser.add_argument("--out", type=Path, default=RESULTS / "recipes.md")
     args = parser.parse_args(argv)
-    load_before = os.getloadavg()
-    code = snapshot()
-    console = Console(stderr=True, log_path=False)
+    session = begin()
     started = time.perf_counter()
     ours.isolate("quality")
 
@@ -209,15 +204,12 @@ def main(argv: list[str] | None = None) -> int:
     provider = factory.create("chat", config.load(None))
     try:
         model = f"{provider.metadata().model} ({provider.metadata().context_length}-token window)"
-        runs = [ask_all(c, args.per_repo, provider, console.log) for c in QUALITY_CORPORA]
+        runs = [ask_all(c, args.per_repo, provider, session.console.log) for c in QUALITY_CORPORA]
     finally:
         provider.close()
-    result = tables(runs, model)
-    print_tables(result, Console())
-    write_report(
-        args.out, "ragls recipes benchmark", "`python -m benchmarks.bench_recipes`", code, load_before, result
-    )
-    console.print(f"done in {time.perf_counter() - started:.0f} s; Markdown written to {args.out}")
+    command = "`python -m benchmarks.bench_recipes`"
+    finish(session, tables(runs, model), args.out, "ragls recipes benchmark", command)
+    session.console.print(f"done in {time.perf_counter() - started:.0f} s")
     return 0
 
 

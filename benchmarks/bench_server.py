@@ -12,6 +12,8 @@
    random places, astral characters and a form feed included), then the server's copy of the
    buffer (``ragls/documentState``) is compared with the client's. The same edit stream applied
    in-process to ragls' document and to pygls' own ``TextDocument`` is the baseline.
+4. Keystroke to ghost text in the VS Code workbench next to the raw client's figure for the same
+   keys (benchmarks/bench_workbench_typing.py; ``--no-workbench`` leaves it out).
 """
 
 from __future__ import annotations
@@ -32,8 +34,8 @@ from rich.console import Console
 
 from benchmarks.corpora import speed_repo
 from benchmarks.lsp_client import RawServer
-from benchmarks.report import Table, print_tables, ratio
-from benchmarks.run import RESULTS, snapshot, write_report
+from benchmarks.report import Table, ratio
+from benchmarks.run import RESULTS, begin, finish
 
 PREFIX = (
     "from collections import defaultdict\n\n\n"
@@ -334,19 +336,31 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--files", type=int, default=10_000, help="size of the speed corpus for the keystroke test"
     )
+    parser.add_argument(
+        "--workbench",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="also keystroke to ghost text in the VS Code workbench (benchmarks.bench_workbench_typing)",
+    )
     parser.add_argument("--out", type=Path, default=RESULTS / "server.md")
     args = parser.parse_args(argv)
-    load_before = os.getloadavg()
-    code = snapshot()
-    log = Console(stderr=True)
+    session = begin()
+    log = session.console
     with tempfile.TemporaryDirectory() as tmp:
         typing, memory = keystrokes(Path(tmp), args.files, log)
     flood = sync_flood(log)
     tables = [typing, memory, flood]
-    print_tables(tables, log)
-    write_report(
-        args.out, "Language server", "`python -m benchmarks.bench_server`", code, load_before, tables
-    )
+    if args.workbench:
+        from benchmarks import bench_workbench_typing  # it reads this module's PREFIX
+        from tests.editors.workbench import missing_prerequisites
+
+        missing = missing_prerequisites()
+        if missing:
+            log.print("no VS Code workbench table: it needs " + "; ".join(missing))
+        else:
+            tables += bench_workbench_typing.run(30, 0.25, log)
+    command = "`python -m benchmarks.bench_server`"
+    finish(session, tables, args.out, "Language server", command)
     return 0
 
 

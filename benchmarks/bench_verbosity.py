@@ -13,20 +13,17 @@ this re-checks it). Target: the terse median at most a third of the detailed med
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from rich.console import Console
-
 from benchmarks import ours
 from benchmarks.bench_recipes import as_question
 from benchmarks.corpora import QUALITY_CORPORA, fetch, stride_sample
 from benchmarks.metrics import percentile
-from benchmarks.report import Table, print_tables
-from benchmarks.run import RESULTS, snapshot, write_report
+from benchmarks.report import Table
+from benchmarks.run import RESULTS, begin, finish
 from benchmarks.semble_quality import load_queries
 
 LEVELS = ("terse", "normal", "detailed")
@@ -115,9 +112,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="seconds one answer may take (models.chat.timeout; a busy machine is slow)")
     parser.add_argument("--out", type=Path, default=RESULTS / "verbosity.md")
     args = parser.parse_args(argv)
-    load_before = os.getloadavg()
-    code = snapshot()
-    console = Console(stderr=True, log_path=False)
+    session = begin()
     started = time.perf_counter()
     ours.isolate("quality")
 
@@ -129,14 +124,12 @@ def main(argv: list[str] | None = None) -> int:
     provider = factory.create("chat", cfg)
     try:
         model = f"{provider.metadata().model} ({provider.metadata().context_length}-token window)"
-        answers = ask_all(args.per_repo, provider, console.log, args.corpora)
+        answers = ask_all(args.per_repo, provider, session.console.log, args.corpora)
     finally:
         provider.close()
-    result = [table(answers, model, cfg.recipes)]
-    print_tables(result, Console())
-    write_report(args.out, "ragls verbosity benchmark", "`python -m benchmarks.bench_verbosity`", code,
-                 load_before, result)
-    console.print(f"done in {time.perf_counter() - started:.0f} s; Markdown written to {args.out}")
+    finish(session, [table(answers, model, cfg.recipes)], args.out, "ragls verbosity benchmark",
+           "`python -m benchmarks.bench_verbosity`")
+    session.console.print(f"done in {time.perf_counter() - started:.0f} s")
     return 0
 
 

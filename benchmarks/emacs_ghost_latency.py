@@ -21,8 +21,8 @@ import time
 from pathlib import Path
 
 from benchmarks.metrics import percentile
-from benchmarks.report import Table, print_tables
-from benchmarks.run import RESULTS, snapshot, write_report
+from benchmarks.report import Table
+from benchmarks.run import RESULTS, begin, finish
 
 sys.path.insert(0, str(Path(__file__).parents[1] / "tests" / "editors"))
 from emacs_terminal import EmacsSession  # noqa: E402  (a test helper, shared with the tests)
@@ -86,7 +86,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"--keys must be between 1 and {len(TYPED)}")
     from ragls.indexer.model_cache import models_dir
 
-    code, load = snapshot(), os.getloadavg()
+    session = begin()
     with tempfile.TemporaryDirectory(prefix="ragls-emacs-bench-") as tmp:
         base = Path(tmp)
         # The user's config and indexes stay out; the derived embedding models are shared.
@@ -107,8 +107,7 @@ def main(argv: list[str] | None = None) -> int:
         f"the server served {through} of them from the last suggestion (typed through, no model call). "
         "The Emacs figure includes ragls-inline-idle-delay (0.4 s), which the server never sees."
     )
-    print_tables([table])
-    write_report(args.out, "Emacs ghost text latency", f"python -m {COMMAND}", code, load, [table])
+    finish(session, [table], args.out, "Emacs ghost text latency", f"`python -m {COMMAND}`")
     return 0
 
 

@@ -10,16 +10,13 @@ writes it to ``benchmarks/results/gpu.md``. On a machine without a GPU it says s
 from __future__ import annotations
 
 import dataclasses
-import os
 import sys
 import time
 
-from rich.console import Console
-
 from benchmarks import ours
 from benchmarks.corpora import speed_repo, stride_sample
-from benchmarks.report import Table, print_tables, ratio, seconds
-from benchmarks.run import RESULTS, snapshot, write_report
+from benchmarks.report import Table, ratio, seconds
+from benchmarks.run import RESULTS, begin, finish
 
 SAMPLE = 2048
 LARGE = 10_000
@@ -36,14 +33,13 @@ def main() -> int:
     from ragls.indexer.embeddings import ContextualEncoder, cuda_available
     from ragls.indexer.vectors import gpu_count
 
-    console = Console(stderr=True)
+    session = begin()
+    console = session.console
     if not cuda_available():
         console.print(
             "No CUDA GPU visible to torch here: nothing to measure (run benchmarks/gpu.sh on a GPU)."
         )
         return 1
-    load_before = os.getloadavg()
-    code = snapshot()
     repo = speed_repo(LARGE, console.log)
     index = ours.open_index(repo, "gpu", fresh=True)
     started = time.perf_counter()
@@ -84,10 +80,7 @@ def main() -> int:
     table.notes.append(
         f"faiss GPUs in use: {gpu_count()} (faiss-gpu installed: {'yes' if gpu_count() else 'no'})."
     )
-    print_tables([table], Console())
-    out = RESULTS / "gpu.md"
-    write_report(out, "ragls on a GPU", "`bash benchmarks/gpu.sh`", code, load_before, [table])
-    console.print(f"Markdown table written to {out}")
+    finish(session, [table], RESULTS / "gpu.md", "ragls on a GPU", "`bash benchmarks/gpu.sh`")
     return 0
 
 

@@ -106,9 +106,14 @@ class Session:
     load_before: tuple[float, ...]
 
 
+def begin() -> Session:
+    """Open a run: what is measured and the load, taken before anything starts."""
+    return Session(Console(stderr=True, log_path=False), snapshot(), os.getloadavg())
+
+
 def start() -> Session | None:
     """Open a run; None (after saying why) when ragls' engine does not import."""
-    session = Session(Console(stderr=True, log_path=False), snapshot(), os.getloadavg())
+    session = begin()
     missing = ours.engine_available()
     if missing:
         session.console.print(f"[red]ragls' engine does not import ({missing}); nothing to benchmark.[/red]")
@@ -136,7 +141,7 @@ def indexing_progress(console: Console) -> Iterator[Callable[[int, int, str], No
 
 
 def finish(
-    session: Session, tables: list[Table], details: list[dict], out: Path, title: str, command: str
+    session: Session, tables: list[Table], out: Path, title: str, command: str, details: list[dict] = ()
 ) -> None:
     """Print the tables, write their Markdown copy and (if any) the per-query JSON beside it."""
     terminal = Console()
@@ -175,7 +180,7 @@ def main(argv: list[str] | None = None) -> int:
         if not args.quality_only:
             tables += speed.tables(speed.run_all(dense_10k=args.dense_10k, first_use=args.first_use, log=log))
     command = "`python -m benchmarks.run` (or `make bench`)"
-    finish(session, tables, details, args.out, "ragls search benchmarks", command)
+    finish(session, tables, args.out, "ragls search benchmarks", command, details)
     return 0
 
 

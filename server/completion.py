@@ -13,7 +13,9 @@ be (``recipes.completion.complete`` says why). While the user types what the las
 says, the rest of it is served with no model call. After each request its prompt is read ahead in
 the background (``Provider.prefill``), giving way to any request, so the next keystroke reads only
 what it adds. A model still loading answers an automatic request with nothing, at once, and says
-so once. Every empty answer's reason goes to the log.
+so once; a client that declared ``experimental.ragls.modelState`` is also sent
+``ragls/modelState`` ``loading``, then ``ready`` (or ``failed``) when the load ends, so it can show
+the state and ask again. Every empty answer's reason goes to the log.
 """
 
 from __future__ import annotations
@@ -36,7 +38,10 @@ from ragls.recipes.completion import CompletionResult, PositionError, complete
 from ragls.server.documents import Document
 from ragls.server.documents import PositionError as ClientPositionError
 
+MODEL_STATE = "ragls/modelState"
+
 if TYPE_CHECKING:
+    from ragls.config import Config
     from ragls.server.app import RaglsServer
 
 _WORD_BEFORE = re.compile(r"[\w$]*$")
@@ -204,6 +209,7 @@ class Completer:
                     session.show(types.MessageType.Info, "ragls: loading the completion model; "
                                  "inline completion starts when it is ready")  # fmt: skip
                     session.log(f"{where}: nothing: the model is loading", LOG)
+                    self._announce_loading(ws.cfg)
                     return None
                 file_only = ws.cfg.server.completion_context == "file"
                 result = complete(
@@ -223,6 +229,19 @@ class Completer:
         session.log(f"{where}: {'nothing: ' + reason if reason else 'answered'} ({summary}, "
                     f"{result.timings_ms.get('total_ms', 0):.0f} ms)", kind)  # fmt: skip
         return None if r.cancel.is_set() else result
+
+    def _announce_loading(self, cfg: Config) -> None:
+        """``ragls/modelState`` for a client that declared it: loading now, ready when it is."""
+        session = self.server.session
+        if not session.client_declares("modelState"):
+            return
+
+        def state(value: str) -> None:
+            self.server.protocol.notify(MODEL_STATE, {"role": "completion", "state": value})
+
+        session.providers.when_loading(
+            "completion", cfg, lambda: state("loading"), lambda error: state("failed" if error else "ready")
+        )
 
     @staticmethod
     def snapped(doc: Document, position: types.Position) -> types.Position:

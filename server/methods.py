@@ -49,8 +49,7 @@ MAX_SHOWN = 4000  # characters of a text answer shown in window/showMessage
 
 def _streams(session: Session) -> bool:
     """Whether the client shows ``ragls/chatDelta`` streams itself (it says so in its capabilities)."""
-    experimental = session.client_capability("experimental")
-    return isinstance(experimental, dict) and bool((experimental.get("ragls") or {}).get("chatDelta"))
+    return session.client_declares("chatDelta")
 
 
 def _status(ws: Workspace) -> dict:

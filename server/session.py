@@ -14,7 +14,7 @@ import logging
 import threading
 import uuid
 from collections import OrderedDict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
@@ -49,6 +49,7 @@ class Providers:
         self._loader = ThreadPoolExecutor(1, thread_name_prefix="ragls-load")
         self._users: dict[tuple[str, str, str], int] = {}
         self._retired: set[tuple[str, str, str]] = set()
+        self._watched: set[Future[Provider]] = set()
 
     @contextmanager
     def use(self, role: str, cfg: Config) -> Iterator[Provider]:
@@ -64,6 +65,26 @@ class Providers:
             key = _key(role, cfg)
             if key not in self._loaded and key not in self._loading:
                 self._loading[key] = self._loader.submit(factory.create, role, cfg)
+
+    def when_loading(
+        self, role: str, cfg: Config, began: Callable[[], None], ended: Callable[[BaseException | None], None]
+    ) -> None:
+        """If the provider for ``role`` is loading now and nobody watches it yet, call ``began`` now
+        and ``ended`` (from the loader thread, with the load's error or None) once it is loaded: a
+        client told "loading" can then be told to ask again. Once per load."""
+        with self._lock:
+            loading = self._loading.get(_key(role, cfg))
+            if loading is None or loading in self._watched:
+                return
+            self._watched.add(loading)
+        began()
+
+        def done(future: Future[Provider]) -> None:
+            with self._lock:
+                self._watched.discard(future)
+            ended(future.exception())
+
+        loading.add_done_callback(done)
 
     @contextmanager
     def ready(self, role: str, cfg: Config, wait: bool = False) -> Iterator[Provider | None]:
@@ -340,6 +361,11 @@ class Session:
 
     def client_can(self, dotted: str) -> bool:
         return bool(self.client_capability(dotted))
+
+    def client_declares(self, feature: str) -> bool:
+        """Whether the client declared ``experimental.ragls.<feature>`` (ragls' own notifications)."""
+        experimental = self.client_capability("experimental")
+        return isinstance(experimental, dict) and bool((experimental.get("ragls") or {}).get(feature))
 
     def log(self, message: str, kind: types.MessageType = types.MessageType.Info) -> None:
         log.log(logging.WARNING if kind <= types.MessageType.Warning else logging.INFO, "%s", message)

@@ -503,10 +503,10 @@ def main(argv: list[str] | None = None) -> int:
     finish(
         session,
         tables(runs, before, args.failures_below),
-        semble_quality.per_query(runs),
         args.out,
         "ragls dev-set search benchmark",
         "`python -m benchmarks.devset` (or `make bench-devset`)",
+        semble_quality.per_query(runs),
     )
     return 0
 

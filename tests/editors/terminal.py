@@ -17,6 +17,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.editors import pictures
+
 
 def find_tmux() -> str:
     """tmux on PATH; under CI its absence fails the test, elsewhere it skips it."""
@@ -43,6 +45,7 @@ class Terminal:
     ) -> None:
         self.tmux = find_tmux()
         self.socket = socket
+        self.columns = columns
         # The first command starts the tmux server, which passes its environment to the pane.
         subprocess.run(
             [self.tmux, "-S", str(socket), "-f", "/dev/null", "new-session", "-d",
@@ -72,6 +75,13 @@ class Terminal:
     def screen(self, colours: bool = False) -> str:
         """What the pane shows now; with ``colours`` the SGR escape sequences are kept."""
         return self._tmux("capture-pane", "-p", "-t", "editor", *(["-e"] if colours else []))
+
+    def picture(self, client: str, name: str, rows: slice = slice(None)) -> None:
+        """With RAGLS_PICTURES=1, keep the screen's ``rows`` as the picture ``name`` in the README
+        of ``client`` (tests/editors/pictures.py)."""
+        if pictures.wanted():
+            path = pictures.picture_path(client, name)
+            pictures.terminal_picture(self.screen(colours=True), path, rows, self.columns, self.cursor())
 
     def cursor(self) -> tuple[int, int]:
         """The cursor's (column, row), both from 0."""

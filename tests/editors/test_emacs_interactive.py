@@ -63,6 +63,7 @@ def test_status_shows_indexing_then_ready(emacs: EmacsSession) -> None:
     first = emacs.term.wait_for(re.compile(r"ragls \S+repo: \w+"), 30)
     assert ": indexing," in first, first
     assert re.search(r": ready, [1-9]\d* files, [1-9]\d* chunks", wait_ready(emacs))
+    emacs.term.picture("emacs", "status", slice(-2, None))  # the mode line and the echo area
 
 
 def test_ghost_text_appears_by_itself_and_tab_accepts_it(emacs: EmacsSession) -> None:
@@ -76,6 +77,7 @@ def test_ghost_text_appears_by_itself_and_tab_accepts_it(emacs: EmacsSession) ->
     typed = emacs.cursor_line().rstrip()
     assert typed.endswith("return a +")
     ghost = emacs.wait_ghost(30)  # by itself: nothing asked for it
+    emacs.term.picture("emacs", "ghost-text", slice(0, 6))
     shown = emacs.cursor_line().rstrip()
     assert shown == typed + ghost.split("\n")[0]  # drawn right after what was typed
     before = emacs.term.cursor()
@@ -136,6 +138,7 @@ def test_chat_streams_and_a_citation_opens_its_lines(emacs: EmacsSession) -> Non
             seen.append(answer)
         time.sleep(0.1)
     assert len(seen) >= 2, seen  # the answer grew on screen in pieces before it ended
+    emacs.term.picture("emacs", "chat")
     emacs.term.keys("C-x", "o", "M->", "BTab")  # into the chat window, onto the last citation
     time.sleep(0.3)
     link = re.search(r"(\S+):(\d+)-(\d+)", emacs.cursor_line())

@@ -36,6 +36,7 @@ def test_the_status_shows_indexing_then_ready(nvim: Neovim) -> None:
     # ... and then ready.
     nvim.command("RaglsStatus")
     nvim.term.wait_for(re.compile(r"ragls \S+repo: ready, 11 files, \d+ chunks"), 30)
+    nvim.term.picture("neovim", "status", slice(-2, None))  # the status line and the message
 
 
 def test_treesitter_highlights_and_pylsp_shares_the_buffer(nvim: Neovim) -> None:
@@ -67,6 +68,7 @@ def test_server_messages_wait_until_typing_stops(nvim: Neovim) -> None:
 def test_ghost_text_appears_by_itself_and_tab_accepts_it(nvim: Neovim) -> None:
     nvim.term.keys("o")
     before, ghost = nvim.type_line(1, RETURN)
+    nvim.term.picture("neovim", "ghost-text", slice(0, 4))
     assert (nvim.row(0), before) == (DEF, "    " + RETURN)  # Python's indent plugin indented it
     nvim.term.keys("Tab")
     # Accepted: the cursor moves past the text, which is now in the buffer and stays after Escape.
@@ -116,6 +118,7 @@ def test_chat_streams_and_a_citation_opens_its_lines(nvim: Neovim) -> None:
             frames.append(answer)
         time.sleep(0.05)
     assert len(frames) >= 3, f"the answer did not stream: {frames}"
+    nvim.term.picture("neovim", "chat")
     # <CR> on a link opens the file at its first line in the other window.
     link = re.search(r"^  (\S+):(\d+)-\d+", screen, re.MULTILINE)
     assert link, screen

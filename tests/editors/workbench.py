@@ -17,9 +17,11 @@ import sys
 import time
 import urllib.request
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
+
+from tests.editors import pictures
 
 ROOT = Path(__file__).parents[2]
 CLIENT = ROOT / "editor-clients" / "vscode"
@@ -27,8 +29,6 @@ FIXTURE = ROOT / "tests" / "fixtures" / "minirepo"
 WORKBENCH = ROOT / ".cache" / "vscode-workbench"
 CODE_SERVER = WORKBENCH / "code-server" / "bin" / "code-server"
 ARTIFACTS = ROOT / "build" / "test-artifacts" / "vscode-workbench"
-# RAGLS_PICTURES=1 also saves the README's pictures of a passing run (editor-clients/vscode/README.md).
-PICTURES = CLIENT / "media" / "pictures"
 # The bundled model answering with few tokens: enough to see text stream and edits arrive.
 CONFIG = """\
 [index]
@@ -107,6 +107,19 @@ def ragls_servers(pid: int) -> list[int]:
     return [p for p, cmd in descendants(pid) if re.search(r"ragls\S* serve\b", cmd)]
 
 
+def extension_hosts(pid: int) -> list[int]:
+    """The extension host processes below ``pid`` (VS Code forks each with --type=extensionHost)."""
+    return [p for p, cmd in descendants(pid) if "--type=extensionHost" in cmd]
+
+
+def alive(pid: int) -> bool:
+    """Whether ``pid`` runs (a zombie, ended but not yet reaped, does not)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return False
+
+
 @dataclass
 class Workbench:
     """A code-server with the extension installed, a chromium page on it, and the workspace."""
@@ -136,9 +149,8 @@ class Workbench:
 
     def picture(self, name: str, clip: object | None = None) -> None:
         """With RAGLS_PICTURES=1, keep what the user sees now as the README's picture ``name``."""
-        if os.environ.get("RAGLS_PICTURES") == "1":
-            PICTURES.mkdir(parents=True, exist_ok=True)
-            self.page.screenshot(path=str(PICTURES / f"{name}.png"), clip=clip)
+        if pictures.wanted():
+            self.page.screenshot(path=str(pictures.picture_path("vscode", name)), clip=clip)
 
     # -- what a user does -------------------------------------------------------------------
 
@@ -352,7 +364,8 @@ def open_workbench(
             yield bench
             browser.close()
     finally:
-        os.killpg(server.pid, 15)
+        with suppress(ProcessLookupError):  # a test may have stopped code-server already
+            os.killpg(server.pid, 15)
         server.wait(timeout=30)
         log.close()
 

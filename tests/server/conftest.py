@@ -67,6 +67,7 @@ class Recorder:
         self.deltas: list[dict] = []
         self.edits: list[types.ApplyWorkspaceEditParams] = []
         self.registrations: list[types.RegistrationParams] = []
+        self.model_states: list[dict] = []  # ragls/modelState, for clients that declare it
         self.finals: dict[str, asyncio.Future] = {}  # chatId#turn -> final message
         self.apply_edits = True
         self.server_capabilities: types.ServerCapabilities | None = None
@@ -78,6 +79,10 @@ class Recorder:
             recorder.deltas.append(delta)
             if delta.get("done"):
                 recorder._final(delta["chatId"], delta["turn"]).set_result(delta)
+
+        @client.feature("ragls/modelState")
+        def on_model_state(params: Any) -> None:
+            recorder.model_states.append(plain(params))
 
         @client.feature(types.WORKSPACE_APPLY_EDIT)
         def on_edit(params: types.ApplyWorkspaceEditParams) -> types.ApplyWorkspaceEditResult:

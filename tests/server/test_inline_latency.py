@@ -9,7 +9,7 @@ import os
 import threading
 from pathlib import Path
 
-from conftest import FAST_SETTINGS, lsp, open_doc, wait_until
+from conftest import FAST_SETTINGS, capabilities, lsp, open_doc, wait_until
 from lsprotocol import types
 from test_assistant import INLINE, inline_params
 
@@ -111,7 +111,7 @@ async def test_a_model_still_loading_says_so_once_and_never_blocks_typing(repo: 
         "models": {**FAST_SETTINGS["models"], "completion": {"path": str(fifo)}},
         "server": {"debounce_ms": 0},  # the default latency budget: typing does not wait for the load
     }
-    async with lsp(repo, caps=INLINE, settings=settings) as (client, _):
+    async with lsp(repo, caps=INLINE, settings=settings) as (client, recorder):
         uri = open_doc(client, repo / "shop" / "calc.py", "def add(a, b):\n    return a +")
         for character in (13, 14, 15, 16):
             answer = await asyncio.wait_for(
@@ -136,3 +136,42 @@ async def test_a_model_still_loading_says_so_once_and_never_blocks_typing(repo: 
             return any("inline completion is off" in m.message for m in client.messages)
 
         await wait_until(refused, 60, "the broken model reported")
+        assert recorder.model_states == []  # ragls/modelState goes only to clients that declare it
+
+
+MODEL_STATE = capabilities(experimental={"ragls": {"modelState": True}})
+MODEL_STATE.text_document.inline_completion = types.InlineCompletionClientCapabilities()
+# Typing does not wait for the model (the default latency budget), and asks at once.
+LOADING = {**FAST_SETTINGS, "server": {"debounce_ms": 0}}
+
+
+async def test_a_client_that_declares_it_is_told_when_the_loading_model_is_ready(repo: Path) -> None:
+    """The bundled model takes seconds to load; typing right after opening the file finds it loading:
+    ragls/modelState says so once, then says ready, and the same request then gets a suggestion."""
+    async with lsp(repo, caps=MODEL_STATE, settings=LOADING) as (client, recorder):
+        uri = open_doc(client, repo / "shop" / "calc.py", "def add(a, b):\n    return a +")
+        for character in (13, 14):
+            params = inline_params(uri, 1, character, automatic=True)
+            assert not (await client.text_document_inline_completion_async(params)).items
+        assert logged(client, "the model is loading")
+        await wait_until(lambda: len(recorder.model_states) == 2, 120, "no second ragls/modelState")
+        assert recorder.model_states == [{"role": "completion", "state": "loading"},
+                                         {"role": "completion", "state": "ready"}]  # fmt: skip
+        params = inline_params(uri, 1, 14, automatic=True)
+        again = await client.text_document_inline_completion_async(params)
+        assert again.items and again.items[0].insert_text
+
+
+async def test_a_model_that_fails_to_load_is_reported_failed(repo: Path, tmp_path: Path) -> None:
+    fifo = tmp_path / "slow.gguf"
+    os.mkfifo(fifo)
+    settings = {**LOADING, "models": {**LOADING["models"], "completion": {"path": str(fifo)}}}
+    async with lsp(repo, caps=MODEL_STATE, settings=settings) as (client, recorder):
+        uri = open_doc(client, repo / "shop" / "calc.py", "def add(a, b):\n    return a +")
+        for character in (13, 14, 15):
+            params = inline_params(uri, 1, character, automatic=True)
+            await client.text_document_inline_completion_async(params)
+        assert recorder.model_states == [{"role": "completion", "state": "loading"}]  # once per load
+        await asyncio.to_thread(fifo.write_bytes, b"not a model at all")
+        await wait_until(lambda: len(recorder.model_states) == 2, 60, "no second ragls/modelState")
+        assert recorder.model_states[1] == {"role": "completion", "state": "failed"}

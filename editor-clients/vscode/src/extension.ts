@@ -19,7 +19,7 @@ import {
   DOCUMENT_SELECTOR,
   IndexStatus,
   ServerProcess,
-  declareChatDelta,
+  declareRaglsNotifications,
   inlineAllowed,
   modelItem,
   models,
@@ -29,6 +29,7 @@ import {
   serverSettings,
   useModel,
   type CodeSpan,
+  type ModelState,
   type Settings,
 } from './protocol';
 
@@ -80,7 +81,7 @@ export async function activate(context: vscode.ExtensionContext): Promise<void> 
   };
 
   const chatDelta: StaticFeature = {
-    fillClientCapabilities: declareChatDelta,
+    fillClientCapabilities: declareRaglsNotifications,
     initialize: () => undefined,
     getState: () => ({ kind: 'static' }),
     clear: () => undefined,
@@ -122,6 +123,15 @@ export async function activate(context: vscode.ExtensionContext): Promise<void> 
     const created = new LanguageClient('ragls', 'ragls', startServer, clientOptions);
     created.registerFeature(chatDelta);
     chat.listen(created);
+    created.onNotification('ragls/modelState', (model: ModelState) => {
+      status.model(model);
+      // Typing while the model loaded got no suggestion, and VS Code asks again only on the next
+      // key: ask now, where the user is.
+      const editor = vscode.window.activeTextEditor;
+      if (model.state === 'ready' && editor && vscode.languages.match(DOCUMENT_SELECTOR, editor.document)) {
+        void vscode.commands.executeCommand('editor.action.inlineSuggest.trigger');
+      }
+    });
     let started = false;
     created.onDidChangeState(({ newState }) => {
       if (newState === State.Running) {

@@ -28,9 +28,19 @@ export interface Connection {
 export const DOCUMENT_SELECTOR = [{ scheme: 'file' }];
 
 /** Added to the client's capabilities: the server streams answers as `ragls/chatDelta` to clients
- * that declare it (others get a `window/showMessage`). */
-export function declareChatDelta(capabilities: ClientCapabilities): void {
-  capabilities.experimental = { ...(capabilities.experimental as object | undefined), ragls: { chatDelta: true } };
+ * that declare it (others get a `window/showMessage`), and says when the completion model it is
+ * loading is ready (`ragls/modelState`). */
+export function declareRaglsNotifications(capabilities: ClientCapabilities): void {
+  capabilities.experimental = {
+    ...(capabilities.experimental as object | undefined),
+    ragls: { chatDelta: true, modelState: true },
+  };
+}
+
+/** `ragls/modelState`: the completion model is loading, or its load ended. */
+export interface ModelState {
+  role: string;
+  state: 'loading' | 'ready' | 'failed';
 }
 
 /** Whether a document of `length` characters gets inline completion: a huge file would be
@@ -332,6 +342,8 @@ export class IndexStatus {
   private readonly runs = new Map<string | number, { title: string; message?: string; percentage?: number }>();
   /** The last `end` message (a summary or the error). */
   lastEnd: string | undefined;
+  /** The completion model is loading (`ragls/modelState`): typing gets no suggestion until it is ready. */
+  modelLoading = false;
 
   constructor(private readonly changed: () => void) {}
 
@@ -357,15 +369,28 @@ export class IndexStatus {
     return this.workspaces;
   }
 
+  /** One `ragls/modelState`. */
+  model({ state }: ModelState): void {
+    this.modelLoading = state === 'loading';
+    this.changed();
+  }
+
   /** Forget the runs of a server that is gone. */
   reset(): void {
     this.runs.clear();
+    this.modelLoading = false;
     this.workspaces = [];
     this.changed();
   }
 
   /** The status bar text (with a codicon) and its tooltip. */
   describe(): { text: string; tooltip: string } {
+    if (this.modelLoading) {
+      return {
+        text: '$(loading~spin) ragls: loading model',
+        tooltip: 'ragls: loading the completion model; inline suggestions start when it is ready',
+      };
+    }
     const run = [...this.runs.values()][0];
     if (run) {
       const pct = run.percentage !== undefined ? ` ${run.percentage}%` : '';

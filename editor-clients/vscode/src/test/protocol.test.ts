@@ -45,7 +45,7 @@ import {
   Chat,
   IndexStatus,
   ServerProcess,
-  declareChatDelta,
+  declareRaglsNotifications,
   inlineAllowed,
   modelItem,
   models,
@@ -150,7 +150,7 @@ class Session {
       workspace: { applyEdit: true, workspaceEdit: { documentChanges: true }, configuration: true },
       textDocument: { synchronization: { dynamicRegistration: false }, inlineCompletion: {} },
     };
-    declareChatDelta(capabilities);
+    declareRaglsNotifications(capabilities);
     const rootUri = pathToFileURL(root).href;
     await session.connection.sendRequest(InitializeRequest.type, {
       processId: process.pid,
