@@ -27,13 +27,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
-from rich.console import Console
 
 from benchmarks import ours
 from benchmarks.bench_llm import _free_port, start_server
 from benchmarks.corpora import stride_sample
 from benchmarks.metrics import percentile
-from benchmarks.report import Table, print_tables
+from benchmarks.report import Table
+from benchmarks.run import RESULTS, begin, finish
 
 TYPED = 3
 CONTEXT = 2048
@@ -138,12 +138,14 @@ def main(argv: list[str] | None = None) -> int:
                                      description=__doc__.splitlines()[0])
     parser.add_argument("--model", type=Path, default=None, help="a GGUF file (default: the bundled model)")
     parser.add_argument("--samples", type=int, default=30, help="completion sites")
+    parser.add_argument("--out", type=Path, default=RESULTS / "served_completion.md")
     args = parser.parse_args(argv)
-    console = Console(stderr=True, log_path=False)
+    session = begin()
     started = time.perf_counter()
-    table = run(args.model or bundled_model_path(), args.samples, console.log)
-    print_tables([table], Console(width=180))
-    console.print(f"done in {time.perf_counter() - started:.0f} s")
+    table = run(args.model or bundled_model_path(), args.samples, session.console.log)
+    finish(session, [table], args.out, "ragls inline completion through a model server",
+           "`python -m benchmarks.bench_served_completion`")
+    session.console.print(f"done in {time.perf_counter() - started:.0f} s")
     return 0
 
 
