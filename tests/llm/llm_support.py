@@ -291,7 +291,10 @@ class WireServer:
             options = body.get("options") or {}
             words, reason = self._write(options.get("num_predict", -1), options.get("stop") or [])
             lines = [{"model": name, "response": w, "done": False} for w in words]
-            lines.append({"model": name, "response": "", "done": True, "done_reason": reason})
+            if "breaks" in capabilities:  # listed, but its runner dies mid-answer (Ollama's error line)
+                lines = [*lines[:1], {"error": "model runner has unexpectedly stopped"}]
+            else:
+                lines.append({"model": name, "response": "", "done": True, "done_reason": reason})
             return self._stream(h, "application/x-ndjson", [json.dumps(x).encode() + b"\n" for x in lines],
                                 body.get("stream", True))
         if self.kind == "llama.cpp" and h.path == "/infill":

@@ -105,6 +105,17 @@ def test_a_suffix_is_refused_for_a_model_the_server_cannot_infill_with(tmp_path,
     assert [path for path, _ in ollama.received] == ["/api/show"]
 
 
+def test_a_listed_model_that_errors_mid_answer_is_an_error_naming_the_endpoint(tmp_path, monkeypatch):
+    server = WireServer("ollama", ANSWER, {"coder:7b": ["completion", "insert", "breaks"]})
+    try:
+        p = completion_provider(tmp_path, monkeypatch, server.url, "coder:7b")
+        with pytest.raises(LLMError, match=r"/api/generate: the endpoint reported an error mid-stream: "
+                                           "model runner has unexpectedly stopped"):
+            p.complete("def add(a, b):\n    return ", suffix="\n").text()
+    finally:
+        server.close()
+
+
 def test_llama_cpp_infill_takes_prefix_and_suffix_apart(tmp_path, monkeypatch, llama_cpp):
     p = completion_provider(tmp_path, monkeypatch, llama_cpp.url, "qwen2.5-coder-1.5b-q8_0.gguf")
     assert p.metadata().infill == "infill"
