@@ -39,12 +39,14 @@ class Answer:
     whole: bool  # ends with a finished sentence or line
 
 
-def ask_all(per_repo: int, provider, log) -> list[Answer]:
+def ask_all(per_repo: int, provider, log, corpora: list[str] | None = None) -> list[Answer]:
     from ragls.recipes.answer import whole_sentences
     from ragls.recipes.ask import Conversation
 
     answers: list[Answer] = []
     for corpus in QUALITY_CORPORA:
+        if corpora and corpus.name not in corpora:
+            continue
         root = fetch(corpus.package, log) / corpus.benchmark_root
         queries = [q for q in load_queries(corpus.name) if q.category in CATEGORIES]
         index = ours.open_index(root, "quality")
@@ -104,6 +106,10 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--per-repo", type=int, default=3, help="questions asked per repository")
     parser.add_argument("--model", type=Path, help="a GGUF file to answer with (default: the bundled model)")
+    parser.add_argument("--corpora", nargs="+", choices=[c.name for c in QUALITY_CORPORA],
+                        help="only these repositories (default: all; each is embedded once, then cached)")
+    parser.add_argument("--timeout", type=float, default=600.0,
+                        help="seconds one answer may take (models.chat.timeout; a busy machine is slow)")
     parser.add_argument("--out", type=Path, default=RESULTS / "verbosity.md")
     args = parser.parse_args(argv)
     session = begin()
@@ -113,12 +119,12 @@ def main(argv: list[str] | None = None) -> int:
     from ragls import config
     from ragls.llm import factory
 
-    cfg = config.load(None, overrides=[("--model", {"models": {"chat": {"path": str(args.model)}}})]
-                      if args.model else ())
+    chat: dict = {"timeout": args.timeout, **({"path": str(args.model)} if args.model else {})}
+    cfg = config.load(None, overrides=[("the command line", {"models": {"chat": chat}})])
     provider = factory.create("chat", cfg)
     try:
         model = f"{provider.metadata().model} ({provider.metadata().context_length}-token window)"
-        answers = ask_all(args.per_repo, provider, session.console.log)
+        answers = ask_all(args.per_repo, provider, session.console.log, args.corpora)
     finally:
         provider.close()
     finish(session, [table(answers, model, cfg.recipes)], args.out, "ragls verbosity benchmark",

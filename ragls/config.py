@@ -228,9 +228,9 @@ Verbosity = Literal["terse", "normal", "detailed"]
 class AnswersConfig:
     verbosity: Verbosity = opt(
         "normal",
-        "how long answers and text recipes are, by the prompt and the token cap (recipes.answer_tokens: "
-        "a third for 'terse', twice for 'detailed'; one that reaches it ends with its sentence). 'terse': a "
-        "sentence or two; 'normal': a few sentences or bullets; 'detailed': step by step",
+        "how long answers and text recipes are, by the prompt and the token cap (recipes.answer_tokens; "
+        "twice it for 'detailed'; 8 tokens for 'terse'; one that reaches it ends with its sentence). "
+        "'terse': a sentence or two; 'normal': a few sentences or bullets; 'detailed': step by step",
     )
 
 

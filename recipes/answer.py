@@ -4,7 +4,9 @@
 Length follows ``answers.verbosity``: a prompt that asks for it and a token cap that bounds it.
 An answer that reaches the cap is not cut mid-sentence: it ends where the sentence (or line) it
 is writing ends, within a small allowance past the cap (``finish_allowance``); one that does not
-finish even then ends with " …", so it never looks complete when it is not.
+finish even then ends with " …", so it never looks complete when it is not. A terse answer's cap
+is small (``TERSE_TOKENS``): it ends at the first sentence end past it, so it is a sentence or
+two whatever the model would have gone on to write (small models barely heed a length asked for).
 """
 
 from __future__ import annotations
@@ -42,17 +44,21 @@ UNFINISHED = " …"  # ends an answer whose sentence did not finish within the a
 SENTENCE_END = re.compile(r"(?<=[^\W\d_]|[)\]'\"`])[.!?]+(?=\s)|\n")
 
 
+TERSE_TOKENS = 8  # a terse answer ends at the first sentence end past this many tokens
+
+
 def answer_budget(recipe_max_tokens: int, settings: RecipesConfig, verbosity: Verbosity = "normal") -> int:
-    """Tokens an answer may take: the recipe's own cap or [recipes] answer_tokens; a third of it
-    for a terse answer, twice it for a detailed one (a detailed answer cut short is worse than none)."""
+    """Tokens an answer may take: the recipe's own cap or [recipes] answer_tokens; twice it for a
+    detailed one (a detailed answer cut short is worse than none); for a terse one TERSE_TOKENS
+    (a third of it, when that is less), so it ends with its first sentence."""
     base = recipe_max_tokens or settings.answer_tokens
-    return {"terse": max(1, base // 3), "normal": base, "detailed": base * 2}[verbosity]
+    return {"terse": max(1, min(TERSE_TOKENS, base // 3)), "normal": base, "detailed": base * 2}[verbosity]
 
 
 def finish_allowance(cap: int) -> int:
     """Tokens past the cap an answer may take to finish the sentence it is writing: half the cap,
-    from 24 (a long sentence) to 64 (a cap is a cap)."""
-    return max(24, min(64, cap // 2))
+    from 48 (a long sentence, so a terse answer's first one ends) to 64 (a cap is a cap)."""
+    return max(48, min(64, cap // 2))
 
 
 def _ends_a_sentence(text: str) -> bool:

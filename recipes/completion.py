@@ -464,7 +464,10 @@ def complete(
     resolved = resolve_mode(mode, prefix, suffix)
     language = language_for(rel, text)
     meta = provider.metadata() if provider is not None else None
-    family = fim.family_for(meta) if meta is not None else None
+    # A server that infills itself (Ollama, llama.cpp's /infill) gets the text before the cursor
+    # as a plain prompt and the suffix apart; it applies the model's own FIM template.
+    infill = meta.infill if meta is not None else None
+    family = fim.family_for(meta) if meta is not None and infill is None else None
     count = provider.count_tokens if provider is not None else approx_tokens
     scale = _prompt_scale(provider)
     if budget_tokens is None:
@@ -487,7 +490,7 @@ def complete(
         context = _in_previous_order(previous.context if previous else [], fresh)
     _remember(key, _Sticky(definition, req.first_line - 1, context))
     timings["context_ms"] = _ms(started)
-    template = family.name if family else "plain"
+    template = family.name if family else f"server {infill}" if infill else "plain"
     result = CompletionResult("", context, timings, mode=resolved, template=template)
     if context_only or provider is None:
         timings["total_ms"] = _ms(started)
@@ -516,14 +519,17 @@ def complete(
         result.context = []
         result.read_tokens = provider.count_tokens(prompt)
     stops = fim.stops(family)
+
     def block_done(so_far: str) -> bool:
         """The block being written ended and the model already wrote a line past it."""
         cut = postprocess.block_end(prefix, so_far, suffix, language)
         return cut is not None and "\n" in so_far[cut:].lstrip("\n").rstrip(" \t")
 
     deadline = arrived + FIRST_KEY_MS / 1000 if cold else None
+    after = (_first_line(parts.suffix) if result.over_budget else parts.suffix) if infill else None
     raw, result.error = _generate(
-        provider, prompt, stops, resolved, block_done, cancel, timings, started, invoked, deadline
+        provider, prompt, after, stops, resolved, block_done, cancel, timings, started,
+        next_line=invoked, deadline=deadline,
     )
     if cancel is not None and cancel.is_set():
         result.error = "cancelled"
@@ -574,8 +580,7 @@ def _short_prompt(
     def size(prefix: str) -> int:
         return provider.count_tokens(fim.render(family, dataclasses.replace(parts, prefix=prefix)))
 
-    suffix = parts.suffix[: parts.suffix.find("\n") + 1] if "\n" in parts.suffix else parts.suffix
-    parts = dataclasses.replace(parts, suffix=suffix, context=())
+    parts = dataclasses.replace(parts, suffix=_first_line(parts.suffix), context=())
     lines = parts.prefix.split("\n")
     low, high = 0, len(lines)  # the last `low` lines fit; more than `high` do not
     while low < high:
@@ -589,6 +594,11 @@ def _short_prompt(
     return fim.render(family, dataclasses.replace(parts, prefix="\n".join(lines[-low:])))
 
 
+def _first_line(text: str) -> str:
+    """The text through its first line break (what a short prompt keeps of the suffix)."""
+    return text[: text.find("\n") + 1] if "\n" in text else text
+
+
 def _through_first_line(text: str) -> str:
     """Leading line breaks and the first line with something on it."""
     body = text.lstrip("\n")
@@ -598,6 +608,7 @@ def _through_first_line(text: str) -> str:
 def _generate(
     provider: Provider,
     prompt: str,
+    suffix: str | None,
     stops: tuple[str, ...],
     mode: str,
     block_done: Callable[[str], bool],
@@ -612,12 +623,15 @@ def _generate(
     block is complete in multi-line mode. ``first_token_ms`` counts from the request's start (what
     the user waits); an empty answer's first token time is its end. ``next_line``: in single-line
     mode, line breaks before any text do not stop it (the line after the cursor's is wanted).
+    ``suffix``: the text after the cursor, sent apart to a server that infills itself.
     ``deadline`` (a ``perf_counter`` time): past it a block ends with the first line it finishes
     (a file's first keystroke shows the lines written by then rather than wait for the block)."""
     started = time.perf_counter()
     pieces: list[str] = []
     try:
-        with provider.complete(prompt, max_tokens=MAX_TOKENS[mode], stop=stops, cancel=cancel) as stream:
+        with provider.complete(
+            prompt, max_tokens=MAX_TOKENS[mode], stop=stops, cancel=cancel, suffix=suffix
+        ) as stream:
             for delta in stream:
                 if not pieces:
                     timings["first_token_ms"] = _ms(request_started)

@@ -52,7 +52,9 @@ class AnthropicProvider(RemoteProvider):
             body["stop_sequences"] = list(opts.stop)
         return "/messages", body
 
-    def _complete_request(self, prompt: str, opts: Options) -> tuple[str, dict[str, Any]]:
+    def _complete_request(
+        self, prompt: str, opts: Options, suffix: str | None
+    ) -> tuple[str, dict[str, Any]]:  # suffix: always None (no server-side infill here)
         return self._chat_request([Message("user", prompt)], opts)
 
     def _chat_deltas(self, events: Iterator[Event], url: str) -> Generator[str, None, str]:

@@ -71,6 +71,8 @@ class ModelMetadata:
     chat_template: bool = False
     path: str | None = None
     exact_token_count: bool = True
+    infill: str | None = None  # how a server fills in the middle itself, its FIM template its
+    # own ("ollama", "infill"; see ``served``): ``complete`` then takes the suffix apart
 
 
 @dataclass(frozen=True)
@@ -82,6 +84,7 @@ class Options:
     temperature: float
     timeout: float
     cancel: threading.Event | None = None  # a local model stops reading a long prompt when set
+    suffix: str | None = None  # the text after the cursor, for a server that infills itself
 
 
 FinishReason = str  # "stop" | "length" | "cancelled"
@@ -168,10 +171,16 @@ class Provider(ABC):
         temperature: float | None = None,
         timeout: float | None = None,
         cancel: threading.Event | None = None,
+        suffix: str | None = None,
     ) -> Stream:
-        """Continue a raw prompt (no chat template): the entry point for fill-in-the-middle."""
+        """Continue a raw prompt (no chat template): the entry point for fill-in-the-middle.
+        With ``suffix`` the prompt is the text before the cursor and the model's server puts
+        both in its FIM template (only where ``metadata().infill`` says it can)."""
+        if suffix is not None and self.metadata().infill is None:
+            raise LLMError(f"{self.describe()} does not fill in the middle itself: render the FIM "
+                           "template into the prompt instead")
         opts = self._options(max_tokens, stop, temperature, timeout)
-        opts = dataclasses.replace(opts, cancel=cancel)
+        opts = dataclasses.replace(opts, cancel=cancel, suffix=suffix)
         deltas = self._timed(self._complete(prompt, opts), prompt)
         self._last_prompt = prompt
         return Stream(deltas, cancel, opts.timeout, self.describe())

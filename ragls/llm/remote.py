@@ -12,10 +12,12 @@ from __future__ import annotations
 import email.utils
 import json
 import os
+import socket
+import threading
 import time
 from abc import abstractmethod
-from collections.abc import Generator, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Generator, Iterable, Iterator
+from contextlib import contextmanager, suppress
 from typing import Any
 
 import httpx
@@ -37,6 +39,7 @@ from ragls.privacy import Privacy, endpoint
 from ragls.privacy.redact import Redaction
 
 RETRY_STATUSES = {408, 429, 500, 502, 503, 504, 529}
+CANCEL_POLL = 0.02  # seconds between looks at a request's cancel event while its answer streams
 MAX_RETRY_WAIT = 20.0  # seconds; a longer Retry-After fails at once instead of hanging the editor
 DEFAULT_CONTEXT = 8192
 
@@ -93,18 +96,40 @@ class RemoteProvider(Provider):
 
     def _complete(self, prompt: str, opts: Options) -> Deltas:
         redaction = self._redaction()
-        path, body = self._complete_request(redaction.redact(prompt), opts)
-        return (yield from self._stream(path, body, redaction, self._complete_deltas))
+        suffix = None if opts.suffix is None else redaction.redact(opts.suffix)
+        path, body = self._complete_request(redaction.redact(prompt), opts, suffix)
+        return (yield from self._stream(path, body, redaction, self._complete_deltas, opts.cancel))
 
-    def _stream(self, path: str, body: dict[str, Any], redaction: Redaction, parse: Any) -> Deltas:
-        url = self.base_url + path
+    def _stream(
+        self, path: str, body: dict[str, Any], redaction: Redaction, parse: Any,
+        cancel: threading.Event | None = None,
+    ) -> Deltas:
+        """POST and stream the answer. ``cancel`` set (a newer keystroke) stops it at once, even
+        while the server is still reading the prompt: the connection is shut, which tells the
+        server to stop generating; the stream then ends as cancelled."""
+        url = self._url(path)
         payload = json.dumps(body, ensure_ascii=False).encode("utf-8")
-        with self._open(path, payload, redaction.count) as response:
-            deltas = parse(sse.events(self._lines(response, url)), url)
-            try:
-                return (yield from redaction.restorer().restore_stream(deltas))
-            finally:
-                deltas.close()
+        try:
+            with _Abort(cancel) as abort, self._open(path, payload, redaction.count, abort) as response:
+                abort.found(response.extensions.get("network_stream"))
+                deltas = parse(self._framing(path)(self._lines(response, url)), url)
+                try:
+                    return (yield from redaction.restorer().restore_stream(deltas))
+                finally:
+                    deltas.close()
+        except LLMError:
+            if cancel is not None and cancel.is_set():
+                return "cancelled"
+            raise
+
+    def _url(self, path: str, target: bool = False) -> str:
+        """The URL of ``path``: under the base URL as configured (errors and the audit name it),
+        or as requested (``target``: localhost as 127.0.0.1, a unix socket's label host)."""
+        return (self.endpoint.url if target else self.base_url) + path
+
+    def _framing(self, path: str) -> Callable[[Iterable[str]], Iterator[Any]]:
+        """How the answer to ``path`` is framed: server-sent events, unless a subclass says."""
+        return sse.events
 
     def _lines(self, response: httpx.Response, url: str) -> Iterator[str]:
         """The response's lines, with transport failures turned into errors naming the endpoint."""
@@ -119,11 +144,20 @@ class RemoteProvider(Provider):
             raise EndpointError(f"{url}: the stream broke off ({exc or type(exc).__name__})") from exc
 
     @contextmanager
-    def _open(self, path: str, payload: bytes, redactions: int) -> Iterator[httpx.Response]:
+    def _open(
+        self, path: str, payload: bytes, redactions: int, abort: _Abort | None = None
+    ) -> Iterator[httpx.Response]:
         """POST with bounded retries on refused connections, 429 and 5xx (honouring Retry-After).
         Errors and the audit name the URL as configured; the request goes to the endpoint's URL
-        (localhost as 127.0.0.1, a unix socket's label host)."""
-        url = self.base_url + path
+        (localhost as 127.0.0.1, a unix socket's label host). A cancellable request to a local
+        server gets a connection of its own, so ``abort`` knows its socket from the start."""
+        url = self._url(path)
+        headers = self._headers()
+        extensions = {}
+        if abort is not None and abort.cancel is not None:
+            extensions["trace"] = abort.trace
+            if self.endpoint.local:
+                headers["connection"] = "close"
         for attempt in range(self.config.max_retries + 1):
             last = attempt == self.config.max_retries
             self.privacy.audit.record(
@@ -131,8 +165,10 @@ class RemoteProvider(Provider):
                 redactions=redactions, local=self.endpoint.local,
             )
             try:
-                target = self.endpoint.url + path
-                request = self._client.build_request("POST", target, content=payload, headers=self._headers())
+                target = self._url(path, target=True)
+                request = self._client.build_request(
+                    "POST", target, content=payload, headers=headers, extensions=extensions
+                )
                 response = self._client.send(request, stream=True)
             except httpx.ConnectError as exc:
                 if last:
@@ -144,6 +180,8 @@ class RemoteProvider(Provider):
             except httpx.TimeoutException as exc:
                 raise LLMTimeout(f"{url}: no answer within the configured timeouts ({type(exc).__name__}; "
                                  f"models.{self.role}.connect_timeout / read_timeout)") from exc
+            except httpx.TransportError as exc:  # the server dropped the connection (or we shut it)
+                raise EndpointError(f"{url}: the connection broke off ({exc or type(exc).__name__})") from exc
             if response.status_code == 200:
                 try:
                     yield response
@@ -165,7 +203,9 @@ class RemoteProvider(Provider):
     def _chat_request(self, messages: list[Message], opts: Options) -> tuple[str, dict[str, Any]]: ...
 
     @abstractmethod
-    def _complete_request(self, prompt: str, opts: Options) -> tuple[str, dict[str, Any]]: ...
+    def _complete_request(
+        self, prompt: str, opts: Options, suffix: str | None
+    ) -> tuple[str, dict[str, Any]]: ...
 
     @abstractmethod
     def _chat_deltas(self, events: Iterator[sse.Event], url: str) -> Generator[str, None, str]: ...
@@ -187,6 +227,45 @@ class RemoteProvider(Provider):
 
     def close(self) -> None:
         self._client.close()
+
+
+class _Abort:
+    """Shuts a request's socket as soon as ``cancel`` is set, from sending it to the end of its
+    answer: a read blocked on a server still reading the prompt returns at once (closing alone
+    would not wake it), and the server sees the client go. The socket is learnt from the
+    connection's trace (a new connection) or from the response (a reused one)."""
+
+    OPENED = ("connection.connect_tcp.complete", "connection.connect_unix_socket.complete",
+              "connection.start_tls.complete")
+
+    def __init__(self, cancel: threading.Event | None):
+        self.cancel = cancel
+        self._stream: Any = None
+        self._done = threading.Event()
+
+    def trace(self, name: str, info: dict[str, Any]) -> None:
+        if name in self.OPENED and info.get("return_value") is not None:
+            self._stream = info["return_value"]
+
+    def found(self, stream: Any) -> None:
+        self._stream = self._stream or stream
+
+    def __enter__(self) -> _Abort:
+        if self.cancel is not None:
+            threading.Thread(target=self._watch, name="ragls-cancel-watch", daemon=True).start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._done.set()
+
+    def _watch(self) -> None:
+        while not self._done.wait(CANCEL_POLL):
+            if self.cancel is not None and self.cancel.is_set() and self._stream is not None:
+                sock = self._stream.get_extra_info("socket")
+                if sock is not None:
+                    with suppress(OSError):
+                        sock.shutdown(socket.SHUT_RDWR)
+                return
 
 
 def parse_json(data: str, url: str) -> Any:

@@ -26,6 +26,7 @@ EXPECTED = {
     "a question streams into the chat, its citations point at real code, follow-ups continue it",
     "Stop cancels the answer being generated",
     "recipes: listed for the palette, run like a code action, text streams and edits come back",
+    "models: the quick pick lists what is on this machine, and a picked model is used for a role",
     "a missing binary is reported with the command",
     "a server crashing at start is explained with the command and what it printed",
     "after the server dies the chat keeps its transcript and continues on the new server",

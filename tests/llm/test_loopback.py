@@ -13,7 +13,7 @@ from urllib.parse import quote
 
 import pytest
 import pytest_socket
-from llm_support import LOOPBACK, REMOTE_NAME, RecordingProxy, running, write_config
+from llm_support import LOOPBACK, REMOTE_NAME, RecordingProxy, running, server_config
 
 from ragls.cli import main
 from ragls.config import ModelConfig, PrivacyConfig
@@ -71,26 +71,13 @@ def test_a_name_that_resolves_to_loopback_is_refused_in_local_mode():
         Privacy(PrivacyConfig()).check("chat", ModelConfig(provider="openai", base_url=f"http://{REMOTE_NAME}/v1"))
 
 
-def _local_config(tmp_path, monkeypatch, base_url: str):
-    return write_config(tmp_path, monkeypatch, f"""
-[privacy]
-audit_log = "{tmp_path / 'audit.jsonl'}"
-
-[models.chat]
-provider = "openai"
-base_url = "{base_url}"
-model = "smollm2"
-max_retries = 0
-""")
-
-
 def test_local_mode_uses_a_loopback_server_unredacted_and_audits_it_as_local(
     tmp_path, monkeypatch, capsys, llama_server
 ):
     port = int(llama_server.rsplit(":", 1)[1].split("/")[0])
     proxy = RecordingProxy(port)
     try:
-        cfg = _local_config(tmp_path, monkeypatch, f"http://{LOOPBACK}:{proxy.port}/v1")
+        cfg = server_config(tmp_path, monkeypatch, f"http://{LOOPBACK}:{proxy.port}/v1")
         assert cfg.privacy.mode == "local"
         p = create("chat", cfg)
         answer = p.chat([Message("user", f'KEY = "{SECRET}". Say ok.')], max_tokens=4, temperature=0).text()
@@ -118,7 +105,7 @@ def test_localhost_is_connected_to_as_127_0_0_1_without_asking_the_resolver(
         return resolve(host, *args, **kwargs)
 
     monkeypatch.setattr(socket, "getaddrinfo", refusing)
-    p = create("chat", _local_config(tmp_path, monkeypatch, llama_server.replace(LOOPBACK, "localhost")))
+    p = create("chat", server_config(tmp_path, monkeypatch, llama_server.replace(LOOPBACK, "localhost")))
     assert p.chat([Message("user", "Say ok.")], max_tokens=3, temperature=0).text() is not None
     assert "localhost" not in asked
     assert AuditLog(tmp_path / "audit.jsonl").entries()[0].endpoint.startswith("http://localhost:")
@@ -139,7 +126,7 @@ def unix_server(gguf_path: Path, tmp_path_factory: pytest.TempPathFactory):
 def test_local_mode_uses_a_server_on_a_unix_socket(tmp_path, monkeypatch, unix_server):
     pytest_socket.socket_allow_hosts([LOOPBACK], allow_unix_socket=True)  # a marker cannot say it
     url = f"http+unix://{quote(str(unix_server), safe='')}/v1"
-    p = create("chat", _local_config(tmp_path, monkeypatch, url))
+    p = create("chat", server_config(tmp_path, monkeypatch, url))
     stream = p.chat([Message("user", "Name a colour.")], max_tokens=4, temperature=0)
     assert "".join(stream).strip() and stream.finish_reason in {"stop", "length"}
     (entry,) = AuditLog(tmp_path / "audit.jsonl").entries()

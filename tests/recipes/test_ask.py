@@ -12,6 +12,7 @@ from ragls.config import RecipesConfig
 from ragls.indexer.engine import Index
 from ragls.llm.base import Message, Provider
 from ragls.recipes.answer import (
+    TERSE_TOKENS,
     answer_budget,
     code_block,
     copies_in,
@@ -161,7 +162,7 @@ def test_sentence_ends_are_told_from_full_stops_inside_names_and_numbers() -> No
     assert whole_sentences("It is done.") == 0  # "done.py" may follow
     assert whole_sentences("It is done.", final=True) == len("It is done.")
     assert whole_sentences("It reads config.py first.\nThen") == len("It reads config.py first.\n")
-    assert (finish_allowance(40), finish_allowance(128), finish_allowance(768)) == (24, 64, 64)
+    assert (finish_allowance(40), finish_allowance(128), finish_allowance(768)) == (48, 64, 64)
 
 
 def test_loops_are_detected_and_cut_where_they_began_but_code_may_repeat() -> None:
@@ -190,9 +191,10 @@ def test_copied_code_in_an_answer_is_flagged_with_its_source(index: Index) -> No
     assert copies_in(index, "No code at all in this answer.") == []
 
 
-def test_terse_answers_get_a_third_of_the_cap_and_detailed_ones_twice() -> None:
+def test_terse_answers_end_with_their_first_sentence_and_detailed_ones_get_twice_the_cap() -> None:
     assert answer_budget(0, RecipesConfig(answer_tokens=300)) == 300
-    assert answer_budget(0, RecipesConfig(answer_tokens=300), "terse") == 100
+    assert answer_budget(0, RecipesConfig(answer_tokens=300), "terse") == TERSE_TOKENS
+    assert answer_budget(0, RecipesConfig(answer_tokens=12), "terse") == 4  # a third, when that is less
     assert answer_budget(0, RecipesConfig(answer_tokens=300), "detailed") == 600
     assert answer_budget(50, RecipesConfig(), "detailed") == 100  # the recipe's own cap, doubled
 
@@ -215,5 +217,6 @@ def test_the_verbosity_reaches_the_prompt_and_the_cap(index: Index, chat: Provid
         del chat.chat
     (terse_system, terse_cap), (detailed_system, detailed_cap) = sent
     assert "one or two sentences" in terse_system and "step by step" in detailed_system
-    # The caps (a third, twice the answer_tokens), each with its allowance to finish a sentence.
-    assert (terse_cap, detailed_cap) == (32 + finish_allowance(32), 192 + finish_allowance(192))
+    # The caps (TERSE_TOKENS, twice the answer_tokens), each with its allowance to finish a sentence.
+    assert (terse_cap, detailed_cap) == (TERSE_TOKENS + finish_allowance(TERSE_TOKENS),
+                                         192 + finish_allowance(192))

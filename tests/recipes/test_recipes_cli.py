@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from ragls.recipes.answer import finish_allowance
+from ragls.recipes.answer import TERSE_TOKENS, finish_allowance
 from ragls.recipes.registry import workspace_recipes_dir
 
 # Greedy and short: the tiny model's answers are weak either way, and this keeps the suite quick.
@@ -152,8 +152,8 @@ def test_ask_terse_is_one_question_shorter_and_flags_exclude_each_other(repo: Pa
     question = "how does the connection pool hand out connections?"
     terse = run_json(repo, "ask", question, "--terse")
     assert terse["route"] == "answer" and terse["answer"].strip()
-    # The terse cap (a third of answer_tokens) plus the allowance to finish a sentence bound its words.
-    assert len(terse["answer"].split()) <= 96 // 3 + finish_allowance(96 // 3)
+    # The terse cap plus the allowance to finish a sentence bound its words.
+    assert len(terse["answer"].split()) <= TERSE_TOKENS + finish_allowance(TERSE_TOKENS)
     proc = ragls(repo, "ask", question, "--terse", "--detailed")
     assert proc.returncode == 2 and "not allowed with argument" in proc.stderr
 

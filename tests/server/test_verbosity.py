@@ -8,6 +8,8 @@ import pytest
 from conftest import FAST_SETTINGS, indexed, lsp, request
 from pygls.exceptions import JsonRpcException
 
+from ragls.recipes.answer import TERSE_TOKENS
+
 
 async def test_chat_takes_a_verbosity_and_refuses_a_bad_one(repo: Path) -> None:
     settings = {**FAST_SETTINGS, "answers": {"verbosity": "detailed"}}
@@ -21,4 +23,4 @@ async def test_chat_takes_a_verbosity_and_refuses_a_bad_one(repo: Path) -> None:
     assert final["route"] == "answer" and final["answer"].strip()
     assert recorder.text(started["chatId"]) == final["answer"]  # what streamed is the whole answer
     capped = [n for n in final["notes"] if "reached the cap" in n]
-    assert not capped or f"cap of {48 // 3} tokens" in capped[0]  # terse: a third of answer_tokens
+    assert not capped or f"cap of {TERSE_TOKENS} tokens" in capped[0]  # terse: ends with its first sentence

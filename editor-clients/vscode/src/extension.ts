@@ -21,9 +21,13 @@ import {
   ServerProcess,
   declareRaglsNotifications,
   inlineAllowed,
+  modelItem,
+  models,
   recipeCommand,
   recipes,
+  rolesFor,
   serverSettings,
+  useModel,
   type CodeSpan,
   type ModelState,
   type Settings,
@@ -217,6 +221,28 @@ export async function activate(context: vscode.ExtensionContext): Promise<void> 
         if (!pick) return;
         const { command, arguments: args } = recipeCommand(pick.recipe.name, here.uri, here.range);
         await vscode.commands.executeCommand(command, ...args);
+      }),
+    ),
+    vscode.commands.registerCommand('ragls.models', () =>
+      withClient(async (c) => {
+        const found = await vscode.window.withProgress(
+          { location: vscode.ProgressLocation.Window, title: 'ragls: looking for models' },
+          () => models(c),
+        );
+        if (!found.models.length) {
+          throw new Error('no models found (models.search_paths in the ragls config file names folders of GGUF files)');
+        }
+        const pick = await vscode.window.showQuickPick(
+          found.models.map((m) => ({ ...modelItem(m), model: m })),
+          { placeHolder: 'Use a model already on this machine', matchOnDescription: true, matchOnDetail: true },
+        );
+        if (!pick) return;
+        const role = await vscode.window.showQuickPick(rolesFor(pick.model), {
+          placeHolder: `Use ${pick.model.name} for`,
+        });
+        if (!role) return;
+        const used = await useModel(c, pick.model, role);
+        void vscode.window.showInformationMessage(`ragls: models.${role} = ${pick.model.name} (written to ${used.config})`);
       }),
     ),
     vscode.commands.registerCommand('ragls.rebuildIndex', () =>

@@ -278,6 +278,51 @@ export function recipeCommand(recipe: string, uri: string, range?: Range) {
   return { command: 'ragls.runRecipe', arguments: [{ recipe, uri, range }] };
 }
 
+// ---- models on this machine -------------------------------------------------------------------
+
+/** One model `ragls/models` found: a GGUF file (`path`) or a model a loopback server serves
+ * (`base_url`). Facts the scan could not learn are null. */
+export interface FoundModel {
+  name: string;
+  source: string;
+  family: string | null;
+  size: string | null;
+  quantisation: string | null;
+  context_length: number | null;
+  fim: string | null;
+  path: string | null;
+  base_url: string | null;
+}
+
+/** The models on this machine (GGUF files in the usual places, loopback servers), and what was
+ * looked at and could not be used. */
+export async function models(connection: Connection) {
+  return connection.sendRequest<{ models: FoundModel[]; skipped: string[] }>('ragls/models', {});
+}
+
+/** A quick pick row: the name, then where it is and what it is, then the file or server. */
+export function modelItem(model: FoundModel): { label: string; description: string; detail: string } {
+  const fim = model.fim ? `FIM ${model.fim}` : null;
+  const context = model.context_length ? `${model.context_length}-token window` : null;
+  const facts = [model.family, model.size, model.quantisation, context, fim].filter((x) => x);
+  return { label: model.name, description: `[${model.source}] ${facts.join(' ')}`, detail: model.path ?? model.base_url ?? '' };
+}
+
+/** The roles a model can take: sentence-transformers models embed; GGUF files and servers generate. */
+export function rolesFor(model: FoundModel): string[] {
+  return model.family === 'sentence-transformers' ? ['embedding'] : ['chat', 'completion'];
+}
+
+/** Make `role` use `model`: the server writes the user config and uses it at once. A file is
+ * named by its path (two files may share a name), a served model by its name and source. */
+export async function useModel(connection: Connection, model: FoundModel, role: string) {
+  return connection.sendRequest<{ model: FoundModel; role: string; config: string }>('ragls/useModel', {
+    name: model.path ?? model.name,
+    role,
+    from: model.source,
+  });
+}
+
 // ---- index status ------------------------------------------------------------------------------
 
 export interface WorkspaceStatus {

@@ -3,7 +3,8 @@
  * vscode-languageserver-protocol / vscode-jsonrpc (what VS Code's LanguageClient is built on).
  * The harness below only plays the LanguageClient's plumbing (the LSP handshake, routing
  * `$/progress`, answering server requests); what is checked is the extension's own code:
- * ServerProcess, serverSettings, Chat, IndexStatus, recipes and recipeCommand.
+ * ServerProcess, serverSettings, Chat, IndexStatus, recipes and recipeCommand, and the models
+ * quick pick's models, modelItem, rolesFor and useModel.
  *
  * Run with `npm test`; `ragls` (or RAGLS_COMMAND) must be on PATH. The session uses fast
  * settings (greedy sampling, short answers, no dense layer) on a copy of tests/fixtures/minirepo.
@@ -11,7 +12,7 @@
 
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { cpSync, existsSync, mkdtempSync, readFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, realpathSync, symlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -46,9 +47,13 @@ import {
   ServerProcess,
   declareRaglsNotifications,
   inlineAllowed,
+  modelItem,
+  models,
   recipeCommand,
   recipes,
+  rolesFor,
   serverSettings,
+  useModel,
   spansOf,
   type ChatDelta,
   type ProgressValue,
@@ -59,8 +64,19 @@ const COMMAND = process.env.RAGLS_COMMAND ?? 'ragls';
 const FIXTURE = path.resolve(__dirname, '../../../../tests/fixtures/minirepo');
 const TYPED = 'def add(a, b):\n    return a +';
 
+/** A folder of GGUF files for models.search_paths: the bundled model under another name. */
+const MODELS = mkdtempSync(path.join(tmpdir(), 'ragls-models-'));
+mkdirSync(path.join(MODELS, 'chat'));
+symlinkSync(
+  execFileSync('python', ['-c', 'from ragls.llm.gguf import bundled_model_path; print(bundled_model_path())'])
+    .toString()
+    .trim(),
+  path.join(MODELS, 'chat', 'tiny-chat.gguf'),
+);
+
 /** The settings as VS Code would hold them (dotted keys), the client's own one included. */
 const FAST: [string, unknown][] = [
+  ['models.search_paths', [MODELS]],
   ['client.serverPath', COMMAND],
   ['index.embeddings', false],
   ['models.chat.temperature', 0],
@@ -287,6 +303,24 @@ describe('the extension against ragls serve', () => {
     await session.connection.sendRequest(ExecuteCommandRequest.type, recipeCommand('docstring', uri, { start: cursor, end: cursor }));
     assert.equal(session.edits.length, edits + 1);
     assert.match(JSON.stringify(session.edits[edits].edit), new RegExp(uri.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')));
+  });
+
+  test('models: the quick pick lists what is on this machine, and a picked model is used for a role', async () => {
+    const { models: found } = await models(session.connection);
+    const mine = found.find((m) => m.source === 'search-path' && m.name === 'tiny-chat');
+    assert.ok(mine, JSON.stringify(found));
+    assert.deepEqual(modelItem(mine), {
+      label: 'tiny-chat',
+      description: '[search-path] llama 135M Q4_1 8192-token window',
+      detail: path.join(MODELS, 'chat', 'tiny-chat.gguf'),
+    });
+    assert.deepEqual(rolesFor(mine), ['chat', 'completion']);
+    const used = await useModel(session.connection, mine, 'completion');
+    assert.equal(used.role, 'completion');
+    // the file is written by its real path (a link's target), so moving the link changes nothing
+    const written = `[models.completion]\nprovider = "llama_cpp"\npath = ${JSON.stringify(realpathSync(mine.path!))}\n`;
+    assert.ok(readFileSync(used.config, 'utf8').includes(written), readFileSync(used.config, 'utf8'));
+    await assert.rejects(useModel(session.connection, mine, 'embedding'), /sentence-transformers/);
   });
 });
 
