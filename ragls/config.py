@@ -257,6 +257,23 @@ class ServerConfig:
 
 
 @dataclass(frozen=True)
+class ArenaConfig:
+    models: list[str] = opt(
+        [],
+        "ragls arena: the models compared, two or more: 'chat' or 'completion' (the configured roles), a "
+        "name `ragls models scan` lists, or a GGUF file's path; each question goes to the pair compared "
+        "least so far, so every pair gets its votes",
+    )
+    completions: bool = opt(
+        False,
+        "ragls serve: inline completions come from two arena models, tagged A and B; the one accepted wins",
+    )
+    votes_file: str = opt(
+        "", "where votes are kept (JSON lines); empty = arena/votes.jsonl in the user data dir"
+    )
+
+
+@dataclass(frozen=True)
 class Config:
     index: IndexConfig = section(IndexConfig)
     models: ModelsConfig = section(ModelsConfig)
@@ -265,6 +282,7 @@ class Config:
     answers: AnswersConfig = section(AnswersConfig)
     recipes: RecipesConfig = section(RecipesConfig)
     server: ServerConfig = section(ServerConfig)
+    arena: ArenaConfig = section(ArenaConfig)
 
 
 def user_config_path() -> Path:
