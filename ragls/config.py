@@ -264,10 +264,6 @@ class ArenaConfig:
         "name `ragls models scan` lists, or a GGUF file's path; each question goes to the pair compared "
         "least so far, so every pair gets its votes",
     )
-    completions: bool = opt(
-        False,
-        "ragls serve: inline completions come from two arena models, tagged A and B; the one accepted wins",
-    )
     votes_file: str = opt(
         "", "where votes are kept (JSON lines); empty = arena/votes.jsonl in the user data dir"
     )

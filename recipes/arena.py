@@ -23,7 +23,7 @@ import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import platformdirs
 
@@ -32,6 +32,10 @@ from ragls.llm.base import Provider
 from ragls.recipes import context
 from ragls.recipes.answer import generate
 from ragls.recipes.ask import Conversation
+from ragls.recipes.completion import complete, relative_path
+
+if TYPE_CHECKING:
+    from ragls.indexer.engine import Index
 
 Vote = Literal["a", "b", "tie", "both_bad"]
 VOTES: tuple[Vote, ...] = ("a", "b", "tie", "both_bad")
@@ -211,6 +215,32 @@ def answer_match(
         sides.append(Side(name, made.text, made.notes, made.total_ms))
     a, b = ordered(sides[0], sides[1], rng or random.Random())
     return Match(question, a, b, context=laid.snippets)
+
+
+def completion_match(
+    index: Index,
+    providers: dict[str, Provider],
+    path: Path,
+    line: int,
+    col: int,
+    *,
+    text: str | None = None,
+    recent: Iterable[str] = (),
+    rng: random.Random | None = None,
+) -> Match:
+    """Both ``providers`` complete at LINE:COL (1-based) of ``path`` from the same context (the
+    cursor's definitions, recent edits and retrieved code), as an invoked trigger with no budget:
+    the user compares what each model writes, not what each fits in a deadline."""
+    if len(providers) != 2:
+        raise ArenaError("a match is between two models")
+    sides = []
+    for name, provider in providers.items():
+        made = complete(index, provider, path, line, col, text=text, recent=recent, invoked=True)
+        sides.append(Side(name, made.completion, [made.error] if made.error else [],
+                          made.timings_ms.get("generate_ms", 0.0)))
+    a, b = ordered(sides[0], sides[1], rng or random.Random())
+    where = f"{relative_path(index, path)}:{line}:{col}"
+    return Match(where, a, b, kind="completion")
 
 
 def append_vote(path: Path, record: dict) -> None:

@@ -21,10 +21,12 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
-from ragls.recipes.arena import Vote
+from ragls.config import Config
+from ragls.recipes.arena import Vote, read_votes, votes_path
 
 SCALE = 400 / math.log(10)  # natural-log strength -> points
 CENTRE = 1000.0
@@ -102,3 +104,25 @@ def leaderboard(votes: list[dict], rounds: int = BOOTSTRAP, seed: int = 0) -> li
         rows.append(Row(name, float(scores[k]), float(low[k]), float(high[k]), len(mine), wins,
                         len(mine) - wins - ties, ties))
     return sorted(rows, key=lambda r: -r.score)
+
+
+@dataclass(frozen=True)
+class Standings:
+    votes_file: Path
+    kind: str
+    votes: int
+    broken_lines: int  # lines of the votes file that were not votes, skipped
+    rows: list[Row]
+
+    def as_json(self) -> dict:
+        """What ``ragls arena --leaderboard --json`` prints and ``ragls/arenaLeaderboard`` returns."""
+        return {"votes_file": str(self.votes_file), "kind": self.kind, "votes": self.votes,
+                "broken_lines": self.broken_lines, "models": [r.as_json() for r in self.rows]}
+
+
+def standings(config: Config, kind: str = "answer", rounds: int = BOOTSTRAP) -> Standings:
+    """The leaderboard of the votes file's ``kind`` votes ("answer" or "completion")."""
+    path = votes_path(config)
+    votes, broken = read_votes(path)
+    votes = [v for v in votes if v.get("kind", "answer") == kind]
+    return Standings(path, kind, len(votes), broken, leaderboard(votes, rounds))

@@ -99,6 +99,15 @@ def register_methods(server: RaglsServer) -> None:
         session.models.submit(server.edits.show, uri, selection)
         return {"uri": uri}
 
+    @server.command("ragls.arenaAccept")
+    def arena_accept(*args: Any) -> dict:
+        """An arena completion accepted in the editor: [matchId, "a" | "b"], its vote."""
+        try:
+            match_id, vote = (list(args) + [None, None])[:2]
+            return server.arena.vote({"id": match_id, "vote": vote})
+        except BadRequest as exc:
+            raise JsonRpcInvalidParams(str(exc)) from None
+
     @server.command("ragls.reindex")
     def reindex_command(*args: Any) -> dict:
         return reindex(args[0] if args else None)
@@ -220,6 +229,26 @@ def register_methods(server: RaglsServer) -> None:
             raise BadRequest(str(exc)) from None
         session.set_settings()  # the user file changed: every workspace reads it again
         return {"model": asdict(model), "role": role, "config": str(path)}
+
+    @server.feature("ragls/arena")
+    @_params
+    async def arena(params: Any) -> dict:
+        return await server.arena.answer(params)
+
+    @server.feature("ragls/arenaCompletion")
+    @_params
+    async def arena_completion(params: Any) -> dict:
+        return await server.arena.completion(params)
+
+    @server.feature("ragls/arenaVote")
+    @_params
+    def arena_vote(params: Any) -> dict:
+        return server.arena.vote(params)
+
+    @server.feature("ragls/arenaLeaderboard")
+    @_params
+    def arena_leaderboard(params: Any) -> dict:
+        return server.arena.leaderboard(params)
 
     @server.feature("ragls/privacyAudit")
     @_params

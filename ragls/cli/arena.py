@@ -27,11 +27,10 @@ from ragls.recipes.arena import (
     as_chat,
     next_match,
     parse_vote,
-    read_votes,
     votes_path,
 )
 from ragls.recipes.ask import Conversation
-from ragls.recipes.leaderboard import leaderboard
+from ragls.recipes.leaderboard import standings
 
 PROMPT = escape("Which answer is better? [a] A, [b] B, [t] tie, [n] both bad: ")
 
@@ -92,29 +91,24 @@ def _ask_vote() -> str | None:
 
 
 def _leaderboard(args: argparse.Namespace) -> int:
-    cfg = configuration.load(resolve_root(args.root))
-    path = votes_path(cfg)
-    votes, broken = read_votes(path)
-    votes = [v for v in votes if v.get("kind", "answer") == args.kind]
-    rows = leaderboard(votes, rounds=args.bootstrap)
-    if broken:
-        err.print(f"[yellow]note:[/] {broken} broken line(s) in {escape(str(path))} skipped")
+    board = standings(configuration.load(resolve_root(args.root)), args.kind, args.bootstrap)
+    path = escape(str(board.votes_file))
+    if board.broken_lines:
+        err.print(f"[yellow]note:[/] {board.broken_lines} broken line(s) in {path} skipped")
     if args.json:
-        sys.stdout.write(json.dumps({"votes_file": str(path), "votes": len(votes), "broken_lines": broken,
-                                     "kind": args.kind, "models": [r.as_json() for r in rows]}) + "\n")
+        sys.stdout.write(json.dumps(board.as_json()) + "\n")
         return 0
-    if not rows:
-        err.print(f"no {args.kind} votes yet in {escape(str(path))}: ragls arena \"a question\" casts one")
+    if not board.rows:
+        err.print(f"no {args.kind} votes yet in {path}: ragls arena \"a question\" casts one")
         return 0
     table = Table(title=f"arena leaderboard ({args.kind}s): Bradley-Terry, 95% bootstrap interval")
     for column in ("rank", "model", "score", "95% interval", "win rate", "votes", "W-L-T"):
         table.add_column(column, justify="left" if column == "model" else "right")
-    for rank, r in enumerate(rows, 1):
+    for rank, r in enumerate(board.rows, 1):
         table.add_row(str(rank), escape(r.model), f"{r.score:.0f}", f"{r.low:.0f} - {r.high:.0f}",
                       f"{r.win_rate:.0%}", str(r.votes), f"{r.wins}-{r.losses}-{r.ties}")
     out.print(table)
-    err.print(f"[dim]{len(votes)} votes from {escape(str(path))}; "
-              "ties and 'both bad' count half a win each[/]")
+    err.print(f"[dim]{board.votes} votes from {path}; ties and 'both bad' count half a win each[/]")
     return 0
 
 
