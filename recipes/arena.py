@@ -305,6 +305,6 @@ def parse_vote(vote: str) -> Vote:
                "both_bad": "both_bad", "bad": "both_bad"}
     found = spelled.get(vote.strip().lower())
     if found is None:
-        raise ArenaError(f"vote {vote!r}: choose a, b, tie or both-bad")
+        raise ArenaError(f"vote {vote.strip()!r}: choose a, b, tie or both-bad")
     return found  # type: ignore[return-value]
 

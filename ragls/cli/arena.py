@@ -42,8 +42,8 @@ def _arena(args: argparse.Namespace) -> int:
         raise SystemExit("ragls arena: give a QUESTION, or --leaderboard")
     vote = parse_vote(args.vote) if args.vote else None  # a bad --vote fails before any model runs
     names = [n.strip() for n in args.models.split(",") if n.strip()] if args.models else None
+    pair = next_match(configuration.load(resolve_root(args.root)), names)  # refused before indexing
     with _ready_index(args) as index, ExitStack() as stack:
-        pair = next_match(index.cfg, names)
         providers = {c.name: stack.enter_context(_provider(index, "chat", as_chat(index.cfg, c)))
                      for c in pair}
         conversation = Conversation(index, None, index.cfg.recipes, registry.load(index.root).get("ask"))
@@ -82,6 +82,8 @@ def _ask_vote() -> str | None:
     while True:
         err.print(PROMPT, end="")
         line = sys.stdin.readline()
+        if not sys.stdin.isatty():
+            err.print(line.strip())  # what a terminal would have echoed
         if not line:
             return None
         try:
