@@ -88,7 +88,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.bench_arena",
                                      description=__doc__.splitlines()[0])
     parser.add_argument("--models", type=int, default=6, help="models with known strengths")
-    parser.add_argument("--draws", type=int, default=100, help="simulated vote sets per row")
+    parser.add_argument("--draws", type=int, default=200, help="simulated vote sets per row")
     parser.add_argument("--bootstrap", type=int, default=100, help="resamples per interval")
     parser.add_argument("--votes", type=int, nargs="+", default=[30, 100, 300, 1000])
     parser.add_argument("--out", type=Path, default=RESULTS / "arena.md")
