@@ -264,6 +264,11 @@ class ArenaConfig:
         "name `ragls models scan` lists, or a GGUF file's path; each question goes to the pair compared "
         "least so far, so every pair gets its votes",
     )
+    completions: bool = opt(
+        False,
+        "ragls serve: an invoked inline completion (not one typing triggers) comes from two arena models, "
+        "as two items; the one accepted wins its vote",
+    )
     votes_file: str = opt(
         "", "where votes are kept (JSON lines); empty = arena/votes.jsonl in the user data dir"
     )

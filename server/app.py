@@ -309,6 +309,9 @@ def create_server() -> RaglsServer:
     async def inline_completion(params: types.InlineCompletionParams) -> types.InlineCompletionList:
         doc = document(params.text_document.uri)
         automatic = params.context.trigger_kind == types.InlineCompletionTriggerKind.Automatic
+        ws = server.session.workspace_for(doc.path)
+        if not automatic and ws is not None and ws.cfg.arena.completions:
+            return await server.arena.inline(doc, params.position)
         result = await server.completer.complete(doc, params.position, automatic)
         return server.completer.inline_items(result, server.completer.snapped(doc, params.position))
 

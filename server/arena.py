@@ -15,6 +15,8 @@ from collections import OrderedDict
 from contextlib import ExitStack
 from typing import TYPE_CHECKING, Any
 
+from lsprotocol import types
+
 from ragls.config import ConfigError
 from ragls.llm.base import LLMError
 from ragls.privacy import PrivacyError
@@ -36,6 +38,7 @@ from ragls.server.chat import BadRequest, _int, _object, _verbosity
 
 if TYPE_CHECKING:
     from ragls.server.app import RaglsServer
+    from ragls.server.documents import Document
     from ragls.server.workspaces import Workspace
 
 MAX_PENDING = 50
@@ -62,32 +65,58 @@ class Arena:
             conversation = Conversation(ws.index, None, ws.cfg.recipes, ask)
             return answer_match(conversation, question, providers, verbosity=verbosity, top_k=top_k)
 
-        return await self._match(ws, names, run)
+        return (await self._match(ws, names, run)).shown()
 
     async def completion(self, params: Any) -> dict:
         """``ragls/arenaCompletion`` {uri, position, models?}: two completions at the cursor."""
         params = _object(params)
         uri, position = params.get("uri"), params.get("position")
         doc = self.server.documents.get(uri) if isinstance(uri, str) else None
-        if doc is None or doc.path is None:
+        if doc is None:
             raise BadRequest("'uri' must be an open document")
-        ws = self.server.session.workspace_for(doc.path)
-        if ws is None:
-            raise BadRequest(f"{uri} is not inside a workspace folder")
         try:
             line, character = int(position["line"]), int(position["character"])
         except (KeyError, TypeError, ValueError):
             raise BadRequest("'position' must be {line, character}") from None
-        text, path, names = doc.text, doc.path, _names(params)
+        return (await self._completions(doc, types.Position(line=line, character=character),
+                                        _names(params))).shown()
+
+    async def inline(self, doc: Document, position: types.Position) -> types.InlineCompletionList:
+        """An invoked inline completion in arena mode (``arena.completions``): A and B as two items,
+        each accepted with the ``ragls.arenaAccept`` command that is its vote."""
+        try:
+            match = await self._completions(doc, position, None)
+        except BadRequest as exc:
+            self.server.session.show(types.MessageType.Error, f"ragls: arena completion: {exc}")
+            return types.InlineCompletionList(items=[])
+        cursor = self.server.completer.snapped(doc, position)
+        at = types.Range(start=cursor, end=cursor)
+        return types.InlineCompletionList(items=[
+            types.InlineCompletionItem(
+                insert_text=side.answer, range=at,
+                command=types.Command(title=f"ragls arena: {letter.upper()} wins",
+                                      command="ragls.arenaAccept", arguments=[match.id, letter]),
+            )
+            for letter, side in (("a", match.a), ("b", match.b)) if side.answer
+        ])
+
+    async def _completions(self, doc: Document, position: types.Position, names: list[str] | None) -> Match:
+        ws = self.server.session.workspace_for(doc.path)
+        if doc.path is None or ws is None:
+            raise BadRequest(f"{doc.uri} is not inside a workspace folder")
+        path, text = doc.path, doc.text
         recent = self.server.session.recent_files(ws, path)
+        try:
+            line, col = doc.line_col(position)
+        except ValueError as exc:
+            raise BadRequest(str(exc)) from None
 
         def run(providers: dict) -> Match:
-            return completion_match(ws.index, providers, path, line + 1, character + 1, text=text,
-                                    recent=recent)
+            return completion_match(ws.index, providers, path, line, col, text=text, recent=recent)
 
         return await self._match(ws, names, run)
 
-    async def _match(self, ws: Workspace, names: list[str] | None, run) -> dict:
+    async def _match(self, ws: Workspace, names: list[str] | None, run) -> Match:
         """Choose the pair, load both models (as the chat role), run the match on a model thread."""
         providers = self.server.session.providers
 
@@ -106,7 +135,7 @@ class Arena:
             self._pending[match.id] = (match, ws)
             while len(self._pending) > MAX_PENDING:
                 self._pending.popitem(last=False)
-        return match.shown()
+        return match
 
     def vote(self, params: Any) -> dict:
         """``ragls/arenaVote`` {id, vote}: recorded, and the names revealed."""

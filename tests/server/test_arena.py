@@ -19,7 +19,8 @@ NAMES = {"SmolLM2-135M-Instruct.Q4_1", "SmolLM2-135M-Instruct.Q4_0"}
 async def test_arena_answers_and_completions_blind_then_votes(repo: Path, tmp_path: Path) -> None:
     votes_file = tmp_path / "votes.jsonl"
     second = requantised(tmp_path)
-    settings = {**FAST_SETTINGS, "arena": {"models": ["chat", str(second)], "votes_file": str(votes_file)}}
+    arena = {"models": ["chat", str(second)], "votes_file": str(votes_file), "completions": True}
+    settings = {**FAST_SETTINGS, "arena": arena}
     async with lsp(repo, settings=settings) as (client, _):
         await indexed(client)
         with pytest.raises(JsonRpcException, match="are the same model"):
@@ -49,14 +50,31 @@ async def test_arena_answers_and_completions_blind_then_votes(repo: Path, tmp_pa
         )
         assert {accepted["a"], accepted["b"]} == NAMES
 
+        # Arena mode for inline completions: an invoked trigger gets A and B as two items, each
+        # accepted with the command that is its vote (LSP clients run an item's command on accept).
+        invoked = types.InlineCompletionContext(trigger_kind=types.InlineCompletionTriggerKind.Invoked)
+        items = (await client.text_document_inline_completion_async(types.InlineCompletionParams(
+            text_document=types.TextDocumentIdentifier(uri=uri), context=invoked,
+            position=types.Position(**position)))).items
+        assert items and all(i.command.command == "ragls.arenaAccept" for i in items)
+        assert len({i.command.arguments[0] for i in items}) == 1  # one match
+        assert [i.command.arguments[1] for i in items] in (["a", "b"], ["a"], ["b"])  # empty: left out
+        accepted_inline = await client.workspace_execute_command_async(types.ExecuteCommandParams(
+            command=items[-1].command.command, arguments=items[-1].command.arguments))
+        assert {accepted_inline["a"], accepted_inline["b"]} == NAMES
+
         board = await request(client, "ragls/arenaLeaderboard", {})
         completion_board = await request(client, "ragls/arenaLeaderboard", {"kind": "completion"})
 
-    answer_vote, completion_vote = (json.loads(line) for line in votes_file.read_text().splitlines())
+    lines = votes_file.read_text().splitlines()
+    answer_vote, completion_vote, inline_vote = (json.loads(line) for line in lines)
     assert answer_vote["vote"] == "a" and answer_vote["a"]["model"] == revealed["a"]
     assert (answer_vote["a"]["answer"], answer_vote["b"]["answer"]) == (shown["a"], shown["b"])
     assert completion_vote["kind"] == "completion" and completion_vote["vote"] == "b"
     assert completion_vote["b"] == {"model": accepted["b"], "answer": completions["b"]}
     winner = revealed["a"]
     assert board["votes"] == 1 and board["models"][0]["model"] == winner and board["models"][0]["wins"] == 1
-    assert completion_board["votes"] == 1 and completion_board["models"][0]["model"] == accepted["b"]
+    assert completion_board["votes"] == 2
+    chosen = items[-1].command.arguments[1]
+    assert inline_vote["kind"] == "completion" and inline_vote["vote"] == chosen
+    assert inline_vote[chosen]["answer"] == items[-1].insert_text
