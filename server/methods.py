@@ -230,25 +230,10 @@ def register_methods(server: RaglsServer) -> None:
         session.set_settings()  # the user file changed: every workspace reads it again
         return {"model": asdict(model), "role": role, "config": str(path)}
 
-    @server.feature("ragls/arena")
-    @_params
-    async def arena(params: Any) -> dict:
-        return await server.arena.answer(params)
-
-    @server.feature("ragls/arenaCompletion")
-    @_params
-    async def arena_completion(params: Any) -> dict:
-        return await server.arena.completion(params)
-
-    @server.feature("ragls/arenaVote")
-    @_params
-    def arena_vote(params: Any) -> dict:
-        return server.arena.vote(params)
-
-    @server.feature("ragls/arenaLeaderboard")
-    @_params
-    def arena_leaderboard(params: Any) -> dict:
-        return server.arena.leaderboard(params)
+    arena = server.arena  # the arena's requests: see server/arena.py
+    for method, handler in (("ragls/arena", arena.answer), ("ragls/arenaCompletion", arena.completion),
+                            ("ragls/arenaVote", arena.vote), ("ragls/arenaLeaderboard", arena.leaderboard)):
+        server.feature(method)(_params(handler))
 
     @server.feature("ragls/privacyAudit")
     @_params
