@@ -14,16 +14,14 @@ from __future__ import annotations
 
 import argparse
 import math
-import os
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
-from rich.console import Console
 
-from benchmarks.report import Table, print_tables
-from benchmarks.run import RESULTS, snapshot, write_report
+from benchmarks.report import Table
+from benchmarks.run import RESULTS, begin, finish
 from ragls.recipes.leaderboard import CENTRE, SCALE, leaderboard
 
 ELO_K = 32.0  # the step Chatbot Arena's early online Elo used
@@ -93,8 +91,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--votes", type=int, nargs="+", default=[30, 100, 300, 1000])
     parser.add_argument("--out", type=Path, default=RESULTS / "arena.md")
     args = parser.parse_args(argv)
-    load_before = os.getloadavg()
-    code = snapshot()
+    session = begin()
     started = time.perf_counter()
     # Evenly spaced strengths, 0.4 apart in natural log (about 70 points: the stronger of two
     # neighbours wins 60% of their votes); the whole field spans 2.0 (350 points).
@@ -117,11 +114,8 @@ def main(argv: list[str] | None = None) -> int:
         "nothing, and counting it as half a win each pulls the fitted scores together, so coverage "
         "of the true scores drops.",
     ]
-    print_tables([table], Console())
-    write_report(args.out, "ragls arena ranking benchmark", "`python -m benchmarks.bench_arena`", code,
-                 load_before, [table])
-    elapsed = time.perf_counter() - started
-    Console(stderr=True).print(f"done in {elapsed:.0f} s; Markdown written to {args.out}")
+    finish(session, [table], args.out, "ragls arena ranking benchmark", "`python -m benchmarks.bench_arena`")
+    session.console.print(f"done in {time.perf_counter() - started:.0f} s")
     return 0
 
 
