@@ -283,6 +283,24 @@ class ServerConfig:
 
 
 @dataclass(frozen=True)
+class ArenaConfig:
+    models: list[str] = opt(
+        [],
+        "ragls arena: the models compared, two or more: 'chat' or 'completion' (the configured roles), a "
+        "name `ragls models scan` lists, or a GGUF file's path; each question goes to the pair compared "
+        "least so far, so every pair gets its votes",
+    )
+    completions: bool = opt(
+        False,
+        "ragls serve: an invoked inline completion (not one typing triggers) comes from two arena models, "
+        "as two items; the one accepted wins its vote",
+    )
+    votes_file: str = opt(
+        "", "where votes are kept (JSON lines); empty = arena/votes.jsonl in the user data dir"
+    )
+
+
+@dataclass(frozen=True)
 class Config:
     index: IndexConfig = section(IndexConfig)
     models: ModelsConfig = section(ModelsConfig)
@@ -291,6 +309,7 @@ class Config:
     answers: AnswersConfig = section(AnswersConfig)
     recipes: RecipesConfig = section(RecipesConfig)
     server: ServerConfig = section(ServerConfig)
+    arena: ArenaConfig = section(ArenaConfig)
 
 
 def user_config_path() -> Path:

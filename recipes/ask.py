@@ -14,6 +14,7 @@ from __future__ import annotations
 import re
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal
 
@@ -65,6 +66,17 @@ class Turn:
     question: str
     answer: str
     citations: list[Citation]
+
+
+@dataclass
+class Prompt:
+    """A question's messages, laid out for a model's window, and what went into them."""
+
+    messages: list[Message]
+    snippets: list[context.Snippet]  # the retrieved context that fit
+    answer_tokens: int  # the answer's cap (answers.verbosity)
+    retrieve_ms: float
+    assemble_ms: float
 
 
 @dataclass
@@ -138,10 +150,10 @@ class Conversation:
             raise ValueError("answering a question needs a chat model")
         return self._answer(query, top_k, on_delta, cancel, first or [], verbosity)
 
-    def _answer(self, question: str, top_k: int, on_delta: OnDelta | None, cancel,
-                first: list[context.Snippet], verbosity: Verbosity) -> AskResult:
-        provider = self.provider
-        assert provider is not None
+    def prompt(self, question: str, top_k: int, first: list[context.Snippet], verbosity: Verbosity,
+               window: int, count: Callable[[str], int]) -> Prompt:
+        """Retrieve for ``question`` and lay out the messages for a model with a ``window``-token
+        context whose tokenizer is ``count`` (the arena lays out one prompt for two models)."""
         started = time.perf_counter()
         gather = Gatherer(self.index)
         previous = self.turns[-1] if self.turns else None
@@ -158,18 +170,25 @@ class Conversation:
         gathered = time.perf_counter()
 
         system = "\n".join(p for p in (self.recipe.system, VERBOSITY[verbosity]) if p)
-        window = provider.metadata().context_length
         answer_tokens = answer_budget(self.recipe.max_tokens, self.settings, verbosity)
         bare = self.recipe.render(question=question, context="")
-        fixed = provider.count_tokens(system + bare)
+        fixed = count(system + bare)
         room = context.budget(window, fixed, answer_tokens, self.settings.context_tokens)
-        history = self._history(room // HISTORY_SHARE, provider)
-        room -= sum(provider.count_tokens(m.content) for m in history)
-        best = context.fit(snippets, room, provider.count_tokens)
+        history = self._history(room // HISTORY_SHARE, count)
+        room -= sum(count(m.content) for m in history)
+        best = context.fit(snippets, room, count)
         prompt = self.recipe.render(question=question, context=context.render(context.edges_first(best)))
         messages = [Message("system", system), *history, Message("user", prompt)]
-        assembled = time.perf_counter()
+        return Prompt(messages, best, answer_tokens, (gathered - started) * 1000,
+                      (time.perf_counter() - gathered) * 1000)
 
+    def _answer(self, question: str, top_k: int, on_delta: OnDelta | None, cancel,
+                first: list[context.Snippet], verbosity: Verbosity) -> AskResult:
+        provider = self.provider
+        assert provider is not None
+        laid = self.prompt(question, top_k, first, verbosity, provider.metadata().context_length,
+                           provider.count_tokens)
+        messages, best, answer_tokens = laid.messages, laid.snippets, laid.answer_tokens
         generated = generate(provider, messages, max_tokens=answer_tokens,
                              temperature=self.settings.temperature, on_delta=on_delta, cancel=cancel)
         checked = Verifier(self.index, [s for s in best if s.repository]).check(parse(generated.text))
@@ -184,10 +203,10 @@ class Conversation:
             copies=copies_in(self.index, generated.text),
             notes=generated.notes,
             timings_ms={
-                "retrieve_ms": (gathered - started) * 1000,
-                "assemble_ms": (assembled - gathered) * 1000,
+                "retrieve_ms": laid.retrieve_ms,
+                "assemble_ms": laid.assemble_ms,
                 # from the request's start, as the user waits for it
-                "first_token_ms": (assembled - started) * 1000 + (generated.first_token_ms or 0.0),
+                "first_token_ms": laid.retrieve_ms + laid.assemble_ms + (generated.first_token_ms or 0.0),
                 "generate_ms": generated.total_ms,
             },
         )
@@ -195,13 +214,13 @@ class Conversation:
             self.turns.append(Turn(question, generated.text, checked.valid))
         return result
 
-    def _history(self, budget_tokens: int, provider: Provider) -> list[Message]:
+    def _history(self, budget_tokens: int, count: Callable[[str], int]) -> list[Message]:
         """The latest earlier turns (question and answer) that fit the budget, oldest first."""
         kept: list[Message] = []
         used = 0
         for turn in reversed(self.turns):
             pair = [Message("user", turn.question), Message("assistant", turn.answer)]
-            cost = sum(provider.count_tokens(m.content) for m in pair)
+            cost = sum(count(m.content) for m in pair)
             if used + cost > budget_tokens:
                 break
             kept[:0] = pair

@@ -20,6 +20,7 @@ from pygls.lsp.server import LanguageServer
 from ragls import __version__
 from ragls.indexer.watcher import SKIPPED_DIRS
 from ragls.recipes import registry
+from ragls.server.arena import Arena
 from ragls.server.chat import Chats
 from ragls.server.completion import Completer
 from ragls.server.documents import Documents, uri_to_path
@@ -44,6 +45,7 @@ class RaglsServer(LanguageServer):
         self.session = Session(self)
         self.completer = Completer(self)
         self.chats = Chats(self)
+        self.arena = Arena(self)
         self.edits = Edits(self)
         self.exit_code = 1
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -307,6 +309,9 @@ def create_server() -> RaglsServer:
     async def inline_completion(params: types.InlineCompletionParams) -> types.InlineCompletionList:
         doc = document(params.text_document.uri)
         automatic = params.context.trigger_kind == types.InlineCompletionTriggerKind.Automatic
+        ws = server.session.workspace_for(doc.path)
+        if not automatic and ws is not None and ws.cfg.arena.completions:
+            return await server.arena.inline(doc, params.position)
         result = await server.completer.complete(doc, params.position, automatic)
         return server.completer.inline_items(result, server.completer.snapped(doc, params.position))
 

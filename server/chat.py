@@ -285,7 +285,7 @@ class Chats:
             if chat is None:
                 raise BadRequest(f"no chat {chat_id!r} (start one without chatId)")
             return chat
-        ws = self._workspace(params)
+        ws = self.workspace(params)
         return self._remember(Chat(uuid.uuid4().hex[:12], ws))
 
     def _remember(self, chat: Chat) -> Chat:
@@ -296,7 +296,7 @@ class Chats:
                 del self._chats[key]
         return chat
 
-    def _workspace(self, params: dict) -> Workspace:
+    def workspace(self, params: dict) -> Workspace:
         session = self.server.session
         uri = params.get("uri")
         if uri is not None:

@@ -119,6 +119,15 @@ def register_methods(server: RaglsServer) -> None:
                         "text": text}
         raise JsonRpcInvalidParams(f"no shared index holds {repository}/{path} (or it is not answering)")
 
+    @server.command("ragls.arenaAccept")
+    def arena_accept(*args: Any) -> dict:
+        """An arena completion accepted in the editor: [matchId, "a" | "b"], its vote."""
+        try:
+            match_id, vote = (list(args) + [None, None])[:2]
+            return server.arena.vote({"id": match_id, "vote": vote})
+        except BadRequest as exc:
+            raise JsonRpcInvalidParams(str(exc)) from None
+
     @server.command("ragls.reindex")
     def reindex_command(*args: Any) -> dict:
         return reindex(args[0] if args else None)
@@ -240,6 +249,11 @@ def register_methods(server: RaglsServer) -> None:
             raise BadRequest(str(exc)) from None
         session.set_settings()  # the user file changed: every workspace reads it again
         return {"model": asdict(model), "role": role, "config": str(path)}
+
+    arena = server.arena  # the arena's requests: see server/arena.py
+    for method, handler in (("ragls/arena", arena.answer), ("ragls/arenaCompletion", arena.completion),
+                            ("ragls/arenaVote", arena.vote), ("ragls/arenaLeaderboard", arena.leaderboard)):
+        server.feature(method)(_params(handler))
 
     @server.feature("ragls/privacyAudit")
     @_params

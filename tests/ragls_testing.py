@@ -135,3 +135,23 @@ def scripted_endpoint(monkeypatch: pytest.MonkeyPatch) -> Iterator[Endpoint]:
     yield served
     served.server.shutdown()
     served.server.server_close()
+
+
+def requantised(folder: Path) -> Path:
+    """A second real model: the bundled SmolLM2 file re-quantised from Q4_1 to Q4_0 by llama.cpp's
+    own quantizer (0.7 s here). No other model is on this machine, and the arena must compare two
+    different models: another file with other weights is one, the same file with other settings
+    is not."""
+    import llama_cpp
+
+    from ragls.llm.gguf import bundled_model_path
+
+    target = folder / "SmolLM2-135M-Instruct.Q4_0.gguf"
+    if not target.exists():
+        params = llama_cpp.llama_model_quantize_default_params()
+        params.ftype = llama_cpp.LLAMA_FTYPE_MOSTLY_Q4_0
+        params.allow_requantize = True
+        source = str(bundled_model_path()).encode()
+        status = llama_cpp.llama_model_quantize(source, str(target).encode(), params)
+        assert status == 0, f"llama_model_quantize failed ({status})"
+    return target

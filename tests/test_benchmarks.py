@@ -87,3 +87,15 @@ def test_plain_bm25_baseline_ranks_the_window_with_the_rare_term_first(tmp_path:
     top = index.search("frobnicate_widget", 10)
     assert [(w.path, w.start_line) for w in top] == [("b.py", WINDOW_LINES + 1)]
     assert index.search("nothing-like-this", 10) == []
+
+
+def test_arena_benchmark_recovers_the_true_order_from_many_votes() -> None:
+    import numpy as np
+
+    from benchmarks.bench_arena import elo, measure
+
+    strengths = np.linspace(-1.0, 1.0, 4)
+    found = measure(strengths, votes_per_draw=1000, draws=3, tie_rate=0.0, rounds=20, seed=1)
+    assert found["bt_rho"] > 0.9 and found["bt_exact"] > 0 and 0 < found["coverage"] <= 1
+    ratings = elo([{"a": {"model": "m0"}, "b": {"model": "m1"}, "vote": "a"}], 2)
+    assert list(ratings) == [1016.0, 984.0]  # an upset-free first vote moves each by K/2

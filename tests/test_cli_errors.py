@@ -31,9 +31,9 @@ POSITIONALS = {
 # A valid value for each required option (the tested option, given after it, overrides it).
 REQUIRED_OPTIONS = {"--role": "completion"}
 # Free-text options: any value is a valid one.
-FREE_TEXT = {"--question", "--first", "--repository", "--branch"}
+FREE_TEXT = {"--question", "--first", "--repository", "--branch", "--models"}
 # Text options with a format, and a value that breaks it.
-BAD_TEXT = {"--settings": "{not json", "--tcp": "no-port-here", "--store": "not-a-dsn"}
+BAD_TEXT = {"--settings": "{not json", "--tcp": "no-port-here", "--store": "not-a-dsn", "--vote": "maybe"}
 # Commands that do not stop on a bad user config file, and why.
 CONFIG_EXEMPT = {
     "serve": "reads each workspace's config when an editor opens it and tells the editor",

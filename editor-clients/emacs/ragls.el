@@ -895,6 +895,44 @@ Facts the scan did not learn (JSON null) are left out."
                  " ")))
 
 ;;;###autoload
+(defun ragls-arena (question)
+  "Two models answer QUESTION blind, side by side as A and B; then vote.
+The models are the server's `arena.models'.  Their names are shown once the
+vote (A, B, tie, both bad) is recorded in the server's votes file."
+  (interactive "sArena question: ")
+  (let* ((conn (ragls--connection))
+         (match (progn (message "ragls: arena: two models are answering...")
+                       (ragls--request-sync conn :ragls/arena (list :question question))))
+         (windows (ragls--arena-show match))
+         (choices '(("A is better" . "a") ("B is better" . "b") ("Tie" . "tie") ("Both are bad" . "both_bad")))
+         (vote (cdr (assoc (completing-read "ragls arena: which answer is better? " choices nil t) choices)))
+         (result (ragls--request-sync conn :ragls/arenaVote (list :id (plist-get match :id) :vote vote))))
+    (with-current-buffer (window-buffer (car windows))
+      (setq header-line-format (concat "A: " (plist-get result :a))))
+    (with-current-buffer (window-buffer (cdr windows))
+      (setq header-line-format (concat "B: " (plist-get result :b))))
+    (message "ragls: arena: A was %s, B was %s (vote recorded in %s)"
+             (plist-get result :a) (plist-get result :b) (plist-get result :votesFile))))
+
+(defun ragls--arena-show (match)
+  "Show MATCH's answers side by side, labelled A and B only.
+Returns (A's window . B's window)."
+  (let ((left (selected-window)))
+    (delete-other-windows left)
+    (let ((right (split-window-right)))
+      (dolist (side `((,left "A" ,(plist-get match :a)) (,right "B" ,(plist-get match :b))))
+        (let ((buffer (get-buffer-create (format "*ragls arena %s*" (nth 1 side)))))
+          (with-current-buffer buffer
+            (let ((inhibit-read-only t))
+              (erase-buffer)
+              (insert (if (string-empty-p (nth 2 side)) "(no answer)" (nth 2 side))))
+            (special-mode)
+            (visual-line-mode 1)
+            (setq header-line-format (nth 1 side)))
+          (set-window-buffer (car side) buffer)))
+      (cons left right))))
+
+;;;###autoload
 (defun ragls-send-settings ()
   "Send `ragls-initialization-options' to the running server (applied live)."
   (interactive)

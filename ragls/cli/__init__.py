@@ -16,13 +16,14 @@ from pathlib import Path
 import platformdirs
 
 from ragls import __version__
-from ragls.cli import complete, index, llm, recipes, serve
+from ragls.cli import arena, complete, index, llm, recipes, serve
 from ragls.cli.arguments import Parser
 from ragls.config import ConfigError
 from ragls.indexer.embeddings import EmbeddingError
 from ragls.indexer.storage import StoreError
 from ragls.llm.base import LLMError
 from ragls.privacy import PrivacyError
+from ragls.recipes.arena import ArenaError
 from ragls.recipes.completion import PositionError
 from ragls.recipes.gather import SelectionError
 from ragls.recipes.registry import RecipeError
@@ -31,7 +32,7 @@ from ragls.recipes.registry import RecipeError
 USER_ERRORS: list[tuple[type[BaseException], str, int]] = [
     (ConfigError, "configuration error: ", 2),
     (PrivacyError, "refused by the privacy policy: ", 2),
-    ((SelectionError, PositionError, RecipeError), "", 2),
+    ((SelectionError, PositionError, RecipeError, ArenaError), "", 2),
     (LLMError, "model error: ", 1),
     (EmbeddingError, "embedding model error: ", 1),
     (StoreError, "index store error: ", 1),
@@ -44,7 +45,7 @@ def build_parser() -> Parser:
     )
     parser.add_argument("--version", action="version", version=f"ragls {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for module in (index, recipes, complete, llm, serve):
+    for module in (index, recipes, arena, complete, llm, serve):
         module.register(sub)
     return parser
 

@@ -19,7 +19,7 @@ from rich.table import Table
 from ragls.cli.arguments import folder, positive
 from ragls.cli.index import _print_results as print_results
 from ragls.cli.index import build, err, open_index, out, resolve_root
-from ragls.config import Verbosity
+from ragls.config import Config, Verbosity
 from ragls.indexer.engine import Index
 from ragls.llm import factory
 from ragls.recipes import registry
@@ -43,8 +43,9 @@ def _ready_index(args: argparse.Namespace):
 
 
 @contextmanager
-def _provider(index: Index, role: str):
-    provider = factory.create(role, index.cfg)
+def _provider(index: Index, role: str, cfg: Config | None = None):
+    """The model for ``role`` under the index's settings (or ``cfg``: the arena's), closed after."""
+    provider = factory.create(role, cfg or index.cfg)
     try:
         yield provider
     finally:

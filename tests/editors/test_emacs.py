@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from ragls_testing import requantised
 
 CLIENT = Path(__file__).parents[2] / "editor-clients" / "emacs"
 # Every ERT test must pass (none skipped): a test that silently disappeared would go unnoticed.
@@ -31,6 +32,7 @@ EXPECTED = {
     "ragls-test-search-lists-results-in-xref",
     "ragls-test-status-names-the-index-state",
     "ragls-test-models-picker-uses-a-model-and-writes-the-config",
+    "ragls-test-arena-shows-both-answers-blind-then-takes-the-vote",
     "ragls-test-missing-binary-names-the-command",
     "ragls-test-server-crashing-at-start-is-explained",
     "ragls-test-remote-and-non-file-buffers-are-skipped",
@@ -52,6 +54,7 @@ def run_ert(emacs: str, selector: str, tmp_path: Path) -> tuple[int, str, set[st
         "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
         "HOME": str(tmp_path),
         "TMPDIR": str(tmp_path),
+        "RAGLS_ARENA_MODEL": str(requantised(tmp_path)),  # the arena's second model
     }
     run = subprocess.run(
         [

@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from ragls_testing import requantised
 
 CLIENT = Path(__file__).parents[2] / "editor-clients" / "neovim"
 # Every test must pass (none skipped): a test that silently disappeared would go unnoticed.
@@ -28,6 +29,7 @@ EXPECTED = {
     "status-names-the-index-state",
     "checkhealth-reports-the-server",
     "models-picker-uses-a-model-and-writes-the-config",
+    "arena-shows-both-answers-blind-then-takes-the-vote",
     "missing-binary-names-the-command",
     "server-crashing-at-start-is-explained",
     "remote-and-non-file-buffers-are-skipped",
@@ -58,6 +60,7 @@ def test_neovim_client(tmp_path: Path) -> None:
         "XDG_DATA_HOME": str(tmp_path / "data"),
         "XDG_STATE_HOME": str(tmp_path / "state"),
         "XDG_CACHE_HOME": str(tmp_path / "cache"),
+        "RAGLS_ARENA_MODEL": str(requantised(tmp_path)),  # the arena's second model
     }
     run = subprocess.run(
         [

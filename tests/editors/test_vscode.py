@@ -16,6 +16,7 @@ import zipfile
 from pathlib import Path
 
 import pytest
+from ragls_testing import requantised
 
 CLIENT = Path(__file__).parents[2] / "editor-clients" / "vscode"
 # Every Node test must pass (none skipped): a test that silently disappeared would go unnoticed.
@@ -25,6 +26,7 @@ EXPECTED = {
     "inline completion for an unsaved file (not on disk); huge files get none",
     "a question streams into the chat, its citations point at real code, follow-ups continue it",
     "Stop cancels the answer being generated",
+    "the arena: two models answer blind, the vote reveals their names and is recorded",
     "recipes: listed for the palette, run like a code action, text streams and edits come back",
     "models: the quick pick lists what is on this machine, and a picked model is used for a role",
     "a missing binary is reported with the command",
@@ -53,6 +55,7 @@ def test_vscode_extension_builds_packages_and_drives_the_server(tmp_path: Path) 
         "HOME": str(tmp_path),  # a clean HOME for the server's config; npm's cache is kept below
         "NPM_CONFIG_CACHE": os.environ.get("NPM_CONFIG_CACHE", str(Path.home() / ".npm")),
         "TMPDIR": str(tmp_path),
+        "RAGLS_ARENA_MODEL": str(requantised(tmp_path)),  # the arena's second model
     }
     prefix = offline_prefix()
 

@@ -318,6 +318,39 @@
         (insert-file-contents config)
         (should (search-forward (format "path = \"%s\"" bundled) nil t))))))
 
+(ert-deftest ragls-test-arena-shows-both-answers-blind-then-takes-the-vote ()
+  (with-current-buffer (ragls-test--session)
+    ;; The second model comes from tests/editors/test_emacs.py.
+    (let* ((second (or (getenv "RAGLS_ARENA_MODEL") (error "RAGLS_ARENA_MODEL must name a second GGUF file")))
+           (votes (make-temp-file "ragls-votes" nil ".jsonl"))
+           (ragls-initialization-options
+            (append `(:arena (:models ["chat" ,second] :votes_file ,votes)) ragls-initialization-options))
+           (seen nil))
+      (ragls-send-settings)
+      (cl-letf (((symbol-function 'completing-read) ; the user reads both answers, then votes B
+                 (lambda (prompt collection &rest _)
+                   (setq seen (list prompt (all-completions "" collection)
+                                    (mapcar (lambda (w) (with-current-buffer (window-buffer w) header-line-format))
+                                            (window-list))))
+                   "B is better")))
+        (let ((said (ragls-arena "how is a discount applied?")))
+          (should (string-match-p
+                   "^ragls: arena: A was SmolLM2-135M-Instruct\\.Q4_[01], B was SmolLM2-135M-Instruct\\.Q4_[01] (vote recorded in "
+                   said))))
+      (should (equal (nth 0 seen) "ragls arena: which answer is better? "))
+      (should (equal (nth 1 seen) '("A is better" "B is better" "Tie" "Both are bad")))
+      (should (equal (nth 2 seen) '("A" "B")))     ; a split, the names hidden until the vote
+      (let ((record (with-temp-buffer
+                      (insert-file-contents votes)
+                      (json-parse-string (buffer-substring (point-min) (line-end-position)) :object-type 'plist))))
+        (should (equal (plist-get record :vote) "b"))
+        (should (equal (with-current-buffer "*ragls arena B*" header-line-format)
+                       (concat "B: " (plist-get (plist-get record :b) :model))))
+        (should (equal (with-current-buffer "*ragls arena A*" (string-trim (buffer-string)))
+                       (let ((answer (string-trim (plist-get (plist-get record :a) :answer))))
+                         (if (string-empty-p answer) "(no answer)" answer))))))
+    (ragls-send-settings)))
+
 ;;;; Bad input
 
 (ert-deftest ragls-test-missing-binary-names-the-command ()

@@ -35,3 +35,7 @@ end, { desc = 'ragls: ask for an inline completion at the cursor now' })
 command('RaglsModels', function()
   require('ragls').models()
 end, { desc = 'ragls: pick a model already on this machine and the role it serves' })
+
+command('RaglsArena', function(args)
+  require('ragls.arena').ask(args.args)
+end, { nargs = '+', desc = 'ragls: two models answer blind, side by side; you vote, then see who was who' })

@@ -380,6 +380,42 @@ test('models-picker-uses-a-model-and-writes-the-config', function()
     written)
 end)
 
+test('arena-shows-both-answers-blind-then-takes-the-vote', function()
+  session()
+  -- The second model and the votes file come from tests/editors/test_neovim.py.
+  local second = check(vim.env.RAGLS_ARENA_MODEL, 'RAGLS_ARENA_MODEL must name a second GGUF file')
+  local votes = vim.fn.tempname() .. '-votes.jsonl'
+  ragls.config.settings.arena = { models = { 'chat', second }, votes_file = votes }
+  ragls.send_settings()
+  local select, offered = vim.ui.select, nil
+  vim.ui.select = function(items, opts, on_choice) -- the user reads both, then votes A
+    offered = { prompt = opts.prompt, items = items, windows = #api.nvim_tabpage_list_wins(0),
+      bars = vim.tbl_map(function(w) return vim.wo[w].winbar end, api.nvim_tabpage_list_wins(0)) }
+    on_choice(items[1], 1)
+  end
+  local ok, err = pcall(function()
+    vim.cmd.RaglsArena('how is a discount applied?')
+    wait(function() return note_matching('^ragls: arena: A was ') end, 'the vote to be recorded', 300)
+  end)
+  vim.ui.select = select
+  ragls.config.settings.arena = nil
+  ragls.send_settings()
+  check(ok, tostring(err))
+  eq('ragls arena: which answer is better?', offered.prompt, 'prompt')
+  eq({ 'A is better', 'B is better', 'Tie', 'Both are bad' }, offered.items, 'choices')
+  eq({ 2, { 'A', 'B' } }, { offered.windows, offered.bars }, 'a split with A and B, names hidden')
+  local record = vim.json.decode(vim.fn.readfile(votes)[1])
+  eq('a', record.vote, 'vote')
+  local wins = api.nvim_tabpage_list_wins(0)
+  eq({ 'A: ' .. record.a.model, 'B: ' .. record.b.model }, { vim.wo[wins[1]].winbar, vim.wo[wins[2]].winbar },
+    'the names shown after the vote')
+  local shown = table.concat(api.nvim_buf_get_lines(api.nvim_win_get_buf(wins[1]), 0, -1, true), '\n')
+  eq(record.a.answer ~= '' and vim.trim(record.a.answer) or '(no answer)', vim.trim(shown), 'answer A')
+  check(note_matching('A was SmolLM2%-135M%-Instruct%.Q4_[01], B was SmolLM2%-135M%-Instruct%.Q4_[01]'),
+    tostring(notes[#notes]))
+  vim.cmd('tabclose')
+end)
+
 -- Bad input
 
 test('missing-binary-names-the-command', function()

@@ -13,6 +13,7 @@ import {
   type LanguageClientOptions,
   type StaticFeature,
 } from 'vscode-languageclient/node';
+import { arenaHtml, askArena, VOTES, voteArena } from './arena';
 import { ChatView } from './chatView';
 import {
   Chat,
@@ -262,6 +263,23 @@ export async function activate(context: vscode.ExtensionContext): Promise<void> 
       chat.serverRestarted(); // the old server's conversations are gone
       await start();
     }),
+    vscode.commands.registerCommand('ragls.arena', () =>
+      withClient(async (c) => {
+        const question = await vscode.window.showInputBox({ prompt: 'Arena: a question two models answer blind' });
+        if (!question) return;
+        const match = await vscode.window.withProgress(
+          { location: vscode.ProgressLocation.Notification, title: 'ragls arena: two models are answering…' },
+          () => askArena(c, question, target()?.uri),
+        );
+        const panel = vscode.window.createWebviewPanel('ragls.arena', 'ragls arena', vscode.ViewColumn.Beside, {});
+        panel.webview.html = arenaHtml(match);
+        const pick = await vscode.window.showQuickPick([...VOTES], { placeHolder: 'Which answer is better?' });
+        if (!pick) return void vscode.window.showInformationMessage('ragls arena: no vote, nothing recorded');
+        const verdict = await voteArena(c, match, pick.vote);
+        panel.webview.html = arenaHtml(match, verdict);
+        void vscode.window.showInformationMessage(`ragls arena: A was ${verdict.a}, B was ${verdict.b}`);
+      }),
+    ),
     vscode.workspace.onDidChangeConfiguration((event) => {
       // A new server path starts the server whether or not one runs (the fix for a path that failed).
       if (event.affectsConfiguration('ragls.client.serverPath')) void vscode.commands.executeCommand('ragls.restartServer');

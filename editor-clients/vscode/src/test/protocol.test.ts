@@ -59,6 +59,7 @@ import {
   type ProgressValue,
   type Turn,
 } from '../protocol';
+import { arenaHtml, askArena, VOTES, voteArena } from '../arena';
 
 const COMMAND = process.env.RAGLS_COMMAND ?? 'ragls';
 const FIXTURE = path.resolve(__dirname, '../../../../tests/fixtures/minirepo');
@@ -86,6 +87,8 @@ const FAST: [string, unknown][] = [
   ['recipes.answer_tokens', 48],
   ['recipes.context_tokens', 512],
   ['server.debounce_ms', 0],
+  // The arena's second model: a re-quantised copy of the bundled one (tests/editors/test_vscode.py).
+  ['arena.models', ['chat', process.env.RAGLS_ARENA_MODEL]],
 ];
 
 /** A git work tree holding a fresh copy of the fixture. */
@@ -280,6 +283,23 @@ describe('the extension against ragls serve', () => {
     const final = await answered(turn);
     assert.equal(final.cancelled, true);
     assert.equal(await chat.cancel(session.connection), false); // nothing left to stop
+  });
+
+  test('the arena: two models answer blind, the vote reveals their names and is recorded', async () => {
+    assert.ok(process.env.RAGLS_ARENA_MODEL, 'RAGLS_ARENA_MODEL must name a second GGUF file');
+    const match = await askArena(session.connection, 'how is a discount applied?');
+    assert.deepEqual(Object.keys(match).sort(), ['a', 'b', 'context', 'id', 'kind', 'question']);
+    const page = arenaHtml(match);
+    assert.match(page, /<h2>A<\/h2>[\s\S]*<h2>B<\/h2>/);
+    assert.doesNotMatch(page, /SmolLM2/); // no names before the vote
+    assert.deepEqual(VOTES.map((v) => v.vote), ['a', 'b', 'tie', 'both_bad']);
+    const verdict = await voteArena(session.connection, match, 'tie');
+    assert.deepEqual([verdict.a, verdict.b].sort(), ['SmolLM2-135M-Instruct.Q4_0', 'SmolLM2-135M-Instruct.Q4_1']);
+    assert.match(arenaHtml(match, verdict), new RegExp(`<h2>A: ${verdict.a.replace(/\./g, '\\.')}</h2>`));
+    const lines = readFileSync(verdict.votesFile, 'utf8').trim().split('\n');
+    const record = JSON.parse(lines[lines.length - 1]) as { vote: string; a: unknown; b: unknown };
+    assert.deepEqual([record.vote, record.a, record.b], ['tie', { model: verdict.a, answer: match.a }, { model: verdict.b, answer: match.b }]);
+    await assert.rejects(voteArena(session.connection, match, 'a'), /not yet voted on/);
   });
 
   test('recipes: listed for the palette, run like a code action, text streams and edits come back', async () => {
