@@ -71,11 +71,16 @@ class UpdateStats:
     problems: list[str] = field(default_factory=list)  # files indexed with a caveat, or not at all
 
 
+def cache_root() -> Path:
+    """ragls's folder in the user's cache dir ($RAGLS_CACHE_DIR overrides)."""
+    return Path(os.environ.get("RAGLS_CACHE_DIR") or platformdirs.user_cache_dir("ragls"))
+
+
 def index_dir(root: Path, cfg: Config) -> Path:
     """Where a workspace's index lives: under the cache dir keyed by the root's path, or in it."""
     if cfg.index.location == "workspace":
         return root / ".ragls" / "index"
-    base = Path(os.environ.get("RAGLS_CACHE_DIR") or platformdirs.user_cache_dir("ragls"))
+    base = cache_root()
     key = hashlib.sha256(str(root).encode()).hexdigest()[:16]
     return base / f"{root.name or 'root'}-{key}"
 

@@ -257,8 +257,25 @@ class ServerConfig:
 
 
 @dataclass(frozen=True)
+class DepsConfig:
+    enabled: bool = opt(
+        True,
+        "index the public surface (signatures, outlines, docstrings) of the packages the workspace imports, "
+        "at their installed versions, after the workspace itself",
+    )
+    python: str = opt(
+        "", "the workspace's Python environment (a folder, or its interpreter); empty = .venv, venv, env or poetry's"
+    )
+    max_packages: int = opt(200, "packages indexed per workspace, at most (the rest are listed as skipped)", positive=True)
+    max_bytes: int = opt(
+        200_000_000, "bytes of package source read per workspace, at most (the rest are listed as skipped)", positive=True
+    )
+
+
+@dataclass(frozen=True)
 class Config:
     index: IndexConfig = section(IndexConfig)
+    deps: DepsConfig = section(DepsConfig)
     models: ModelsConfig = section(ModelsConfig)
     search: SearchConfig = section(SearchConfig)
     privacy: PrivacyConfig = section(PrivacyConfig)

@@ -1,0 +1,147 @@
+"""Build one workspace's dependency tier: find what it imports, index each installed version not
+yet in the shared store, and record the workspace's selection (and what was skipped, and why).
+
+It runs after the workspace's own index (``ragls deps``, which ``ragls index`` and the server start
+once the workspace is indexed), so it never delays it.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+import tomllib
+from collections.abc import Callable
+from pathlib import Path
+
+from ragls.indexer.deps import python_env
+from ragls.indexer.deps.selection import META_KEY, Selection
+from ragls.indexer.deps.store import DepsStore
+from ragls.indexer.deps.surface import SurfaceChunk, is_surface_file, python_surface
+from ragls.indexer.engine import Index, cache_root, decode_source
+
+Progress = Callable[[int, int, str], None]
+LOCK_FILES = ("uv.lock", "poetry.lock", "pdm.lock")
+
+
+def deps_store() -> DepsStore:
+    """The store every workspace of this user shares."""
+    return DepsStore(cache_root() / "deps" / "deps.sqlite")
+
+
+def _normal(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def build(index: Index, store: DepsStore, progress: Progress | None = None) -> Selection:
+    """Index the workspace's Python dependencies and save its selection; returns it."""
+    started = time.perf_counter()
+    cfg = index.cfg.deps
+    env = python_env.find_environment(index.root, cfg.python)
+    sel = Selection(environment=str(env.prefix) if env.prefix else None, notes=list(env.notes))
+    if env.prefix is None:
+        sel.notes.append("no Python environment found (.venv, venv, env, poetry's; or set deps.python)")
+    texts = []
+    for rel, record in index.store.files().items():
+        if record.language == "python":
+            try:
+                texts.append(decode_source((index.root / rel).read_bytes())[0])
+            except OSError:
+                continue
+    imported = python_env.workspace_imports(texts)
+    providers: dict[str, list] = {}
+    for dist in python_env.distributions(env):
+        for name in python_env.top_level_names(dist):
+            providers.setdefault(name, []).append(dist)
+    wanted: dict[str, tuple[object, set[str]]] = {}  # distribution name -> (dist, import names used)
+    for name in sorted(imported):
+        for dist in providers.get(name, [])[:1]:
+            key = _normal(dist.metadata["Name"])
+            wanted.setdefault(key, (dist, set()))[1].add(name)
+    locked = _locked_versions(index.root)
+    for done, (key, (dist, names)) in enumerate(sorted(wanted.items()), 1):
+        _add(index, store, sel, dist, names, locked.get(key))
+        if progress:
+            progress(done, len(wanted), "dependencies")
+    sel.seconds = round(time.perf_counter() - started, 3)
+    with index.store.transaction() as db:
+        index.store.set_meta(db, META_KEY, sel.to_json())
+    return sel
+
+
+def _add(index: Index, store: DepsStore, sel: Selection, dist, names: set[str], locked: str | None) -> None:
+    """One distribution: reuse its version from the store, or read and index it, or say why not."""
+    cfg = index.cfg.deps
+    name, version = dist.metadata["Name"], dist.version
+    key = f"{name}=={version}"
+    if locked and locked != version:
+        sel.notes.append(f"the lock file says {name}=={locked}, but {version} is installed: indexed {version}")
+    source = python_env.editable_root(dist)
+    if source is not None and source.resolve() == index.root.resolve():
+        sel.skipped[key] = "the workspace itself (editable install): indexed as the workspace"
+        return
+    if len(sel.packages) >= cfg.max_packages:
+        sel.skipped[key] = f"over deps.max_packages ({cfg.max_packages})"
+        return
+    package_id = store.package_id("python", name, version)
+    if package_id is None:
+        base, files, compiled = python_env.package_files(dist, python_env.site_of(dist), names)
+        files = _preferred(files)
+        if not files:
+            sel.skipped[key] = (
+                f"compiled only: {compiled} extension modules and no Python source or stubs installed"
+                if compiled else "no Python files found for its import names"
+            )
+            return
+        chunks, size = _read(base, files, index.cfg.index.max_file_bytes, sel, key)
+        if sel.bytes + size > cfg.max_bytes:
+            sel.skipped[key] = f"over deps.max_bytes ({cfg.max_bytes} bytes of source per workspace)"
+            return
+        note = f"{compiled} extension modules without source (stubs indexed where installed)" if compiled else None
+        package_id = store.add_package("python", name, version, chunks, len(files), size, note)
+    row = store.packages([package_id])[0]
+    sel.packages[key] = package_id
+    sel.bytes += row.bytes
+    sel.chunks += row.chunks
+    for import_name in names:
+        sel.imports[import_name] = key
+
+
+def _preferred(files: list[str]) -> list[str]:
+    """Surface files, each module once: a stub (``.pyi``) in place of its source."""
+    stubs = {f[:-1] for f in files if f.endswith(".pyi")}
+    return [f for f in files if is_surface_file(f) and f not in stubs]
+
+
+def _read(base: Path, files: list[str], max_bytes: int, sel: Selection, key: str) -> tuple[list[SurfaceChunk], int]:
+    """The surface chunks of a package's files, and the bytes read; huge files are skipped, and said."""
+    chunks: list[SurfaceChunk] = []
+    size = 0
+    for rel in files:
+        path = base / rel
+        try:
+            length = path.stat().st_size
+            if length > max_bytes:
+                sel.skipped[f"{key}:{rel}"] = f"{length} bytes, over index.max_file_bytes (generated?)"
+                continue
+            data = path.read_bytes()
+        except OSError as exc:
+            sel.skipped[f"{key}:{rel}"] = f"unreadable: {exc.strerror or exc}"
+            continue
+        size += len(data)
+        chunks += python_surface(rel, decode_source(data)[0])
+    return chunks, size
+
+
+def _locked_versions(root: Path) -> dict[str, str]:
+    """Versions a lock file pins (uv, poetry, pdm: ``[[package]]`` with name and version)."""
+    for name in LOCK_FILES:
+        try:
+            data = tomllib.loads((root / name).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        return {
+            _normal(p["name"]): str(p["version"])
+            for p in data.get("package", [])
+            if isinstance(p, dict) and "name" in p and "version" in p
+        }
+    return {}
