@@ -32,6 +32,8 @@ import platformdirs
 
 from ragls.config import Config
 from ragls.indexer import discovery
+from ragls.indexer.deps.selection import META_KEY as DEPS_KEY
+from ragls.indexer.deps.selection import Selection
 from ragls.indexer.embeddings import ContextualEncoder
 from ragls.indexer.onnx_encoder import cpu_budget
 from ragls.indexer.parsing import ParsedFile, parse
@@ -547,6 +549,7 @@ class Index:
             },
             "languages": self.store.languages(),
             "symlinks_not_followed": dict(Counter(json.loads(self.store.meta(LINKS_KEY) or "{}").values())),
+            "dependencies": Selection.from_json(self.store.meta(DEPS_KEY)).summary(),
         }
 
     def is_empty(self) -> bool:

@@ -264,11 +264,17 @@ class DepsConfig:
         "at their installed versions, after the workspace itself",
     )
     python: str = opt(
-        "", "the workspace's Python environment (a folder, or its interpreter); empty = .venv, venv, env or poetry's"
+        "",
+        "the workspace's Python environment (a folder, or its interpreter); empty = .venv, venv, env or "
+        "poetry's environment for the project",
     )
-    max_packages: int = opt(200, "packages indexed per workspace, at most (the rest are listed as skipped)", positive=True)
+    max_packages: int = opt(
+        200, "packages indexed per workspace, at most (the rest are listed as skipped)", positive=True
+    )
     max_bytes: int = opt(
-        200_000_000, "bytes of package source read per workspace, at most (the rest are listed as skipped)", positive=True
+        200_000_000,
+        "bytes of package source read per workspace, at most (the rest are listed as skipped)",
+        positive=True,
     )
 
 

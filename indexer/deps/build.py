@@ -74,7 +74,9 @@ def _add(index: Index, store: DepsStore, sel: Selection, dist, names: set[str], 
     name, version = dist.metadata["Name"], dist.version
     key = f"{name}=={version}"
     if locked and locked != version:
-        sel.notes.append(f"the lock file says {name}=={locked}, but {version} is installed: indexed {version}")
+        sel.notes.append(
+            f"the lock file says {name}=={locked}, but {version} is installed: indexed {version}"
+        )
     source = python_env.editable_root(dist)
     if source is not None and source.resolve() == index.root.resolve():
         sel.skipped[key] = "the workspace itself (editable install): indexed as the workspace"
@@ -82,37 +84,39 @@ def _add(index: Index, store: DepsStore, sel: Selection, dist, names: set[str], 
     if len(sel.packages) >= cfg.max_packages:
         sel.skipped[key] = f"over deps.max_packages ({cfg.max_packages})"
         return
+    base, files, compiled = python_env.package_files(dist, python_env.site_of(dist), names)
     package_id = store.package_id("python", name, version)
     if package_id is None:
-        base, files, compiled = python_env.package_files(dist, python_env.site_of(dist), names)
-        files = _preferred(files)
+        files = [f for f in files if is_surface_file(f)]
         if not files:
             sel.skipped[key] = (
                 f"compiled only: {compiled} extension modules and no Python source or stubs installed"
-                if compiled else "no Python files found for its import names"
+                if compiled
+                else "no Python files found for its import names"
             )
             return
         chunks, size = _read(base, files, index.cfg.index.max_file_bytes, sel, key)
         if sel.bytes + size > cfg.max_bytes:
             sel.skipped[key] = f"over deps.max_bytes ({cfg.max_bytes} bytes of source per workspace)"
             return
-        note = f"{compiled} extension modules without source (stubs indexed where installed)" if compiled else None
+        note = (
+            f"{compiled} extension modules without source (stubs indexed where installed)"
+            if compiled
+            else None
+        )
         package_id = store.add_package("python", name, version, chunks, len(files), size, note)
     row = store.packages([package_id])[0]
     sel.packages[key] = package_id
+    sel.bases[key] = str(base)
     sel.bytes += row.bytes
     sel.chunks += row.chunks
     for import_name in names:
         sel.imports[import_name] = key
 
 
-def _preferred(files: list[str]) -> list[str]:
-    """Surface files, each module once: a stub (``.pyi``) in place of its source."""
-    stubs = {f[:-1] for f in files if f.endswith(".pyi")}
-    return [f for f in files if is_surface_file(f) and f not in stubs]
-
-
-def _read(base: Path, files: list[str], max_bytes: int, sel: Selection, key: str) -> tuple[list[SurfaceChunk], int]:
+def _read(
+    base: Path, files: list[str], max_bytes: int, sel: Selection, key: str
+) -> tuple[list[SurfaceChunk], int]:
     """The surface chunks of a package's files, and the bytes read; huge files are skipped, and said."""
     chunks: list[SurfaceChunk] = []
     size = 0

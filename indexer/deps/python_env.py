@@ -78,7 +78,8 @@ def find_environment(root: Path, configured: str = "") -> Environment:
         python = prefix / "bin" / "python"
         if python.is_symlink() and not python.exists():
             env.notes.append(
-                f"{_shown(python, root)} is a broken symlink (to {os.readlink(python)}); its site-packages are read anyway"
+                f"{_shown(python, root)} is a broken symlink (to {os.readlink(python)}); "
+                "its site-packages are read anyway"
             )
         env.prefix = prefix
         env.site_packages = _with_pth_folders(sites, env.notes, root)
@@ -102,7 +103,10 @@ def _poetry_environments(root: Path) -> list[Path]:
     sanitized = re.sub(r'[ $`!*@"\\\r\n\t]', "_", name.lower())[:42]
     digest = hashlib.sha256(os.path.normcase(os.path.realpath(root)).encode()).digest()
     stem = f"{sanitized}-{base64.urlsafe_b64encode(digest).decode()[:8]}"
-    cache = Path(os.environ.get("POETRY_VIRTUALENVS_PATH") or Path(platformdirs.user_cache_dir("pypoetry")) / "virtualenvs")
+    cache = Path(
+        os.environ.get("POETRY_VIRTUALENVS_PATH")
+        or Path(platformdirs.user_cache_dir("pypoetry")) / "virtualenvs"
+    )
     return sorted(cache.glob(f"{stem}-py*"), reverse=True)
 
 
@@ -172,7 +176,9 @@ def top_level_names(dist: Distribution) -> set[str]:
         if first.endswith((".dist-info", ".egg-info", ".pth", ".data")) or first in ("..", "__pycache__"):
             continue
         stem = first.split(".")[0]
-        if stem.isidentifier() and (len(file.parts) > 1 or first.endswith(_SOURCE_SUFFIXES + _COMPILED_SUFFIXES)):
+        if stem.isidentifier() and (
+            len(file.parts) > 1 or first.endswith(_SOURCE_SUFFIXES + _COMPILED_SUFFIXES)
+        ):
             names.add(stem)
     return names
 
@@ -200,7 +206,9 @@ def package_files(dist: Distribution, site: Path, names: set[str]) -> tuple[Path
         base = next((d for d in (source / "src", source) if any((d / n).exists() for n in names)), source)
         for name in sorted(names):
             top = base / name
-            walked = [p for p in top.rglob("*") if p.is_file()] if top.is_dir() else list(base.glob(f"{name}.*"))
+            walked = (
+                [p for p in top.rglob("*") if p.is_file()] if top.is_dir() else list(base.glob(f"{name}.*"))
+            )
             rels = [path.relative_to(base).as_posix() for path in walked]
             files += [rel for rel in rels if rel.endswith(_SOURCE_SUFFIXES)]
             compiled += sum(rel.endswith(_COMPILED_SUFFIXES) for rel in rels)

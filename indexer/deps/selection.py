@@ -18,6 +18,7 @@ class Selection:
     environment: str | None = None  # where the packages were found
     packages: dict[str, int] = field(default_factory=dict)  # "name==version" -> id in the shared store
     imports: dict[str, str] = field(default_factory=dict)  # import name -> "name==version"
+    bases: dict[str, str] = field(default_factory=dict)  # "name==version" -> the folder its files are in
     skipped: dict[str, str] = field(default_factory=dict)  # package or file -> why it is not indexed
     notes: list[str] = field(default_factory=list)  # what was odd (a broken symlink, a stale lock file)
     bytes: int = 0  # source bytes read for the packages in the store

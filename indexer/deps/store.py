@@ -100,7 +100,8 @@ class DepsStore:
     def package_id(self, ecosystem: str, name: str, version: str) -> int | None:
         with self.lock:
             row = self.db.execute(
-                "SELECT id FROM packages WHERE ecosystem = ? AND name = ? AND version = ?", (ecosystem, name, version)
+                "SELECT id FROM packages WHERE ecosystem = ? AND name = ? AND version = ?",
+                (ecosystem, name, version),
             ).fetchone()
         return row[0] if row else None
 
@@ -120,12 +121,14 @@ class DepsStore:
                     self.db.execute("COMMIT")
                     return row[0]
                 package_id = self.db.execute(
-                    "INSERT INTO packages (ecosystem, name, version, files, bytes, note) VALUES (?, ?, ?, ?, ?, ?)",
+                    "INSERT INTO packages (ecosystem, name, version, files, bytes, note)"
+                    " VALUES (?, ?, ?, ?, ?, ?)",
                     (ecosystem, name, version, files, size, note),
                 ).lastrowid
                 for c in chunks:
                     chunk_id = self.db.execute(
-                        "INSERT INTO chunks (package_id, path, start_line, end_line, symbol, name, kind, text)"
+                        "INSERT INTO chunks"
+                        " (package_id, path, start_line, end_line, symbol, name, kind, text)"
                         " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                         (package_id, c.path, c.start_line, c.end_line, c.symbol, c.name, c.kind, c.text),
                     ).lastrowid

@@ -79,7 +79,9 @@ def python_surface(rel: str, text: str) -> list[SurfaceChunk]:
         head = reader.lines_of(doc, DOC_LINES) if doc is not None else []
         end = doc.end_point[0] + 1 if doc is not None else 1
         body = head + [f"# public: {line}" for line in outline[:OUTLINE_LINES]]
-        chunks.insert(0, SurfaceChunk(rel, 1, end, module, module.rsplit(".", 1)[-1], "module", "\n".join(body)))
+        chunks.insert(
+            0, SurfaceChunk(rel, 1, end, module, module.rsplit(".", 1)[-1], "module", "\n".join(body))
+        )
     return chunks
 
 
@@ -108,7 +110,9 @@ def _docstring(block: Node | None) -> Node | None:
 def _colon(definition: Node) -> Node:
     """The ':' that ends a definition's header (the last one before its body)."""
     body = definition.child_by_field_name("body")
-    colons = [c for c in definition.children if c.type == ":" and (body is None or c.end_byte <= body.start_byte)]
+    colons = [
+        c for c in definition.children if c.type == ":" and (body is None or c.end_byte <= body.start_byte)
+    ]
     return colons[-1] if colons else definition
 
 
@@ -122,7 +126,11 @@ class _Reader:
 
     def lines_of(self, node: Node, limit: int) -> list[str]:
         rows = self.rows[node.start_point[0] : node.end_point[0] + 1]
-        return rows if len(rows) <= limit else [*rows[:limit], rows[limit][: len(rows[limit]) - len(rows[limit].lstrip())] + "..."]
+        return (
+            rows
+            if len(rows) <= limit
+            else [*rows[:limit], rows[limit][: len(rows[limit]) - len(rows[limit].lstrip())] + "..."]
+        )
 
     def header(self, outer: Node, definition: Node) -> tuple[list[str], int]:
         """Decorators and signature lines (through the ':' before the body), and the last row."""
@@ -145,7 +153,13 @@ class _Reader:
         indent = re.match(r"\s*", self.rows[definition.start_point[0]]).group(0)  # type: ignore[union-attr]
         rows.append(f"{indent}    ...")
         return SurfaceChunk(
-            self.rel, outer.start_point[0] + 1, last + 1, symbol, symbol.rsplit(".", 1)[-1], kind, "\n".join(rows)
+            self.rel,
+            outer.start_point[0] + 1,
+            last + 1,
+            symbol,
+            symbol.rsplit(".", 1)[-1],
+            kind,
+            "\n".join(rows),
         )
 
     def class_chunks(self, outer: Node, definition: Node, symbol: str) -> list[SurfaceChunk]:
@@ -167,9 +181,19 @@ class _Reader:
                 stmt = child.named_children[0]
                 target = stmt.child_by_field_name("left") if stmt.type == "assignment" else None
                 if target is not None and target.type == "identifier" and is_public(target.text.decode()):  # type: ignore[union-attr]
-                    outline.append(" ".join(self.source[stmt.start_byte : stmt.end_byte].decode("utf-8", "replace").split())[:120])
+                    outline.append(
+                        " ".join(
+                            self.source[stmt.start_byte : stmt.end_byte].decode("utf-8", "replace").split()
+                        )[:120]
+                    )
         rows += [f"{indent}{line}" for line in outline[:OUTLINE_LINES]]
         chunk = SurfaceChunk(
-            self.rel, outer.start_point[0] + 1, definition.end_point[0] + 1, symbol, _name(definition), "class", "\n".join(rows)
+            self.rel,
+            outer.start_point[0] + 1,
+            definition.end_point[0] + 1,
+            symbol,
+            _name(definition),
+            "class",
+            "\n".join(rows),
         )
         return [chunk, *methods]
