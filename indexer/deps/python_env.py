@@ -215,7 +215,8 @@ def package_files(dist: Distribution, site: Path, names: set[str]) -> tuple[Path
         return base, sorted(set(files)), compiled
     for file in dist.files or []:
         rel = file.as_posix()
-        if rel.startswith("..") or rel.split("/")[0].split(".")[0] not in names:
+        top = rel.split("/")[0].split(".")[0].removesuffix("-stubs")  # PEP 561 stubs: ujson-stubs/
+        if rel.startswith("..") or top not in names:
             continue
         if rel.endswith(_SOURCE_SUFFIXES):
             files.append(rel)

@@ -97,6 +97,12 @@ class DepsStore:
         with self.lock:
             self.db.close()
 
+    def __enter__(self) -> DepsStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
     def package_id(self, ecosystem: str, name: str, version: str) -> int | None:
         with self.lock:
             row = self.db.execute(

@@ -20,7 +20,7 @@ from tree_sitter_language_pack import get_parser
 DOC_LINES = 24  # of a docstring, at most (numpy's run to hundreds: the head says how to call)
 OUTLINE_LINES = 60  # of a class or module outline
 PUBLIC_DUNDERS = frozenset({"__init__", "__call__", "__new__"})
-TEST_PATH = re.compile(r"(^|/)(tests?|testing|conftest\.py|test_[^/]*\.pyi?|[^/]*_test\.pyi?)(/|$)")
+TEST_PATH = re.compile(r"(^|/)(tests?|conftest\.py|test_[^/]*\.pyi?|[^/]*_test\.pyi?)(/|$)")
 
 
 @dataclass(frozen=True)
@@ -40,10 +40,13 @@ def is_surface_file(rel: str) -> bool:
 
 
 def module_of(rel: str) -> str:
-    """``numpy/_core/einsumfunc.py`` -> ``numpy._core.einsumfunc``; a package's ``__init__`` names it."""
+    """``numpy/_core/einsumfunc.py`` -> ``numpy._core.einsumfunc``; a package's ``__init__`` names
+    it, ``ujson-stubs/__init__.pyi`` stands for ``ujson``."""
     parts = list(PurePosixPath(rel).with_suffix("").parts)
     if parts and parts[-1] == "__init__":
         parts.pop()
+    if parts:
+        parts[0] = parts[0].removesuffix("-stubs")  # a PEP 561 stub package stands for its module
     return ".".join(parts)
 
 
