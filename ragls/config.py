@@ -271,6 +271,12 @@ class DepsConfig:
     max_packages: int = opt(
         200, "packages indexed per workspace, at most (the rest are listed as skipped)", positive=True
     )
+    max_file_bytes: int = opt(
+        4_000_000,
+        "dependency files larger than this are not read (generated tables; big stubs such as torch's, "
+        "which declare its compiled API, stay below it)",
+        positive=True,
+    )
     max_bytes: int = opt(
         200_000_000,
         "bytes of package source read per workspace, at most (the rest are listed as skipped)",

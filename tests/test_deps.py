@@ -200,7 +200,7 @@ def test_huge_files_and_a_stale_lock_file_are_reported(venv, isolated_env, tmp_p
     ws = tmp_path / "ws"
     shutil.copytree(root, ws, symlinks=True)
     site = next((ws / ".venv").glob("lib/python3*/site-packages"))
-    (site / "platformdirs" / "generated_table.py").write_text("X = 1\n" * 400_000)
+    (site / "platformdirs" / "generated_table.py").write_text("X = 1\n" * 800_000)
     record = next(site.glob("platformdirs-*.dist-info")) / "RECORD"
     record.write_text(record.read_text() + "platformdirs/generated_table.py,,\n")  # as if installed
     (ws / "uv.lock").write_text('[[package]]\nname = "platformdirs"\nversion = "0.0.1"\n')
@@ -210,7 +210,7 @@ def test_huge_files_and_a_stale_lock_file_are_reported(venv, isolated_env, tmp_p
             sel = build(ix, store)
     key = f"platformdirs=={versions['platformdirs']}"
     assert sel.skipped == {
-        f"{key}:platformdirs/generated_table.py": "2400000 bytes, over index.max_file_bytes (generated?)"
+        f"{key}:platformdirs/generated_table.py": "4800000 bytes, over deps.max_file_bytes (generated?)"
     }
     installed = versions["platformdirs"]
     assert sel.notes == [

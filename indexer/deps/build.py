@@ -47,7 +47,8 @@ def build(index: Index, store: DepsStore, progress: Progress | None = None) -> S
                 texts.append(decode_source((index.root / rel).read_bytes())[0])
             except OSError:
                 continue
-    imported = python_env.workspace_imports(texts)
+    # a name the workspace defines itself is its own code (installed or not), not a dependency
+    imported = {n for n in python_env.workspace_imports(texts) if not _own_module(index.root, n)}
     providers: dict[str, list] = {}
     for dist in python_env.distributions(env):
         for name in python_env.top_level_names(dist):
@@ -95,7 +96,7 @@ def _add(index: Index, store: DepsStore, sel: Selection, dist, names: set[str], 
                 else "no Python files found for its import names"
             )
             return
-        chunks, size = _read(base, files, index.cfg.index.max_file_bytes, sel, key)
+        chunks, size = _read(base, files, cfg.max_file_bytes, sel, key)
         if sel.bytes + size > cfg.max_bytes:
             sel.skipped[key] = f"over deps.max_bytes ({cfg.max_bytes} bytes of source per workspace)"
             return
@@ -114,6 +115,12 @@ def _add(index: Index, store: DepsStore, sel: Selection, dist, names: set[str], 
         sel.imports[import_name] = key
 
 
+def _own_module(root: Path, name: str) -> bool:
+    return any(
+        (folder / name).is_dir() or (folder / f"{name}.py").is_file() for folder in (root, root / "src")
+    )
+
+
 def _read(
     base: Path, files: list[str], max_bytes: int, sel: Selection, key: str
 ) -> tuple[list[SurfaceChunk], int]:
@@ -125,7 +132,7 @@ def _read(
         try:
             length = path.stat().st_size
             if length > max_bytes:
-                sel.skipped[f"{key}:{rel}"] = f"{length} bytes, over index.max_file_bytes (generated?)"
+                sel.skipped[f"{key}:{rel}"] = f"{length} bytes, over deps.max_file_bytes (generated?)"
                 continue
             data = path.read_bytes()
         except OSError as exc:
