@@ -254,3 +254,14 @@ def test_surface_leaves_out_private_names_tests_and_bad_syntax() -> None:
     assert not is_surface_file("pkg/tests/test_mod.py") and not is_surface_file("pkg/conftest.py")
     assert is_surface_file("numpy/testing/__init__.py")  # helpers for the user's tests are an API
     assert is_surface_file("pkg/mod.pyi")
+
+
+def test_re_exports_are_followed_to_the_module_they_come_from() -> None:
+    exports = python_surface(
+        "pkg/__init__.py", "from ._core import (a, b as c)\nfrom .x import *\nif T:\n    from .y import e\n"
+    )
+    assert [(c.symbol, c.kind, c.text) for c in exports] == [
+        ("pkg.a", "export", "pkg._core.a"),
+        ("pkg.c", "export", "pkg._core.b"),
+        ("pkg.e", "export", "pkg.y.e"),
+    ]

@@ -85,7 +85,9 @@ def _add(index: Index, store: DepsStore, sel: Selection, dist, names: set[str], 
     if len(sel.packages) >= cfg.max_packages:
         sel.skipped[key] = f"over deps.max_packages ({cfg.max_packages})"
         return
-    base, files, compiled = python_env.package_files(dist, python_env.site_of(dist), names)
+    # every import package of the distribution: pytest's API lives in _pytest
+    provided = python_env.top_level_names(dist) | names
+    base, files, compiled = python_env.package_files(dist, python_env.site_of(dist), provided)
     package_id = store.package_id("python", name, version)
     if package_id is None:
         files = [f for f in files if is_surface_file(f)]

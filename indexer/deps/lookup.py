@@ -164,28 +164,39 @@ def definitions_at(index: Index, prefix: str, full_text: str, limit: int = 3) ->
 
 
 def _definitions(found: View, path: str, package_id: int) -> list[DepChunk]:
-    """The chunks defining the last name of ``path`` in one package, best first: those whose symbol
-    holds the path's other names (the class a method belongs to), public modules, short paths."""
+    """The chunks defining the last name of ``path`` in one package, best first: where the path's
+    module re-exports it from (``numpy.min`` -> ``numpy._core``), then those whose symbol holds the
+    path's other names (the class a method belongs to), public modules, short paths."""
     parts = path.split(".")
     hits = found.store.definitions(parts[-1], [package_id])
+    exports = {c.symbol: c.text for c in hits if c.kind == "export"}
+    target, origins = path, []
+    for _ in range(4):  # numpy.min -> numpy._core.min (a star import takes it from there)
+        following = exports.get(target)
+        if not following or following == target:
+            break
+        origins.append(following.rsplit(".", 1)[0] + ".")
+        target = following
+        if target.rsplit(".", 1)[-1] != parts[-1]:  # re-exported under another name
+            hits += found.store.definitions(target.rsplit(".", 1)[-1], [package_id])
+            exports |= {c.symbol: c.text for c in hits if c.kind == "export"}
     owners = set(parts[1:-1])
 
     def rank(chunk: DepChunk) -> tuple:
         names = chunk.symbol.split(".")
         private = sum(name.startswith("_") for name in names)
-        # a module's source (with its docstrings) before its stub (typed overloads, no docstrings)
         return (
+            not any(chunk.symbol.startswith(origin) for origin in origins),
             -len(owners & set(names[:-1])),
-            chunk.symbol != path,
+            chunk.symbol not in (path, target),
             private,
             len(names),
-            chunk.path.endswith(".pyi"),
-            chunk.symbol,
-            chunk.start_line,
+            chunk.path.endswith(".pyi"),  # a module's source (with docstrings) before its stub
+            -chunk.start_line,  # the implementation, after its @overload declarations
         )
 
     best: dict[str, DepChunk] = {}  # one chunk per file: a stub's overloads are one answer
-    for chunk in sorted(hits, key=rank):
+    for chunk in sorted((c for c in hits if c.kind != "export"), key=rank):
         best.setdefault(chunk.path, chunk)
     return list(best.values())[:PER_LOOKUP]
 

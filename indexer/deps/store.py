@@ -138,6 +138,8 @@ class DepsStore:
                         " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                         (package_id, c.path, c.start_line, c.end_line, c.symbol, c.name, c.kind, c.text),
                     ).lastrowid
+                    if c.kind == "export":
+                        continue  # a re-export is found by name only, never by keywords
                     self.db.execute(
                         "INSERT INTO chunks_fts (rowid, body, path, symbol) VALUES (?, ?, ?, ?)",
                         (chunk_id, " ".join(index_terms(c.text)), " ".join(index_terms(c.path)),

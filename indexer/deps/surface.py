@@ -77,6 +77,7 @@ def python_surface(rel: str, text: str) -> list[SurfaceChunk]:
         else:
             chunks.append(reader.function_chunk(node, definition, f"{module}.{name}", "function"))
         outline.append(reader.one_line(definition))
+    chunks += _exports(tree.root_node, rel, module)
     doc = _docstring(tree.root_node)
     if doc is not None or outline:
         head = reader.lines_of(doc, DOC_LINES) if doc is not None else []
@@ -86,6 +87,46 @@ def python_surface(rel: str, text: str) -> list[SurfaceChunk]:
             0, SurfaceChunk(rel, 1, end, module, module.rsplit(".", 1)[-1], "module", "\n".join(body))
         )
     return chunks
+
+
+def _exports(node: Node, rel: str, module: str) -> list[SurfaceChunk]:
+    """``from .x import a as b`` at module level (also under ``if``/``try``): a chunk of kind
+    "export" naming ``module.b`` and holding the dotted path it re-exports (``pkg.x.a``), so
+    ``numpy.min`` is looked up where ``numpy`` takes it from, not in another module's ``min``."""
+    found: list[SurfaceChunk] = []
+    for child in node.named_children:
+        if child.type in ("function_definition", "class_definition", "decorated_definition"):
+            continue
+        if child.type != "import_from_statement":
+            found += _exports(child, rel, module)
+            continue
+        source = _imported_module(child.child_by_field_name("module_name"), rel, module)
+        for name in child.children_by_field_name("name"):
+            original = name.child_by_field_name("name") if name.type == "aliased_import" else name
+            alias = name.child_by_field_name("alias") if name.type == "aliased_import" else name
+            if source is None or original is None or alias is None or not original.text or not alias.text:
+                continue
+            exported = alias.text.decode("utf-8", "replace").rsplit(".", 1)[-1]
+            if is_public(exported):
+                line = child.start_point[0] + 1
+                target = f"{source}.{original.text.decode('utf-8', 'replace')}"
+                found.append(
+                    SurfaceChunk(rel, line, line, f"{module}.{exported}", exported, "export", target)
+                )
+    return found
+
+
+def _imported_module(node: Node | None, rel: str, module: str) -> str | None:
+    """The dotted module a ``from`` names, relative ones resolved against this file's package."""
+    if node is None or not node.text:
+        return None
+    text = node.text.decode("utf-8", "replace")
+    if node.type != "relative_import":
+        return text
+    dots = len(text) - len(text.lstrip("."))
+    package = module.split(".") if PurePosixPath(rel).stem == "__init__" else module.split(".")[:-1]
+    base = package[: len(package) - dots + 1] if dots <= len(package) else []
+    return ".".join(filter(None, [*base, text.lstrip(".")])) or None
 
 
 def _definition(node: Node) -> Node | None:
