@@ -8,12 +8,10 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import subprocess
-import sys
-from importlib.metadata import distribution
 from pathlib import Path
 
 import pytest
+from ragls_testing import copy_distribution, venv_with
 
 from ragls.config import load
 from ragls.indexer.deps import lookup, python_env
@@ -36,26 +34,11 @@ def cache() -> str:
 """
 
 
-def _copy_distribution(name: str, site: Path) -> str:
-    """Copy an installed distribution's files (its RECORD) into ``site``; returns its version."""
-    dist = distribution(name)
-    source = Path(str(dist.locate_file("")))
-    for file in dist.files or []:
-        if file.parts[0] == ".." or "__pycache__" in file.parts:
-            continue
-        target = site / file
-        target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(source / file, target)
-    return dist.version
-
-
 @pytest.fixture(scope="module")
 def venv(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, str]]:
     """A workspace with a real virtual environment holding real copies of two packages."""
     root = tmp_path_factory.mktemp("ws")
-    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(root / ".venv")], check=True)
-    site = next((root / ".venv").glob("lib/python3*/site-packages"))
-    versions = {name: _copy_distribution(name, site) for name in ("platformdirs", "ujson")}
+    versions = venv_with(root, ("platformdirs", "ujson"))
     (root / "app.py").write_text(APP)
     return root, versions
 
@@ -184,7 +167,7 @@ def test_a_broken_environment_symlink_is_reported(tmp_path, isolated_env) -> Non
 def test_a_pth_file_pointing_elsewhere_adds_its_folder(venv, tmp_path) -> None:
     root, _ = venv
     elsewhere = tmp_path / "elsewhere"
-    _copy_distribution("snowballstemmer", elsewhere)
+    copy_distribution("snowballstemmer", elsewhere)
     ws = tmp_path / "ws"
     shutil.copytree(root / ".venv", ws / ".venv", symlinks=True)
     site = next((ws / ".venv").glob("lib/python3*/site-packages"))
