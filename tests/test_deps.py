@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -248,3 +249,59 @@ def test_re_exports_are_followed_to_the_module_they_come_from() -> None:
         ("pkg.c", "export", "pkg._core.b"),
         ("pkg.e", "export", "pkg.y.e"),
     ]
+
+
+# -- npm ----------------------------------------------------------------------------------------
+
+NPM_FIXTURE = Path(__file__).parent / "fixtures" / "npm-deps"
+
+
+@pytest.fixture
+def npm_workspace(tmp_path: Path, isolated_env) -> Path:
+    """The fixture's package.json and package-lock.json installed by ``npm ci`` from npm's cache."""
+    if shutil.which("npm") is None:
+        pytest.skip("npm is not installed")
+    root = tmp_path / "web"
+    shutil.copytree(NPM_FIXTURE, root)
+    subprocess.run(
+        ["npm", "ci", "--offline", "--no-audit", "--no-fund"], cwd=root, check=True, capture_output=True
+    )
+    return root
+
+
+def test_node_modules_declarations_are_the_surface(npm_workspace: Path) -> None:
+    with Index.open(npm_workspace, load(npm_workspace)) as ix, deps_store() as store:
+        ix.update()
+        sel = build(ix, store)
+        assert (
+            list(sel.packages) == ["vscode-jsonrpc==10.0.0"]
+            and sel.imports["vscode-jsonrpc"] == "vscode-jsonrpc==10.0.0"
+        )
+        text = (npm_workspace / "app.ts").read_text()
+        lines = text.splitlines()
+        result = complete(
+            ix, None, "app.ts", len(lines), len(lines[-1]) + 1, context_only=True, budget_tokens=600
+        )
+    deps = [s for s in result.context if s.source == "dependency"]
+    assert deps and deps[0].path == "vscode-jsonrpc==10.0.0:lib/common/messages.d.ts"
+    assert "export declare class ResponseError" in deps[0].text
+
+
+def test_node_modules_cycles_missing_packages_and_a_stale_lock(npm_workspace: Path) -> None:
+    package = npm_workspace / "node_modules" / "vscode-jsonrpc"
+    (package / "node_modules").mkdir()
+    os.symlink(npm_workspace / "node_modules", package / "node_modules" / "loop")  # a cycle
+    os.symlink(npm_workspace / "node_modules" / "ghost-target", npm_workspace / "node_modules" / "ghost")
+    manifest = json.loads((npm_workspace / "package.json").read_text())
+    manifest["dependencies"]["ghost"] = "^1.0.0"
+    (npm_workspace / "package.json").write_text(json.dumps(manifest))
+    lock = json.loads((npm_workspace / "package-lock.json").read_text())
+    lock["packages"]["node_modules/vscode-jsonrpc"]["version"] = "9.0.0"
+    (npm_workspace / "package-lock.json").write_text(json.dumps(lock))
+    (npm_workspace / "app.ts").write_text("import * as rpc from 'vscode-jsonrpc';\nimport g from 'ghost';\n")
+    with Index.open(npm_workspace, load(npm_workspace)) as ix, deps_store() as store:
+        ix.update()
+        sel = build(ix, store)
+    assert list(sel.packages) == ["vscode-jsonrpc==10.0.0"]
+    assert sel.skipped["ghost"].startswith("unreadable link")
+    assert sel.notes == ["the lock file says vscode-jsonrpc==9.0.0, but 10.0.0 is installed: indexed 10.0.0"]

@@ -13,7 +13,7 @@ import tomllib
 from collections.abc import Callable
 from pathlib import Path
 
-from ragls.indexer.deps import python_env
+from ragls.indexer.deps import node_env, python_env
 from ragls.indexer.deps.selection import META_KEY, Selection
 from ragls.indexer.deps.store import DepsStore
 from ragls.indexer.deps.surface import SurfaceChunk, is_surface_file, python_surface
@@ -33,20 +33,45 @@ def _normal(name: str) -> str:
 
 
 def build(index: Index, store: DepsStore, progress: Progress | None = None) -> Selection:
-    """Index the workspace's Python dependencies and save its selection; returns it."""
+    """Index the workspace's Python and npm dependencies and save its selection; returns it."""
     started = time.perf_counter()
-    cfg = index.cfg.deps
-    env = python_env.find_environment(index.root, cfg.python)
+    env = python_env.find_environment(index.root, index.cfg.deps.python)
     sel = Selection(environment=str(env.prefix) if env.prefix else None, notes=list(env.notes))
-    if env.prefix is None:
-        sel.notes.append("no Python environment found (.venv, venv, env, poetry's; or set deps.python)")
-    texts = []
+    sources = _sources(index)
+    if sources.get("python"):
+        if env.prefix is None:
+            sel.notes.append("no Python environment found (.venv, venv, env, poetry's; or set deps.python)")
+        _python(index, store, sel, env, sources["python"], progress)
+    if (index.root / "package.json").is_file():
+        _node(
+            index,
+            store,
+            sel,
+            sources.get("typescript", []) + sources.get("javascript", []) + sources.get("tsx", []),
+        )
+    sel.seconds = round(time.perf_counter() - started, 3)
+    with index.store.transaction() as db:
+        index.store.set_meta(db, META_KEY, sel.to_json())
+    return sel
+
+
+def _sources(index: Index) -> dict[str, list[str]]:
+    """The workspace's indexed files' texts, by language."""
+    texts: dict[str, list[str]] = {}
     for rel, record in index.store.files().items():
-        if record.language == "python":
+        if record.language in ("python", "typescript", "javascript", "tsx"):
             try:
-                texts.append(decode_source((index.root / rel).read_bytes())[0])
+                texts.setdefault(record.language, []).append(
+                    decode_source((index.root / rel).read_bytes())[0]
+                )
             except OSError:
                 continue
+    return texts
+
+
+def _python(
+    index: Index, store: DepsStore, sel: Selection, env, texts: list[str], progress: Progress | None
+) -> None:
     # a name the workspace defines itself is its own code (installed or not), not a dependency
     imported = {n for n in python_env.workspace_imports(texts) if not _own_module(index.root, n)}
     providers: dict[str, list] = {}
@@ -60,24 +85,19 @@ def build(index: Index, store: DepsStore, progress: Progress | None = None) -> S
             wanted.setdefault(key, (dist, set()))[1].add(name)
     locked = _locked_versions(index.root)
     for done, (key, (dist, names)) in enumerate(sorted(wanted.items()), 1):
-        _add(index, store, sel, dist, names, locked.get(key))
+        _add_python(index, store, sel, dist, names, locked.get(key))
         if progress:
             progress(done, len(wanted), "dependencies")
-    sel.seconds = round(time.perf_counter() - started, 3)
-    with index.store.transaction() as db:
-        index.store.set_meta(db, META_KEY, sel.to_json())
-    return sel
 
 
-def _add(index: Index, store: DepsStore, sel: Selection, dist, names: set[str], locked: str | None) -> None:
+def _add_python(
+    index: Index, store: DepsStore, sel: Selection, dist, names: set[str], locked: str | None
+) -> None:
     """One distribution: reuse its version from the store, or read and index it, or say why not."""
     cfg = index.cfg.deps
     name, version = dist.metadata["Name"], dist.version
     key = f"{name}=={version}"
-    if locked and locked != version:
-        sel.notes.append(
-            f"the lock file says {name}=={locked}, but {version} is installed: indexed {version}"
-        )
+    _check_lock(sel, name, version, locked)
     source = python_env.editable_root(dist)
     if source is not None and source.resolve() == index.root.resolve():
         sel.skipped[key] = "the workspace itself (editable install): indexed as the workspace"
@@ -98,7 +118,7 @@ def _add(index: Index, store: DepsStore, sel: Selection, dist, names: set[str], 
                 else "no Python files found for its import names"
             )
             return
-        chunks, size = _read(base, files, cfg.max_file_bytes, sel, key)
+        chunks, size = _read(base, files, cfg.max_file_bytes, sel, key, python_surface)
         if sel.bytes + size > cfg.max_bytes:
             sel.skipped[key] = f"over deps.max_bytes ({cfg.max_bytes} bytes of source per workspace)"
             return
@@ -108,6 +128,59 @@ def _add(index: Index, store: DepsStore, sel: Selection, dist, names: set[str], 
             else None
         )
         package_id = store.add_package("python", name, version, chunks, len(files), size, note)
+    _select(store, sel, key, package_id, base, names)
+
+
+def _node(index: Index, store: DepsStore, sel: Selection, texts: list[str]) -> None:
+    """The packages ``package.json`` names and the sources import, from their ``.d.ts`` files
+    (``@types/x`` stands for ``x``)."""
+    cfg = index.cfg.deps
+    used = node_env.imported(texts)
+    asked = node_env.wanted(index.root)
+    locked = node_env.locked_versions(index.root)
+    for name in sorted(n for n in asked if n in used or n.removeprefix("@types/").replace("__", "/") in used):
+        if len(sel.packages) >= cfg.max_packages:
+            sel.skipped[name] = f"over deps.max_packages ({cfg.max_packages})"
+            continue
+        package, why = node_env.installed(index.root, name)
+        if package is None:
+            sel.skipped[name] = why or "unreadable"
+            continue
+        key = f"{name}=={package.version}"
+        _check_lock(sel, name, package.version, locked.get(name))
+        package_id = store.package_id("npm", name, package.version)
+        if package_id is None:
+
+            def surface(rel: str, text: str, name: str = name) -> list[SurfaceChunk]:
+                return node_env.declaration_surface(name, rel, text)
+
+            chunks, size = _read(package.base, list(package.files), cfg.max_file_bytes, sel, key, surface)
+            if sel.bytes + size > cfg.max_bytes:
+                sel.skipped[key] = f"over deps.max_bytes ({cfg.max_bytes} bytes of source per workspace)"
+                continue
+            package_id = store.add_package(
+                "npm", name, package.version, chunks, len(package.files), size, None
+            )
+        typed = name.removeprefix("@types/").replace("__", "/")
+        _select(
+            store,
+            sel,
+            key,
+            package_id,
+            package.base,
+            {name} | ({typed} if typed not in sel.imports else set()),
+        )
+
+
+def _check_lock(sel: Selection, name: str, version: str, locked: str | None) -> None:
+    if locked and locked != version:
+        sel.notes.append(
+            f"the lock file says {name}=={locked}, but {version} is installed: indexed {version}"
+        )
+
+
+def _select(store: DepsStore, sel: Selection, key: str, package_id: int, base: Path, names: set[str]) -> None:
+    """Record a stored package version as one the workspace sees, under the names it imports."""
     row = store.packages([package_id])[0]
     sel.packages[key] = package_id
     sel.bases[key] = str(base)
@@ -124,8 +197,9 @@ def _own_module(root: Path, name: str) -> bool:
 
 
 def _read(
-    base: Path, files: list[str], max_bytes: int, sel: Selection, key: str
-) -> tuple[list[SurfaceChunk], int]:
+    base: Path, files: list[str], max_bytes: int, sel: Selection, key: str,
+    surface: Callable[[str, str], list[SurfaceChunk]],
+) -> tuple[list[SurfaceChunk], int]:  # fmt: skip
     """The surface chunks of a package's files, and the bytes read; huge files are skipped, and said."""
     chunks: list[SurfaceChunk] = []
     size = 0
@@ -141,7 +215,7 @@ def _read(
             sel.skipped[f"{key}:{rel}"] = f"unreadable: {exc.strerror or exc}"
             continue
         size += len(data)
-        chunks += python_surface(rel, decode_source(data)[0])
+        chunks += surface(rel, decode_source(data)[0])
     return chunks, size
 
 

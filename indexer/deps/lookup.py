@@ -21,6 +21,21 @@ if TYPE_CHECKING:
 
 _IMPORT_AS = re.compile(r"^[ \t]*import[ \t]+([\w.]+)(?:[ \t]+as[ \t]+(\w+))?[ \t]*$", re.M)
 _FROM = re.compile(r"^[ \t]*from[ \t]+([\w.]+)[ \t]+import[ \t]+\(?([\w \t,\n]+?)\)?[ \t]*$", re.M)
+# JavaScript/TypeScript: import X from 'm', import * as X from 'm', import {a, b as c} from 'm',
+# const X = require('m'), const {a, b: c} = require('m')
+_JS_DEFAULT = re.compile(
+    r"""^[ \t]*import[ \t]+(?:\*[ \t]+as[ \t]+)?([\w$]+)[ \t,]*(?:\{[^}]*\})?"""
+    r"""[ \t]*from[ \t]*['"]([^'"]+)['"]""",
+    re.M,
+)
+_JS_NAMED = re.compile(
+    r"""^[ \t]*import[ \t]+(?:[\w$]+[ \t]*,[ \t]*)?(?:type[ \t]+)?\{([^}]*)\}"""
+    r"""[ \t]*from[ \t]*['"]([^'"]+)['"]""",
+    re.M,
+)
+_JS_REQUIRE = re.compile(
+    r"""\b(?:const|let|var)[ \t]+([\w$]+|\{[^}]*\})[ \t]*=[ \t]*require\([ \t]*['"]([^'"]+)['"]"""
+)
 _CHAIN = re.compile(r"[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*\.?")
 PER_LOOKUP = 2  # definitions per name typed (a same-named function in two modules)
 
@@ -101,6 +116,16 @@ def imports(text: str) -> dict[str, str]:
                 bound[words[-1] if len(words) == 3 and words[1] == "as" else words[0]] = (
                     f"{module}.{words[0]}"
                 )
+    for m in [*_JS_DEFAULT.finditer(text), *_JS_REQUIRE.finditer(text)]:
+        if not m.group(1).startswith("{"):
+            bound[m.group(1)] = m.group(2)
+    for m in [*_JS_NAMED.finditer(text), *_JS_REQUIRE.finditer(text)]:
+        if m.re is _JS_REQUIRE and not m.group(1).startswith("{"):
+            continue
+        for part in m.group(1).strip("{} \n").split(","):
+            words = re.split(r"\s+as\s+|\s*:\s*", part.strip())
+            if words[0]:
+                bound[words[-1]] = f"{m.group(2)}.{words[0]}"
     return bound
 
 
@@ -111,7 +136,10 @@ def _resolve(head: str, bound: dict[str, str], text: str, depth: int = 0) -> str
     if depth > 2:
         return None
     made = re.search(
-        rf"^[ \t]*(?:self\.)?{re.escape(head)}[ \t]*(?::[^=\n]+)?=[ \t]*([A-Za-z_][\w.]*)\(", text, re.M
+        rf"^[ \t]*(?:self\.|const[ \t]+|let[ \t]+|var[ \t]+)?{re.escape(head)}[ \t]*(?::[^=\n]+)?="
+        r"[ \t]*(?:await[ \t]+|new[ \t]+)?([A-Za-z_$][\w.$]*)\(",
+        text,
+        re.M,
     )
     made = made or re.search(rf"\bwith[ \t]+([A-Za-z_][\w.]*)\([^\n]*\bas[ \t]+{re.escape(head)}\b", text)
     if made is None:
@@ -152,7 +180,8 @@ def definitions_at(index: Index, prefix: str, full_text: str, limit: int = 3) ->
         if target is None:
             continue
         path = f"{target}.{rest}" if rest else target
-        package = found.selection.imports.get(path.split(".")[0])
+        top = path.split(".")[0]  # an npm subpath (vscode-jsonrpc/node) belongs to its package
+        package = found.selection.imports.get(top) or found.selection.imports.get(_npm_package(top))
         if package is None:
             continue
         for chunk in _definitions(found, path, found.selection.packages[package]):
@@ -161,6 +190,11 @@ def definitions_at(index: Index, prefix: str, full_text: str, limit: int = 3) ->
         if len(out) >= limit:
             break
     return out[:limit]
+
+
+def _npm_package(spec: str) -> str:
+    parts = spec.split("/")
+    return "/".join(parts[:2]) if spec.startswith("@") else parts[0]
 
 
 def _definitions(found: View, path: str, package_id: int) -> list[DepChunk]:
