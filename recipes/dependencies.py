@@ -9,8 +9,10 @@ already shown, so a prompt whose context stays the same keeps its cached head.
 
 from __future__ import annotations
 
+import re
 from typing import TYPE_CHECKING
 
+from ragls.indexer.deps import lookup
 from ragls.indexer.deps.lookup import definitions_at
 from ragls.recipes.context import Snippet, TokenCounter, fit
 
@@ -23,6 +25,20 @@ def dependency_snippets(index: Index, prefix: str, full_text: str) -> list[Snipp
     return [
         Snippet(c.source, c.start_line, c.end_line, c.text, "dependency", score=-rank)
         for rank, c in enumerate(definitions_at(index, prefix, full_text))
+    ]
+
+
+def library_snippets(index: Index, question: str, top_k: int = 3) -> list[Snippet]:
+    """For a question that names a package the workspace imports (``how do I set a timeout on an
+    httpx client``): the best keyword matches among that package's installed surface."""
+    found = lookup.view(index)
+    if found is None:
+        return []
+    words = set(re.findall(r"[\w@/-]+", question.lower()))
+    named = {key for name, key in found.selection.imports.items() if name.lower() in words}
+    hits = [(c, score) for c, score in lookup.search(index, question, 40) if c.package in named]
+    return [
+        Snippet(c.source, c.start_line, c.end_line, c.text, "dependency", score) for c, score in hits[:top_k]
     ]
 
 

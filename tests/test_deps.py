@@ -19,8 +19,10 @@ from ragls.indexer.deps import lookup, python_env
 from ragls.indexer.deps.build import build, deps_store
 from ragls.indexer.deps.surface import PUBLIC_DUNDERS, is_surface_file, python_surface
 from ragls.indexer.engine import Index
+from ragls.recipes.citations import Verifier, parse
 from ragls.recipes.completion import clear_sticky_context, complete
 from ragls.recipes.context import render_one
+from ragls.recipes.dependencies import library_snippets
 
 REPO = Path(__file__).resolve().parents[1]
 APP = """\
@@ -305,3 +307,21 @@ def test_node_modules_cycles_missing_packages_and_a_stale_lock(npm_workspace: Pa
     assert list(sel.packages) == ["vscode-jsonrpc==10.0.0"]
     assert sel.skipped["ghost"].startswith("unreadable link")
     assert sel.notes == ["the lock file says vscode-jsonrpc==9.0.0, but 10.0.0 is installed: indexed 10.0.0"]
+
+
+def test_questions_about_a_library_are_answered_from_it_and_cited_by_version(
+    venv, isolated_env, index
+) -> None:
+    _, versions = venv
+    with deps_store() as store:
+        build(index, store)
+    found = library_snippets(index, "how does platformdirs pick the user cache dir?")
+    key = f"platformdirs=={versions['platformdirs']}"
+    assert found and all(s.path.startswith(f"{key}:") and s.source == "dependency" for s in found)
+    assert library_snippets(index, "how does the user cache dir get picked?") == []  # no package named
+    top = found[0]
+    cited = f"{top.path}:{top.start_line}-{top.end_line}"
+    answer = f"It is {cited}; see also platformdirs==0.0.1:platformdirs/api.py:1-5."
+    checked = Verifier(index).check(parse(answer))
+    assert [c.label for c in checked.valid] == [cited]
+    assert [why for _, why in checked.dropped] == ["not an indexed file of an installed dependency version"]

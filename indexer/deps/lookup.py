@@ -87,6 +87,15 @@ def installed_file(index: Index, source: str) -> Path | None:
     return Path(base) / rel if base and rel else None
 
 
+def cited_spans(index: Index, source: str) -> list[tuple[int, int]]:
+    """The indexed spans of a dependency file cited as ``name==version:path`` (none when the
+    workspace does not have that version)."""
+    package, _, rel = source.partition(":")
+    found = view(index)
+    package_id = found.selection.packages.get(package) if found else None
+    return found.store.spans(package_id, rel) if found and package_id is not None else []
+
+
 def search(index: Index, query: str, top_k: int) -> list[tuple[DepChunk, float]]:
     """Keyword search over the workspace's dependency surfaces (BM25 over identifier-split text)."""
     from ragls.indexer.search import fts_query

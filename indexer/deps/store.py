@@ -160,7 +160,7 @@ class DepsStore:
         with self.lock:
             rows = self.db.execute(
                 "SELECT p.id, p.name || '==' || p.version, p.files, p.bytes,"
-                " (SELECT COUNT(*) FROM chunks c WHERE c.package_id = p.id), p.note"
+                " (SELECT COUNT(*) FROM chunks c WHERE c.package_id = p.id AND c.kind != 'export'), p.note"
                 f" FROM packages p WHERE p.id IN ({marks}) ORDER BY p.name",
                 ids,
             ).fetchall()
@@ -179,6 +179,15 @@ class DepsStore:
                 (match, *package_ids, limit),
             ).fetchall()
         return [(DepChunk(*row[:-1]), row[-1]) for row in rows]
+
+    def spans(self, package_id: int, path: str) -> list[tuple[int, int]]:
+        """Line spans of one package file's surface chunks (what a citation of it may cite)."""
+        with self.lock:
+            return self.db.execute(
+                "SELECT start_line, end_line FROM chunks"
+                " WHERE package_id = ? AND path = ? AND kind != 'export'",
+                (package_id, path),
+            ).fetchall()
 
     def definitions(self, name: str, package_ids: list[int]) -> list[DepChunk]:
         """Chunks defining ``name`` (a function, class, method or module) in these packages."""
