@@ -17,6 +17,7 @@ from ragls_testing import copy_distribution, venv_with
 from ragls.config import load
 from ragls.indexer.deps import lookup, python_env
 from ragls.indexer.deps.build import build, deps_store
+from ragls.indexer.deps.selection import Selection
 from ragls.indexer.deps.surface import PUBLIC_DUNDERS, is_surface_file, python_surface
 from ragls.indexer.engine import Index
 from ragls.recipes.citations import Verifier, parse
@@ -47,6 +48,13 @@ def venv(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, str]
 
 
 @pytest.fixture
+def built(index: Index) -> Selection:
+    """The workspace's dependency tier, built into this test's own shared store."""
+    with deps_store() as store:
+        return build(index, store)
+
+
+@pytest.fixture
 def index(venv, isolated_env) -> Index:
     root, _ = venv
     ix = Index.open(root, load(root))
@@ -68,9 +76,9 @@ def test_the_workspace_environment_and_what_it_imports_are_found(venv, isolated_
     assert status["packages"] == 2 and status["chunks"] == sel.chunks > 0 and status["bytes"] > 0
 
 
-def test_the_surface_holds_public_signatures_and_docstrings_not_bodies(venv, isolated_env, index) -> None:
-    with deps_store() as store:
-        build(index, store)
+def test_the_surface_holds_public_signatures_and_docstrings_not_bodies(
+    venv, isolated_env, index, built
+) -> None:
     hits = {c.symbol: c for c, _ in lookup.search(index, "user cache dir", 50)}
     chunk = hits["platformdirs.user_cache_dir"]
     assert chunk.text.startswith("def user_cache_dir(") and '"""' in chunk.text
@@ -116,11 +124,9 @@ def test_two_workspaces_on_the_same_version_share_it(venv, isolated_env, index, 
 
 
 def test_completion_context_holds_the_called_symbol_at_its_installed_version(
-    venv, isolated_env, index
+    venv, isolated_env, index, built
 ) -> None:
     _, versions = venv
-    with deps_store() as store:
-        build(index, store)
     clear_sticky_context()
     line = APP.count("\n")
     col = len(APP.splitlines()[-1]) + 1
@@ -310,11 +316,9 @@ def test_node_modules_cycles_missing_packages_and_a_stale_lock(npm_workspace: Pa
 
 
 def test_questions_about_a_library_are_answered_from_it_and_cited_by_version(
-    venv, isolated_env, index
+    venv, isolated_env, index, built
 ) -> None:
     _, versions = venv
-    with deps_store() as store:
-        build(index, store)
     found = library_snippets(index, "how does platformdirs pick the user cache dir?")
     key = f"platformdirs=={versions['platformdirs']}"
     assert found and all(s.path.startswith(f"{key}:") and s.source == "dependency" for s in found)
