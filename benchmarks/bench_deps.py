@@ -261,10 +261,10 @@ def _exact(index, provider, sites: list[Site], ws: Path, config_name: str) -> li
 
     rows = []
     for site in sites:
-        rows = (ws / site.path).read_text(encoding="utf-8", errors="replace").split("\n")
-        line = rows[site.line - 1]
-        rows[site.line - 1] = line[: site.dot + 1]  # the rest of the line is what the user has yet to type
-        text = "\n".join(rows)
+        lines = (ws / site.path).read_text(encoding="utf-8", errors="replace").split("\n")
+        line = lines[site.line - 1]
+        lines[site.line - 1] = line[: site.dot + 1]  # the rest of the line is what the user has yet to type
+        text = "\n".join(lines)
         clear_sticky_context()
         result = complete(
             index, provider, site.path, site.line, site.dot + 2, text=text, mode="single", invoked=True
