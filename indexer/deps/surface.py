@@ -18,7 +18,13 @@ from tree_sitter import Node
 from tree_sitter_language_pack import get_parser
 
 DOC_LINES = 24  # of a docstring, at most (numpy's run to hundreds: the head says how to call)
-OUTLINE_LINES = 60  # of a class or module outline
+OUTLINE_LINES = 60  # of a module outline
+# A class's chunk must fit a completion's context beside other snippets (rich's Console has 60
+# public methods, some with 15 parameters): a shorter docstring, its constructor first, each
+# member on one line of at most MEMBER_CHARS.
+CLASS_DOC_LINES = 12
+CLASS_MEMBERS = 30
+MEMBER_CHARS = 100
 PUBLIC_DUNDERS = frozenset({"__init__", "__call__", "__new__"})
 TEST_PATH = re.compile(r"(^|/)(tests?|conftest\.py|test_[^/]*\.pyi?|[^/]*_test\.pyi?)(/|$)")
 
@@ -212,7 +218,7 @@ class _Reader:
         body = definition.child_by_field_name("body")
         doc = _docstring(body)
         if doc is not None:
-            rows += self.lines_of(doc, DOC_LINES)
+            rows += self.lines_of(doc, CLASS_DOC_LINES)
         indent = re.match(r"\s*", self.rows[definition.start_point[0]]).group(0) + "    "  # type: ignore[union-attr]
         methods: list[SurfaceChunk] = []
         outline: list[str] = []
@@ -220,7 +226,8 @@ class _Reader:
             member = _definition(child)
             if member is not None and member.type == "function_definition" and is_public(_name(member)):
                 methods.append(self.function_chunk(child, member, f"{symbol}.{_name(member)}", "method"))
-                outline.append(self.one_line(member))
+                line = self.one_line(member)
+                outline.insert(0 if _name(member) in PUBLIC_DUNDERS else len(outline), line)
             elif child.type == "expression_statement" and child.named_children:
                 stmt = child.named_children[0]
                 target = stmt.child_by_field_name("left") if stmt.type == "assignment" else None
@@ -230,7 +237,8 @@ class _Reader:
                             self.source[stmt.start_byte : stmt.end_byte].decode("utf-8", "replace").split()
                         )[:120]
                     )
-        rows += [f"{indent}{line}" for line in outline[:OUTLINE_LINES]]
+        short = [line if len(line) <= MEMBER_CHARS else line[: MEMBER_CHARS - 4] + " ..." for line in outline]
+        rows += [f"{indent}{line}" for line in short[:CLASS_MEMBERS]]
         chunk = SurfaceChunk(
             self.rel,
             outer.start_point[0] + 1,
