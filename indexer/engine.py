@@ -34,6 +34,8 @@ import platformdirs
 
 from ragls.config import Config
 from ragls.indexer import discovery
+from ragls.indexer.deps.selection import META_KEY as DEPS_KEY
+from ragls.indexer.deps.selection import Selection
 from ragls.indexer.embeddings import ContextualEncoder
 from ragls.indexer.onnx_encoder import cpu_budget
 from ragls.indexer.parsing import ParsedFile, parse
@@ -76,11 +78,16 @@ class UpdateStats:
     problems: list[str] = field(default_factory=list)  # files indexed with a caveat, or not at all
 
 
+def cache_root() -> Path:
+    """ragls's folder in the user's cache dir ($RAGLS_CACHE_DIR overrides)."""
+    return Path(os.environ.get("RAGLS_CACHE_DIR") or platformdirs.user_cache_dir("ragls"))
+
+
 def index_dir(root: Path, cfg: Config) -> Path:
     """Where a workspace's index lives: under the cache dir keyed by the root's path, or in it."""
     if cfg.index.location == "workspace":
         return root / ".ragls" / "index"
-    base = Path(os.environ.get("RAGLS_CACHE_DIR") or platformdirs.user_cache_dir("ragls"))
+    base = cache_root()
     key = hashlib.sha256(str(root).encode()).hexdigest()[:16]
     return base / f"{root.name or 'root'}-{key}"
 
@@ -582,6 +589,7 @@ class Index:
             },
             "languages": self.store.languages(),
             "symlinks_not_followed": dict(Counter(json.loads(self.store.meta(LINKS_KEY) or "{}").values())),
+            "dependencies": Selection.from_json(self.store.meta(DEPS_KEY)).summary(),
         }
 
     def is_empty(self) -> bool:

@@ -301,8 +301,37 @@ class ArenaConfig:
 
 
 @dataclass(frozen=True)
+class DepsConfig:
+    enabled: bool = opt(
+        True,
+        "index the public surface (signatures, outlines, docstrings) of the packages the workspace imports, "
+        "at their installed versions, after the workspace itself",
+    )
+    python: str = opt(
+        "",
+        "the workspace's Python environment (a folder, or its interpreter); empty = .venv, venv, env or "
+        "poetry's environment for the project",
+    )
+    max_packages: int = opt(
+        200, "packages indexed per workspace, at most (the rest are listed as skipped)", positive=True
+    )
+    max_file_bytes: int = opt(
+        4_000_000,
+        "dependency files larger than this are not read (generated tables; big stubs such as torch's, "
+        "which declare its compiled API, stay below it)",
+        positive=True,
+    )
+    max_bytes: int = opt(
+        200_000_000,
+        "bytes of package source read per workspace, at most (the rest are listed as skipped)",
+        positive=True,
+    )
+
+
+@dataclass(frozen=True)
 class Config:
     index: IndexConfig = section(IndexConfig)
+    deps: DepsConfig = section(DepsConfig)
     models: ModelsConfig = section(ModelsConfig)
     search: SearchConfig = section(SearchConfig)
     privacy: PrivacyConfig = section(PrivacyConfig)

@@ -23,6 +23,7 @@ from ragls.llm.base import Message, Provider
 from ragls.recipes import context, registry
 from ragls.recipes.answer import VERBOSITY, OnDelta, answer_budget, copies_in, generate
 from ragls.recipes.citations import Citation, Verifier, parse
+from ragls.recipes.dependencies import library_snippets
 from ragls.recipes.gather import Gatherer
 
 if TYPE_CHECKING:
@@ -158,7 +159,7 @@ class Conversation:
         gather = Gatherer(self.index)
         previous = self.turns[-1] if self.turns else None
         query = f"{previous.question} {question}" if previous else question
-        retrieved = gather.retrieved(query, top_k)
+        retrieved = gather.retrieved(query, top_k) + library_snippets(self.index, query)
         earlier = [gather.span(c.path, c.start_line, c.end_line, "cited before", 0.0)
                    for c in (previous.citations if previous else [])]
         earlier = [s for s in earlier if s is not None]
@@ -192,7 +193,7 @@ class Conversation:
         generated = generate(provider, messages, max_tokens=answer_tokens,
                              temperature=self.settings.temperature, on_delta=on_delta, cancel=cancel)
         checked = Verifier(self.index, [s for s in best if s.repository]).check(parse(generated.text))
-        grounded = [s for s in best if s.source in ("retrieved", "readme")]
+        grounded = [s for s in best if s.source in ("retrieved", "readme", "dependency")]
         result = AskResult(
             "answer",
             answer=generated.text,

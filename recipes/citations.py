@@ -14,15 +14,19 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING
 
+from ragls.indexer.deps.lookup import cited_spans
+
 if TYPE_CHECKING:
     from ragls.indexer.engine import Index
     from ragls.recipes.context import Snippet
 
 # A path: with a folder or an extension, and a letter somewhere (so "10:30" is no citation).
 _PATH = r"/?(?:[\w.-]+/)+[\w.-]*[A-Za-z][\w.-]*|[\w.-]*[A-Za-z][\w-]*\.[A-Za-z]\w*"
+# A dependency's file: ``name==version:`` before its path in the package (``httpx==0.28.1:httpx/_api.py``).
+_PACKAGE = r"(?:@?[\w.-]+(?:/[\w.-]+)?==[\w.+!-]+:)?"
 _DASH = r"\s*(?:-|–|—|to)\s*"
 CITATION = re.compile(
-    rf"(?<![\w/.:-])`?(?P<path>{_PATH})`?"
+    rf"(?<![\w/.:=-])`?(?P<path>{_PACKAGE}(?:{_PATH}))`?"
     rf"(?:(?::|#)L?(?P<a1>\d+)(?:{_DASH}L?(?P<b1>\d+))?"
     rf"|,?\s*\(?\s*(?:lines?|ll?\.)\s*(?P<a2>\d+)(?:{_DASH}(?P<b2>\d+))?)"
     r"(?![\w.]*\d)"
@@ -116,6 +120,8 @@ class Verifier:
 
     def check_one(self, citation: Citation) -> tuple[Citation | None, str]:
         """The citation with the index's path, or None and why it cannot be verified."""
+        if "==" in citation.path:
+            return self._check_dependency(citation)
         shown = self.shared.get(citation.path.strip("`'\"").removeprefix("./"))
         if shown:  # a shared repository's file: the span must overlap what the prompt showed of it
             start, end = citation.start_line, citation.end_line
@@ -134,6 +140,15 @@ class Verifier:
         if not any(a <= end and start <= b for a, b in self.spans(path)):
             return None, "no indexed code in that span"
         return Citation(path, start, end), ""
+
+    def _check_dependency(self, citation: Citation) -> tuple[Citation | None, str]:
+        """A ``name==version:path`` citation: the workspace's installed version, an indexed span."""
+        spans = cited_spans(self.index, citation.path)
+        if not spans:
+            return None, "not an indexed file of an installed dependency version"
+        if not any(a <= citation.end_line and citation.start_line <= b for a, b in spans):
+            return None, "no indexed signature in that span"
+        return citation, ""
 
     def check(self, citations: list[Citation]) -> Checked:
         result = Checked()

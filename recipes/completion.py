@@ -36,6 +36,7 @@ from ragls.llm.base import LLMError, Provider, approx_tokens
 from ragls.recipes import fim, postprocess
 from ragls.recipes.context import Snippet, fit, shared_snippet
 from ragls.recipes.copied import Copy, find_copies
+from ragls.recipes.dependencies import dependency_snippets, with_dependencies
 
 if TYPE_CHECKING:
     from ragls.indexer.engine import Index
@@ -488,6 +489,9 @@ def complete(
     else:  # a budget of 0 is a file-only prompt: no repository lookups at all
         fresh = gather_context(index, req, text, recent, budget_tokens, count) if budget_tokens > 0 else []
         context = _in_previous_order(previous.context if previous else [], fresh)
+    if budget_tokens > 0 and not cold:  # the call being typed: its signature at the installed version
+        found = dependency_snippets(index, req.prefix, text)
+        context = with_dependencies(context, found, budget_tokens, count)
     _remember(key, _Sticky(definition, req.first_line - 1, context))
     timings["context_ms"] = _ms(started)
     template = family.name if family else f"server {infill}" if infill else "plain"

@@ -17,6 +17,7 @@ from lsprotocol import types
 from pygls.exceptions import JsonRpcInvalidParams
 
 from ragls.config import ConfigError
+from ragls.indexer.deps.lookup import SCOPES, installed_file, scoped_search
 from ragls.llm.base import LLMError
 from ragls.llm.scan import scan, use
 from ragls.privacy import Privacy
@@ -26,6 +27,7 @@ from ragls.server.documents import path_to_uri
 from ragls.server.edits import citation_range
 
 if TYPE_CHECKING:
+    from ragls.indexer.search import SearchResult
     from ragls.server.app import RaglsServer
     from ragls.server.session import Session
     from ragls.server.workspaces import Workspace
@@ -55,6 +57,7 @@ def _streams(session: Session) -> bool:
 
 def _status(ws: Workspace) -> dict:
     status = ws.index.status()
+    status["dependencies"]["building"] = ws.deps_building
     state, error = ws.settled()
     return {
         **status,
@@ -69,6 +72,14 @@ def _status(ws: Workspace) -> dict:
         if ws.building
         else None,
     }
+
+
+def _installed_uri(ws: Workspace, hit: SearchResult) -> dict:
+    """A dependency hit (``name==version:path``) opens the installed file, not one in the workspace."""
+    if hit.chunk_id >= 0 or hit.repository:
+        return {}
+    file = installed_file(ws.index, hit.path)
+    return {"uri": path_to_uri(file) if file else None, "dependency": hit.path.split(":", 1)[0]}
 
 
 def register_methods(server: RaglsServer) -> None:
@@ -176,12 +187,16 @@ def register_methods(server: RaglsServer) -> None:
             raise BadRequest("'topK' must be an integer from 1 to 100")
         if mode not in ("hybrid", "bm25", "dense"):
             raise BadRequest("'mode' must be 'hybrid', 'bm25' or 'dense'")
+        scope = params.get("scope", "workspace")
+        if scope not in SCOPES:
+            raise BadRequest(f"'scope' must be one of {', '.join(map(repr, SCOPES))}")
         root = workspace_root(params) if params.get("uri") else None
         chosen = [session.workspaces[root]] if root else list(session.workspaces.values())
         loop = asyncio.get_running_loop()
 
         def run() -> list[dict]:
-            hits = [(ws, hit) for ws in chosen for hit in ws.index.search(params["query"], top_k, mode)]
+            query = params["query"]
+            hits = [(ws, hit) for ws in chosen for hit in scoped_search(ws.index, query, top_k, mode, scope)]
             hits.sort(key=lambda pair: -pair[1].score)
             shown = []
             for ws, hit in hits[:top_k]:
@@ -189,7 +204,8 @@ def register_methods(server: RaglsServer) -> None:
                 where = location(ws, hit.path, hit.start_line, hit.end_line, hit.repository, copy)
                 # a shared result without a local copy carries its text: the editor has no file to show
                 text = {"text": hit.text} if hit.repository and copy is None else {}
-                shown.append({**hit.as_json(), **where, "root": str(ws.root), **text})
+                installed = _installed_uri(ws, hit)
+                shown.append({**hit.as_json(), **where, **installed, "root": str(ws.root), **text})
             return shown
 
         return {"results": await loop.run_in_executor(session.queries, run)}

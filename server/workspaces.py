@@ -87,6 +87,7 @@ class Workspace:
     cancelled: bool = False  # the last build was stopped by the user
     watcher: object | None = None
     _child: subprocess.Popen | None = None
+    _deps_child: subprocess.Popen | None = None  # `ragls deps`, started once the workspace is indexed
     _queued: set[str] = field(default_factory=set)
     _unsaved: dict[str, str] = field(default_factory=dict)  # path -> text of buffers not on disk yet
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -195,6 +196,28 @@ class Workspace:
                 self.events.finished(self, error)  # first, so a client that sees "ready" saw the progress end
             finally:
                 self.state, self.error = ("error", error) if error else ("ready", None)
+        if error is None and self.cfg.deps.enabled:
+            self._build_deps()
+
+    @property
+    def deps_building(self) -> bool:
+        child = self._deps_child
+        return child is not None and child.poll() is None
+
+    def _build_deps(self) -> None:
+        """Index the dependencies in a child process at low priority, after the workspace (it only
+        writes the shared dependency store and its selection in this index's metadata)."""
+        with self._lock:
+            if self.deps_building:
+                return
+            cmd = [sys.executable, "-m", "ragls", "deps", str(self.root), "--json"]
+            self._deps_child = subprocess.Popen(
+                [*cmd, "--settings", json.dumps(self.settings)],
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                preexec_fn=_lower_priority,
+            )
 
     def cancel_build(self) -> None:
         """Stop the child (the index stays consistent: every batch it wrote was committed whole)."""
@@ -254,6 +277,11 @@ class Workspace:
 
     def close(self) -> None:
         self.cancel_build()
+        deps = self._deps_child
+        if deps is not None and deps.poll() is None:
+            deps.terminate()  # a package is written whole or not at all
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                deps.wait(timeout=10)
         with self._lock:
             child = self._child
         if child is not None:

@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import json
+import shutil
+import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from importlib.metadata import distribution
 from pathlib import Path
 
 import pytest
@@ -25,6 +29,28 @@ def write_tree(root: Path, files: dict[str, str | bytes]) -> Path:
         else:
             path.write_text(content, encoding="utf-8")
     return root
+
+
+def venv_with(root: Path, packages: tuple[str, ...]) -> dict[str, str]:
+    """A real virtual environment at ``root/.venv`` (``python -m venv``) holding copies of these
+    installed distributions, file by file as their RECORD lists them (nothing is downloaded);
+    returns their versions."""
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(root / ".venv")], check=True)
+    site = next((root / ".venv").glob("lib/python3*/site-packages"))
+    return {name: copy_distribution(name, site) for name in packages}
+
+
+def copy_distribution(name: str, site: Path) -> str:
+    """Copy an installed distribution's files (its RECORD) into ``site``; returns its version."""
+    dist = distribution(name)
+    source = Path(str(dist.locate_file("")))
+    for file in dist.files or []:
+        if file.parts[0] == ".." or "__pycache__" in file.parts:
+            continue
+        target = site / file
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(source / file, target)
+    return dist.version
 
 
 PY = "def {name}(value):\n    '''Compute {name}.'''\n    return value * 2\n"

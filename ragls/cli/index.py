@@ -8,7 +8,7 @@ import subprocess
 import sys
 import threading
 import time
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from pathlib import Path
 
 from rich.console import Console
@@ -17,6 +17,9 @@ from rich.table import Table
 
 from ragls import config
 from ragls.cli.arguments import folder, positive
+from ragls.indexer.deps.build import build as build_deps
+from ragls.indexer.deps.build import deps_store
+from ragls.indexer.deps.lookup import SCOPES, scoped_search
 from ragls.indexer.embeddings import EmbeddingError
 from ragls.indexer.engine import Index, UpdateStats
 from ragls.indexer.search import SearchResult
@@ -157,6 +160,9 @@ def _index(args: argparse.Namespace) -> int:
         stats, embed_seconds = build(
             index, show_progress=err.is_terminal or args.progress, embed=not args.no_embed
         )
+        if index.cfg.deps.enabled and not args.no_deps:
+            with progress_bar(err.is_terminal or args.progress) as report, closing(deps_store()) as store:
+                build_deps(index, store, report)
         status = index.status()
     table = Table(title=f"ragls index: {root}", show_header=False)
     table.add_row("files", str(status["files"]))
@@ -171,6 +177,7 @@ def _index(args: argparse.Namespace) -> int:
             table.add_row(f"embedded chunks, {name} tier", f"{tier['embedded']} of {status['chunks']}")
     langs = ", ".join(f"{k} {v}" for k, v in list(status["languages"].items())[:12])
     table.add_row("languages", langs or "-")
+    table.add_row("dependencies", dependencies_line(status["dependencies"]))
     table.add_row("seconds (keyword layer)", f"{stats.seconds:.2f}")
     table.add_row("seconds (embeddings)", f"{embed_seconds:.2f}")
     table.add_row("index", status["store"])
@@ -180,6 +187,48 @@ def _index(args: argparse.Namespace) -> int:
     if args.verbose:
         for skip in stats.skipped:
             err.print(f"skipped {skip.path}: {skip.reason}")
+    return 0
+
+
+def dependencies_line(summary: dict) -> str:
+    """The dependency tier in one line: packages, chunks, bytes read, where, what was skipped."""
+    if summary["environment"] is None and not summary["packages"]:
+        return "; ".join(summary["notes"]) or "not built (ragls deps)"
+    return (
+        f"{summary['packages']} packages, {summary['chunks']} chunks,"
+        f" {summary['bytes'] / 1e6:.1f} MB of source from {summary['environment']};"
+        f" {len(summary['skipped'])} skipped (ragls deps -v lists them)"
+    )
+
+
+def _deps(args: argparse.Namespace) -> int:
+    """Build the dependency tier (the workspace's own index first, if it has none)."""
+    root = resolve_root(args.path)
+    with open_index(root, args.settings) as index:
+        if index.is_empty():
+            index.update()
+        report = _json_lines if args.json else None
+        shown = not args.json and (err.is_terminal or args.progress)
+        with progress_bar(shown) as bar, closing(deps_store()) as store:
+            selection = build_deps(index, store, report or bar)
+    summary = selection.summary()
+    if args.json:
+        sys.stdout.write(json.dumps({"event": "done", "seconds": selection.seconds, **summary}) + "\n")
+        return 0
+    table = Table(title=f"ragls deps: {root}", show_header=False)
+    table.add_row("environment", str(summary["environment"]))
+    table.add_row("packages", ", ".join(selection.packages) or "none")
+    table.add_row("chunks", str(summary["chunks"]))
+    table.add_row("source read", f"{summary['bytes'] / 1e6:.1f} MB")
+    table.add_row("skipped", str(len(summary["skipped"])) + ("" if args.verbose else " (-v lists them)"))
+    table.add_row("seconds", f"{selection.seconds:.2f}")
+    table.add_row("store", str(store.path))
+    out.print(table)
+    for note in summary["notes"]:
+        err.print(f"[yellow]note:[/] {note}")
+    if args.verbose:
+        for what, reason in summary["skipped"].items():
+            err.print(f"skipped {what}: {reason}")
     return 0
 
 
@@ -218,7 +267,8 @@ def _search(args: argparse.Namespace) -> int:
                 embed_limit=index.cfg.search.first_search_embed_limit,
             )
         if not args.stdin:
-            results = index.search(args.query, args.top_k, args.mode)
+            scope = "all" if args.deps else args.scope
+            results = scoped_search(index, args.query, args.top_k, args.mode, scope)
             print_notices(index)  # e.g. a shared index left out
             _print_results(results, args.json)
             return 0
@@ -272,6 +322,9 @@ def _show_status(root: Path, as_json: bool, store: dict[str, str] | None = None)
                     state = f"{tier['embedded']} of {status['chunks']} chunks, {tier['pending']} pending"
                 table.add_row(f"{name} tier", f"{state}; model {tier['model'] or '-'}")
             continue
+        if key == "dependencies":
+            table.add_row("dependencies", dependencies_line(value))
+            continue
         shown = str(value)
         if isinstance(value, dict):
             shown = ", ".join(f"{k} {v}" for k, v in value.items()) or "none"
@@ -321,6 +374,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         "path", nargs="?", type=folder, help="workspace root (default: enclosing git repository or cwd)"
     )
     p.add_argument("--no-embed", action="store_true", help="build only the keyword and symbol layers")
+    p.add_argument(
+        "--no-deps", action="store_true", help="do not index the dependencies afterwards (`ragls deps`)"
+    )
     p.add_argument("--status", action="store_true", help="only report what the index holds (`ragls status`)")
     _device_option(p)
     p.add_argument(
@@ -354,8 +410,27 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--stdin", action="store_true", help="read one query per line, print one JSON list per line"
     )
     p.add_argument("--watch", action="store_true", help="with --stdin: keep the index current while running")
+    p.add_argument(
+        "--scope", choices=SCOPES, default="workspace",
+        help="search the workspace, its dependencies' signatures (`ragls deps` builds them) or both",
+    )
+    p.add_argument("--deps", action="store_true", help="the same as --scope all")
     _device_option(p)
     p.set_defaults(run=_search)
+
+    p = sub.add_parser(
+        "deps", help="index the signatures and docstrings of the packages the workspace imports, as installed"
+    )
+    p.add_argument(
+        "path", nargs="?", type=folder, help="workspace root (default: enclosing git repository or cwd)"
+    )
+    p.add_argument("--json", action="store_true", help="print progress and the result as JSON lines")
+    p.add_argument(
+        "--progress", action="store_true", help="show the progress bar even when not on a terminal"
+    )
+    p.add_argument("-v", "--verbose", action="store_true", help="list skipped packages and files and why")
+    p.add_argument("--settings", metavar="JSON", help="a JSON object layered over the config files")
+    p.set_defaults(run=_deps)
 
     p = sub.add_parser("status", help="what the index holds")
     p.add_argument("--root", type=folder, help="workspace root (default: enclosing git repository or cwd)")
