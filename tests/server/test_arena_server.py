@@ -8,7 +8,7 @@ import json
 from pathlib import Path
 
 import pytest
-from conftest import FAST_SETTINGS, indexed, lsp, open_doc, request
+from lsp_support import FAST_SETTINGS, indexed, lsp, open_doc, request
 from lsprotocol import types
 from pygls.exceptions import JsonRpcException
 from ragls_testing import requantised

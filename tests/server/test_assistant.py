@@ -8,7 +8,7 @@ import asyncio
 from pathlib import Path
 
 import pytest
-from conftest import FAST_SETTINGS, capabilities, indexed, lsp, open_doc, request, wait_until
+from lsp_support import FAST_SETTINGS, capabilities, indexed, lsp, open_doc, request, wait_until
 from lsprotocol import types
 from pygls.exceptions import JsonRpcException, JsonRpcRequestCancelled
 

@@ -7,7 +7,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from conftest import indexed, lsp, request, wait_until
+from lsp_support import indexed, lsp, request, wait_until
 from pygls.exceptions import JsonRpcInvalidParams
 from ragls_testing import venv_with
 

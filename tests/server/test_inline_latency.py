@@ -9,7 +9,7 @@ import os
 import threading
 from pathlib import Path
 
-from conftest import FAST_SETTINGS, capabilities, lsp, open_doc, wait_until
+from lsp_support import FAST_SETTINGS, capabilities, lsp, open_doc, wait_until
 from lsprotocol import types
 from test_assistant import INLINE, inline_params
 

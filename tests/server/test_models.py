@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from conftest import FAST_SETTINGS, indexed, lsp, request
+from lsp_support import FAST_SETTINGS, indexed, lsp, request
 from pygls.exceptions import JsonRpcException
 
 from ragls.llm.gguf import bundled_model_path

@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import FAST_SETTINGS
+from lsp_support import FAST_SETTINGS
 
 CLIENT = Path(__file__).parents[1] / "node"
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import psycopg
 import pytest
-from conftest import FAST_SETTINGS, indexed, lsp, plain, request
+from lsp_support import FAST_SETTINGS, indexed, lsp, plain, request
 from lsprotocol import types
 from psycopg.conninfo import make_conninfo
 from ragls_testing import PY, open_index, write_tree
