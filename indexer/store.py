@@ -25,7 +25,15 @@ from ragls.indexer.vectors import VectorIndex
 
 SCHEMA_VERSION = "3"
 
-SCHEMA = """
+# The keyword layer: one row per chunk, ranked by BM25 over its text, path and symbol names.
+KEYWORD_TABLE = """
+CREATE VIRTUAL TABLE IF NOT EXISTS chunks_fts USING fts5(
+    body, path, symbol, tokenize = "porter unicode61 remove_diacritics 2"
+);
+"""
+
+SCHEMA = (
+    """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS files (
     id INTEGER PRIMARY KEY,
@@ -61,9 +69,9 @@ CREATE TABLE IF NOT EXISTS symbols (
 );
 CREATE INDEX IF NOT EXISTS symbols_lname ON symbols(lname, role);
 CREATE INDEX IF NOT EXISTS symbols_file ON symbols(file_id);
-CREATE VIRTUAL TABLE IF NOT EXISTS chunks_fts USING fts5(
-    body, path, symbol, tokenize = "porter unicode61 remove_diacritics 2"
-);
+"""
+    + KEYWORD_TABLE
+    + """
 CREATE TABLE IF NOT EXISTS vectors (
     tier TEXT NOT NULL,
     hash TEXT NOT NULL,
@@ -71,6 +79,7 @@ CREATE TABLE IF NOT EXISTS vectors (
     PRIMARY KEY (tier, hash)
 ) WITHOUT ROWID;
 """
+)
 
 # Schema 2 kept one model's vectors (the contextual one) in ``embeddings``: keep them, they cost
 # minutes to hours to compute.

@@ -16,9 +16,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ragls.indexer.deps.surface import SurfaceChunk
+from ragls.indexer.store import KEYWORD_TABLE
 from ragls.indexer.tokens import index_terms
 
-SCHEMA = """
+SCHEMA = (
+    """
 CREATE TABLE IF NOT EXISTS packages (
     id INTEGER PRIMARY KEY,
     ecosystem TEXT NOT NULL,
@@ -42,10 +44,9 @@ CREATE TABLE IF NOT EXISTS chunks (
 );
 CREATE INDEX IF NOT EXISTS chunks_name ON chunks(name, package_id);
 CREATE INDEX IF NOT EXISTS chunks_package ON chunks(package_id);
-CREATE VIRTUAL TABLE IF NOT EXISTS chunks_fts USING fts5(
-    body, path, symbol, tokenize = "porter unicode61 remove_diacritics 2"
-);
 """
+    + KEYWORD_TABLE
+)
 
 
 @dataclass(frozen=True)
