@@ -35,12 +35,10 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from rich.console import Console
-
 from benchmarks.corpora import Package, fetch, stride_sample
 from benchmarks.metrics import percentile
-from benchmarks.report import Table, print_tables
-from benchmarks.run import RESULTS, snapshot, write_report
+from benchmarks.report import Table
+from benchmarks.run import RESULTS, begin, finish
 
 REPO = Path(__file__).resolve().parents[1]
 BUDGET = 1024  # the completion default
@@ -332,21 +330,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--out", type=Path, default=RESULTS / "deps.md")
     args = parser.parse_args(argv)
-    load_before = os.getloadavg()
-    code = snapshot()
-    console = Console(stderr=True, log_path=False)
+    session = begin()
     started = time.perf_counter()
-    tables = run(args.per_project, args.model, console.log)
-    print_tables(tables, Console())
-    write_report(
-        args.out,
-        "ragls dependency tier benchmark",
-        "`python -m benchmarks.bench_deps`",
-        code,
-        load_before,
-        tables,
-    )
-    console.print(f"done in {time.perf_counter() - started:.0f} s; Markdown written to {args.out}")
+    tables = run(args.per_project, args.model, session.console.log)
+    finish(session, tables, args.out, "ragls dependency tier benchmark", "`python -m benchmarks.bench_deps`")
+    session.console.print(f"done in {time.perf_counter() - started:.0f} s")
     return 0
 
 

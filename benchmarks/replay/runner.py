@@ -37,7 +37,7 @@ from benchmarks.replay import score
 from benchmarks.replay.sessions import Edit, Session, block_sha1, edit_for, load
 from benchmarks.replay.typist import FIRST_KEY_TIMEOUT, KEY_MS, PAUSE_TIMEOUT, Key, Typist, prepare_workspace
 from benchmarks.report import Table, print_tables
-from benchmarks.run import RESULTS, snapshot, write_report
+from benchmarks.run import RESULTS, begin, finish
 
 MAIN = "c4de513"  # "today's main" when issue 18 was filed
 
@@ -268,8 +268,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     languages = [name.strip() for name in args.languages.split(",")] if args.languages else None
     sessions = select(load(), args.sessions, languages)
-    console = Console(stderr=True, log_path=False)
-    code, load_before, started = snapshot(), os.getloadavg(), time.perf_counter()
+    session = begin()
+    console, started = session.console, time.perf_counter()
     console.log(f"{len(sessions)} sessions x {len(configs)} configs")
     results: list[Replayed] = []
     keys_file = args.out.with_suffix(".keys.json")
@@ -282,13 +282,9 @@ def main(argv: list[str] | None = None) -> int:
                 repo["name"], repo["language"], root, mine, configs, console.log, args.server_log
             )
             dump_keys(results, keys_file)  # after each repository: a run cut short can be --rescore'd
-    out_tables = tables(results, configs)
-    print_tables(out_tables, Console() if Console().is_terminal else Console(width=200))
     command = "`" + " ".join(["python -m benchmarks.replay", *(sys.argv[1:] if argv is None else argv)]) + "`"
-    write_report(args.out, "ragls inline completion: replayed edits", command, code, load_before, out_tables)
-    console.print(
-        f"done in {time.perf_counter() - started:.0f} s; tables in {args.out}, every key in {keys_file}"
-    )
+    finish(session, tables(results, configs), args.out, "ragls inline completion: replayed edits", command)
+    console.print(f"done in {time.perf_counter() - started:.0f} s; every key in {keys_file}")
     return 0
 
 
