@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -17,6 +18,14 @@ import pytest
 from ragls import config
 from ragls.indexer.engine import Index
 from ragls.indexer.store import SqliteStore
+
+
+def missing(what: str, install: str) -> None:
+    """A prerequisite the test needs is absent: under CI (``CI=true``, where ``make install-test``
+    installed everything) the test fails, elsewhere it skips, saying how to install it."""
+    if os.environ.get("CI") == "true":
+        pytest.fail(f"{what} is missing under CI ({install})")
+    pytest.skip(f"{what} is not installed ({install})")
 
 
 def write_tree(root: Path, files: dict[str, str | bytes]) -> Path:

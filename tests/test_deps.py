@@ -12,7 +12,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from ragls_testing import copy_distribution, venv_with
+from ragls_testing import copy_distribution, missing, venv_with
 
 from ragls.config import load
 from ragls.indexer.deps import lookup, python_env
@@ -268,7 +268,7 @@ NPM_FIXTURE = Path(__file__).parent / "fixtures" / "npm-deps"
 def npm_workspace(tmp_path: Path, isolated_env) -> Path:
     """The fixture's package.json and package-lock.json installed by ``npm ci`` from npm's cache."""
     if shutil.which("npm") is None:
-        pytest.skip("npm is not installed")
+        missing("npm", "make install-test needs it for the editor clients")
     root = tmp_path / "web"
     shutil.copytree(NPM_FIXTURE, root)
     subprocess.run(

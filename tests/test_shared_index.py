@@ -19,7 +19,7 @@ from pathlib import Path
 import psycopg
 import pytest
 from psycopg.conninfo import make_conninfo
-from ragls_testing import PY, open_index, use_store, write_tree
+from ragls_testing import PY, missing, open_index, use_store, write_tree
 
 from ragls.indexer.pgstore import PgStore, StoreUnavailable
 from ragls.indexer.shared import SharedIndexes
@@ -170,7 +170,7 @@ def tls_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, s
     Returns the TCP port and the certificate's path."""
     bin_path = ssl_postgres()
     if bin_path is None:
-        pytest.skip("no PostgreSQL built with TLS here: apt-get install postgresql")
+        missing("a PostgreSQL built with TLS", "make install-test runs apt-get install postgresql")
     folder = Path(tempfile.mkdtemp(prefix="ragls-pg-tls-"))
     as_owner: list[str] = []
     if os.geteuid() == 0:  # the server refuses to run as root: as Debian's postgres user

@@ -7,7 +7,6 @@ on a tmux server of its own (its own socket), so a developer's tmux sessions are
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
 import subprocess
@@ -15,7 +14,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
-import pytest
+from ragls_testing import missing
 
 from tests.editors import pictures
 
@@ -24,9 +23,7 @@ def find_tmux() -> str:
     """tmux on PATH; under CI its absence fails the test, elsewhere it skips it."""
     tmux = shutil.which("tmux")
     if tmux is None:
-        if os.environ.get("CI") == "true":
-            pytest.fail("tmux is missing (make install-test installs it with apt)")
-        pytest.skip("tmux is not installed")
+        missing("tmux", "make install-test installs it with apt")
     return tmux
 
 
