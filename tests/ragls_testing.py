@@ -20,12 +20,12 @@ from ragls.indexer.engine import Index
 from ragls.indexer.store import SqliteStore
 
 
-def missing(what: str, install: str) -> None:
-    """A prerequisite the test needs is absent: under CI (``CI=true``, where ``make install-test``
-    installed everything) the test fails, elsewhere it skips, saying how to install it."""
+def missing(why: str) -> None:
+    """A prerequisite the test needs is absent (``why`` says which and how to install it): under CI
+    (``CI=true``, where ``make install-test`` installed everything) the test fails, elsewhere it skips."""
     if os.environ.get("CI") == "true":
-        pytest.fail(f"{what} is missing under CI ({install})")
-    pytest.skip(f"{what} is not installed ({install})")
+        pytest.fail(why)
+    pytest.skip(why)
 
 
 def write_tree(root: Path, files: dict[str, str | bytes]) -> Path:

@@ -268,7 +268,7 @@ NPM_FIXTURE = Path(__file__).parent / "fixtures" / "npm-deps"
 def npm_workspace(tmp_path: Path, isolated_env) -> Path:
     """The fixture's package.json and package-lock.json installed by ``npm ci`` from npm's cache."""
     if shutil.which("npm") is None:
-        missing("npm", "make install-test needs it for the editor clients")
+        missing("npm is missing (make install-test needs it for the editor clients)")
     root = tmp_path / "web"
     shutil.copytree(NPM_FIXTURE, root)
     subprocess.run(

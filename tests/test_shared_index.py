@@ -170,7 +170,7 @@ def tls_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, s
     Returns the TCP port and the certificate's path."""
     bin_path = ssl_postgres()
     if bin_path is None:
-        missing("a PostgreSQL built with TLS", "make install-test runs apt-get install postgresql")
+        missing("a PostgreSQL built with TLS is missing (make install-test runs apt-get install postgresql)")
     folder = Path(tempfile.mkdtemp(prefix="ragls-pg-tls-"))
     as_owner: list[str] = []
     if os.geteuid() == 0:  # the server refuses to run as root: as Debian's postgres user

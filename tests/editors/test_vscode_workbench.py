@@ -8,7 +8,6 @@ broken server path fixed again, then the window closes, and code-server is stopp
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
 import signal
@@ -18,6 +17,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from ragls_testing import missing
 from workbench import (
     ARTIFACTS,
     FIXTURE,
@@ -37,12 +37,9 @@ from workbench import (
 
 @pytest.fixture(scope="module")
 def workbench(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Workbench]:
-    missing = missing_prerequisites()
-    if missing:
-        message = "the VS Code workbench tests need: " + "; ".join(missing)
-        if os.environ.get("CI") == "true":
-            pytest.fail(message)
-        pytest.skip(message)
+    absent = missing_prerequisites()
+    if absent:
+        missing("the VS Code workbench tests need: " + "; ".join(absent))
     shutil.rmtree(ARTIFACTS, ignore_errors=True)
     with open_workbench(tmp_path_factory.mktemp("workbench")) as bench:
         yield bench
