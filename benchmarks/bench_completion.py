@@ -22,7 +22,6 @@ import argparse
 import re
 import statistics
 import sys
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -248,10 +247,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=RESULTS / "completion.md")
     args = parser.parse_args(argv)
     session = begin()
-    started = time.perf_counter()
     tables = run(args.samples, args.latency_samples, session.console.log)
     finish(session, tables, args.out, "ragls completion benchmark", "`python -m benchmarks.bench_completion`")
-    session.console.print(f"done in {time.perf_counter() - started:.0f} s")
     return 0
 
 

@@ -331,10 +331,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=RESULTS / "deps.md")
     args = parser.parse_args(argv)
     session = begin()
-    started = time.perf_counter()
     tables = run(args.per_project, args.model, session.console.log)
     finish(session, tables, args.out, "ragls dependency tier benchmark", "`python -m benchmarks.bench_deps`")
-    session.console.print(f"done in {time.perf_counter() - started:.0f} s")
     return 0
 
 

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -195,7 +194,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=RESULTS / "recipes.md")
     args = parser.parse_args(argv)
     session = begin()
-    started = time.perf_counter()
     ours.isolate("quality")
 
     from ragls import config
@@ -209,7 +207,6 @@ def main(argv: list[str] | None = None) -> int:
         provider.close()
     command = "`python -m benchmarks.bench_recipes`"
     finish(session, tables(runs, model), args.out, "ragls recipes benchmark", command)
-    session.console.print(f"done in {time.perf_counter() - started:.0f} s")
     return 0
 
 

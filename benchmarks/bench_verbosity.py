@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -113,7 +112,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=RESULTS / "verbosity.md")
     args = parser.parse_args(argv)
     session = begin()
-    started = time.perf_counter()
     ours.isolate("quality")
 
     from ragls import config
@@ -129,7 +127,6 @@ def main(argv: list[str] | None = None) -> int:
         provider.close()
     finish(session, [table(answers, model, cfg.recipes)], args.out, "ragls verbosity benchmark",
            "`python -m benchmarks.bench_verbosity`")
-    session.console.print(f"done in {time.perf_counter() - started:.0f} s")
     return 0
 
 

@@ -104,11 +104,12 @@ class Session:
     console: Console
     code: str
     load_before: tuple[float, ...]
+    started: float  # perf_counter at the start: finish says how long the run took
 
 
 def begin() -> Session:
     """Open a run: what is measured and the load, taken before anything starts."""
-    return Session(Console(stderr=True, log_path=False), snapshot(), os.getloadavg())
+    return Session(Console(stderr=True, log_path=False), snapshot(), os.getloadavg(), time.perf_counter())
 
 
 def start() -> Session | None:
@@ -147,7 +148,8 @@ def finish(
     terminal = Console()
     print_tables(tables, terminal if terminal.is_terminal else Console(width=200))
     write_report(out, title, command, session.code, session.load_before, tables)
-    session.console.print(f"Markdown tables written to {out}")
+    took = time.perf_counter() - session.started
+    session.console.print(f"done in {took:.0f} s; Markdown tables written to {out}")
     if details:
         per_query_file = out.with_suffix(".queries.json")
         per_query_file.write_text(json.dumps(details, indent=1), encoding="utf-8")
